@@ -1,0 +1,85 @@
+// Command sxlab runs upgrade regression labs for macOS apps that ship a
+// System Extension. The commands here only bind flags and print; the work
+// is in the packages.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sxlab/sxlab/lab"
+)
+
+// Exit codes, the same for every command.
+const (
+	exitOK         = 0
+	exitFindings   = 1 // a cell failed or is flaky
+	exitIncomplete = 2 // attempts left without a verdict
+	exitUsage      = 3 // usage or configuration error
+)
+
+// exitError carries an exit code up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns its exit code; tests call it
+// directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var problems lab.Problems
+	var ee *exitError
+	switch {
+	case errors.As(err, &problems):
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		fmt.Fprintf(stderr, "sxlab: %d problem(s) in the configuration\n", len(problems))
+		return exitUsage
+	case errors.As(err, &ee):
+		fmt.Fprintf(stderr, "sxlab: %v\n", ee.err)
+		return ee.code
+	default:
+		fmt.Fprintf(stderr, "sxlab: %v\n", err)
+		return exitUsage // cobra's own errors are usage errors
+	}
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "sxlab",
+		Short:         "Upgrade regression labs for macOS apps that ship a System Extension",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd())
+	return root
+}

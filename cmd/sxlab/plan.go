@@ -1,0 +1,154 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/matrices"
+)
+
+// planFlags are the flags `plan` and `run` share.
+type planFlags struct {
+	config string
+	only   []string
+	shard  string
+}
+
+func (p *planFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&p.config, "config", "", "configuration file (default ./config.yaml, then $XDG_CONFIG_HOME/sxlab/config.yaml)")
+	fs.StringArrayVar(&p.only, "only", nil, "keep cells matching every axis=value of EXPR (e.g. 'vpn=running,macos=macos-15.3'); repeat the flag to OR")
+	fs.Int("repeat", 0, "attempts per cell (overrides matrix.repeat and SXLAB_MATRIX_REPEAT)")
+	fs.StringVar(&p.shard, "shard", "", "run shard I of N (1-based, e.g. 2/3); default from CI variables when present")
+}
+
+// resolve loads the configuration and builds the plan the flags ask for.
+func (p *planFlags) resolve(fs *pflag.FlagSet, stderr io.Writer) (*lab.Loaded, matrices.Plan, matrices.Plan, error) {
+	l, err := load(p.config, map[string]*pflag.Flag{"matrix.repeat": fs.Lookup("repeat")})
+	if err != nil {
+		return nil, matrices.Plan{}, matrices.Plan{}, err
+	}
+	var shard matrices.Shard
+	if p.shard != "" {
+		if shard, err = matrices.ParseShard(p.shard); err != nil {
+			return nil, matrices.Plan{}, matrices.Plan{}, usageError("--shard: %v", err)
+		}
+	} else {
+		s, source, ok, err := matrices.ShardFromEnv(os.LookupEnv)
+		if err != nil {
+			return nil, matrices.Plan{}, matrices.Plan{}, usageError("shard from CI variables: %v", err)
+		}
+		if ok {
+			shard = s
+			fmt.Fprintf(stderr, "sxlab: taking shard %s from %s\n", s, source)
+		}
+	}
+	sharded, whole, err := l.Config.Plan(lab.PlanOptions{Only: p.only, Shard: shard})
+	if err != nil {
+		return nil, matrices.Plan{}, matrices.Plan{}, usageError("%v", err)
+	}
+	return l, sharded, whole, nil
+}
+
+func newPlanCmd() *cobra.Command {
+	var (
+		pf     planFlags
+		format string
+		shards int
+	)
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Print the attempts a run would make",
+		Args:  cobra.NoArgs,
+	}
+	pf.register(cmd.Flags())
+	cmd.Flags().StringVar(&format, "format", "table", "table | json | github-matrix")
+	cmd.Flags().IntVar(&shards, "shards", 0, "with --format github-matrix: how many shards to emit")
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		switch format {
+		case "table", "json", "github-matrix":
+		default:
+			return usageError("--format %q: use table, json or github-matrix", format)
+		}
+		if format == "github-matrix" && shards < 1 {
+			return usageError("--format github-matrix needs --shards N (N >= 1)")
+		}
+		l, plan, whole, err := pf.resolve(c.Flags(), c.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		out := c.OutOrStdout()
+		switch format {
+		case "json":
+			return writePlanJSON(out, plan)
+		case "github-matrix":
+			return writeGitHubMatrix(out, shards)
+		}
+		return writePlanTable(out, l, plan, whole)
+	}
+	return cmd
+}
+
+// planJSON is the documented shape of `plan --format json`.
+type planJSON struct {
+	Cells    int           `json:"cells"`
+	Attempts []attemptJSON `json:"attempts"`
+}
+
+type attemptJSON struct {
+	Cell   string            `json:"cell"`
+	Label  string            `json:"label"`
+	Repeat int               `json:"repeat"`
+	Axes   map[string]string `json:"axes"`
+}
+
+func writePlanJSON(w io.Writer, p matrices.Plan) error {
+	out := planJSON{Cells: len(p.Cells), Attempts: make([]attemptJSON, 0, len(p.Attempts))}
+	for _, a := range p.Attempts {
+		out.Attempts = append(out.Attempts, attemptJSON{Cell: a.Cell.ID, Label: a.Cell.Label, Repeat: a.Repeat, Axes: a.Cell.Values})
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// writeGitHubMatrix prints a dynamic matrix for GitHub Actions: one job
+// per shard, each running `sxlab run --shard ${{ matrix.shard }}`.
+func writeGitHubMatrix(w io.Writer, n int) error {
+	type entry struct {
+		Shard string `json:"shard"`
+	}
+	var out struct {
+		Include []entry `json:"include"`
+	}
+	for i := 1; i <= n; i++ {
+		out.Include = append(out.Include, entry{Shard: matrices.Shard{Index: i, Count: n}.String()})
+	}
+	return json.NewEncoder(w).Encode(out)
+}
+
+func writePlanTable(w io.Writer, l *lab.Loaded, p, whole matrices.Plan) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ATTEMPT\tCELL\tREPEAT\tLABEL")
+	for i, a := range p.Attempts {
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", i+1, a.Cell.ID, a.Repeat, a.Cell.Label)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var parts []string
+	parts = append(parts, fmt.Sprintf("%d attempt(s) of %d cell(s)", len(p.Attempts), len(p.Cells)))
+	if len(p.Attempts) != len(whole.Attempts) {
+		parts = append(parts, fmt.Sprintf("of a plan of %d attempts", len(whole.Attempts)))
+	}
+	parts = append(parts, fmt.Sprintf("repeat %d", l.Config.Matrix.Repeat), "from "+l.File)
+	_, err := fmt.Fprintln(w, strings.Join(parts, ", "))
+	return err
+}

@@ -1,0 +1,495 @@
+package lab
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/sxlab/sxlab/internal/strictyaml"
+)
+
+// Config is the whole configuration of a lab, as written in config.yaml.
+// Every key is documented in README.md ("Configuration reference") and in
+// the comments of the root config.yaml; keep the three in step.
+type Config struct {
+	Lab      LabSection       `yaml:"lab"`
+	Hosts    []Host           `yaml:"hosts"`
+	Images   map[string]Image `yaml:"images"`
+	App      App              `yaml:"app"`
+	Matrix   Matrix           `yaml:"matrix"`
+	Scenario []Step           `yaml:"scenario"`
+	Probes   []Probe          `yaml:"probes"`
+	Collect  Collect          `yaml:"collect"`
+	Retry    Retry            `yaml:"retry"`
+}
+
+// LabSection names the lab and where runs are kept.
+type LabSection struct {
+	Name    string `yaml:"name"`
+	RunsDir string `yaml:"runs_dir"`
+	Seed    int64  `yaml:"seed"`
+}
+
+// Providers a host can use.
+const (
+	ProviderSim  = "sim"
+	ProviderVZ   = "vz"
+	ProviderTart = "tart"
+	ProviderSSH  = "ssh"
+)
+
+// Providers lists the provider names in documentation order.
+func Providers() []string { return []string{ProviderSim, ProviderVZ, ProviderTart, ProviderSSH} }
+
+// MaxMacOSGuests is the number of macOS guests Virtualization.framework runs
+// at once on one host: the macOS licence allows two, and the framework
+// enforces it (VZErrorVirtualMachineLimitExceeded).
+const MaxMacOSGuests = 2
+
+// Host is one machine that runs attempts, with Slots attempts at a time.
+type Host struct {
+	Name     string    `yaml:"name"`
+	Provider string    `yaml:"provider"`
+	Slots    int       `yaml:"slots"`
+	Sim      *SimHost  `yaml:"sim,omitempty"`
+	VZ       *VZHost   `yaml:"vz,omitempty"`
+	Tart     *TartHost `yaml:"tart,omitempty"`
+	SSH      *SSHHost  `yaml:"ssh,omitempty"`
+}
+
+// SimHost tunes the simulated Macs of a sim host.
+type SimHost struct {
+	// TimeScale multiplies every simulated duration (boot, install, ...);
+	// 0 makes the sim instant, 1 is real time.
+	TimeScale *float64 `yaml:"time_scale,omitempty"`
+}
+
+// VZHost says where a vz host keeps its golden images and clones.
+type VZHost struct {
+	Store string `yaml:"store,omitempty"`
+}
+
+// TartHost says where tart keeps its VMs (TART_HOME).
+type TartHost struct {
+	Home string `yaml:"home,omitempty"`
+}
+
+// SSHHost is an existing Mac reached over SSH.
+type SSHHost struct {
+	Address string `yaml:"address"`
+	User    string `yaml:"user,omitempty"`
+	Auth    Auth   `yaml:"auth,omitempty"`
+	// Reset runs before each attempt to return the Mac to its baseline.
+	Reset string `yaml:"reset,omitempty"`
+}
+
+// Image is a golden macOS guest, described per provider.
+type Image struct {
+	Sim  *SimImage  `yaml:"sim,omitempty"`
+	VZ   *VZImage   `yaml:"vz,omitempty"`
+	Tart *TartImage `yaml:"tart,omitempty"`
+	User string     `yaml:"user,omitempty"`
+	Auth Auth       `yaml:"auth,omitempty"`
+}
+
+// SimImage is what a simulated Mac reports and which field-report faults
+// it reproduces.
+type SimImage struct {
+	ProductVersion string  `yaml:"product_version"`
+	Build          string  `yaml:"build"`
+	Faults         []Fault `yaml:"faults,omitempty"`
+}
+
+// Fault switches on one misbehaviour of the simulated Mac.
+type Fault struct {
+	Name string `yaml:"name" short:"true"`
+	// Probability that the fault strikes where it can (0 < p <= 1);
+	// unset means the field report's own figure.
+	Probability *float64 `yaml:"probability,omitempty"`
+}
+
+// Faults the simulated Mac knows, each traced to a field report.
+var simFaults = map[string]string{
+	"endpoint-lost-on-replace-while-running": "xpc-invalidated-on-upgrade",
+	"endpoint-registration-race":             "xpc-broken-20-percent",
+	"approval-coalesced":                     "approval-dialog-missing",
+}
+
+// SimFaults lists the fault names a sim image may switch on.
+func SimFaults() []string {
+	return []string{"endpoint-lost-on-replace-while-running", "endpoint-registration-race", "approval-coalesced"}
+}
+
+// VZImage is a golden bundle in the vz store.
+type VZImage struct {
+	Bundle string `yaml:"bundle"`
+}
+
+// TartImage is a tart VM to clone.
+type TartImage struct {
+	VM string `yaml:"vm"`
+}
+
+// Auth says how to log in to a guest. Password is accepted inline for
+// throwaway images (tart's admin/admin) and is redacted when printed.
+type Auth struct {
+	Password    string `yaml:"password,omitempty" secret:"true"`
+	PasswordEnv string `yaml:"password_env,omitempty"`
+	Key         string `yaml:"key,omitempty"`
+}
+
+// IsZero reports whether no auth was configured.
+func (a Auth) IsZero() bool { return a == Auth{} }
+
+// App is the product under test.
+type App struct {
+	Name       string             `yaml:"name"`
+	BundleID   string             `yaml:"bundle_id"`
+	Path       string             `yaml:"path"`
+	Extension  Extension          `yaml:"extension"`
+	VPNService string             `yaml:"vpn_service"`
+	Versions   map[string]Version `yaml:"versions"`
+}
+
+// Extension is the app's system extension.
+type Extension struct {
+	BundleID string `yaml:"bundle_id"`
+	TeamID   string `yaml:"team_id"`
+	// MachService may contain {{.Version}} and {{.Build}}: a versioned
+	// service name is the known cure for xpc-invalidated-on-upgrade.
+	MachService string `yaml:"mach_service"`
+}
+
+// Version is one build of the app, shipped as a package.
+type Version struct {
+	Package string `yaml:"package"`
+	Kind    string `yaml:"kind,omitempty"`
+}
+
+// Package kinds.
+var packageKinds = []string{"pkg", "dmg", "zip"}
+
+// Matrix is the matrix section; see package matrices for the semantics.
+type Matrix struct {
+	Axes    OrderedAxes         `yaml:"axes"`
+	Include []map[string]string `yaml:"include,omitempty"`
+	Exclude []map[string]string `yaml:"exclude,omitempty"`
+	Repeat  int                 `yaml:"repeat"`
+	// ImageAxis names the axis whose values are image names; PathAxis the
+	// axis whose values are upgrade paths "FROM->TO".
+	ImageAxis string `yaml:"image_axis"`
+	PathAxis  string `yaml:"path_axis"`
+}
+
+// Step is one step of the scenario: exactly one kind key is set.
+type Step struct {
+	Name    string              `yaml:"name,omitempty"`
+	When    map[string][]string `yaml:"when,omitempty"`
+	Timeout Duration            `yaml:"timeout,omitempty"`
+
+	Install       *InstallStep       `yaml:"install,omitempty"`
+	Upgrade       *UpgradeStep       `yaml:"upgrade,omitempty"`
+	Launch        *LaunchStep        `yaml:"launch,omitempty"`
+	Quit          *QuitStep          `yaml:"quit,omitempty"`
+	WaitExtension *WaitExtensionStep `yaml:"wait-extension,omitempty"`
+	Approve       *ApproveStep       `yaml:"approve,omitempty"`
+	VPN           *VPNStep           `yaml:"vpn,omitempty"`
+	Reboot        *RebootStep        `yaml:"reboot,omitempty"`
+	Shell         *ShellStep         `yaml:"shell,omitempty"`
+	Sleep         *SleepStep         `yaml:"sleep,omitempty"`
+	Probe         *ProbeStep         `yaml:"probe,omitempty"`
+}
+
+// Kinds returns the kind keys set on the step, in catalogue order.
+func (s Step) Kinds() []string {
+	var out []string
+	for _, k := range []struct {
+		name string
+		set  bool
+	}{
+		{"install", s.Install != nil}, {"upgrade", s.Upgrade != nil}, {"launch", s.Launch != nil},
+		{"quit", s.Quit != nil}, {"wait-extension", s.WaitExtension != nil}, {"approve", s.Approve != nil},
+		{"vpn", s.VPN != nil}, {"reboot", s.Reboot != nil}, {"shell", s.Shell != nil},
+		{"sleep", s.Sleep != nil}, {"probe", s.Probe != nil},
+	} {
+		if k.set {
+			out = append(out, k.name)
+		}
+	}
+	return out
+}
+
+// StepKinds lists every step kind.
+func StepKinds() []string {
+	return []string{"install", "upgrade", "launch", "quit", "wait-extension", "approve", "vpn", "reboot", "shell", "sleep", "probe"}
+}
+
+// InstallStep installs a version: `install: "{{.From}}"`.
+type InstallStep struct {
+	Version string `yaml:"version" short:"true"`
+}
+
+// UpgradeStep installs a newer version over the old one, optionally doing
+// what real installers do first (stop the VPN, quit the app).
+type UpgradeStep struct {
+	Version string   `yaml:"version" short:"true"`
+	Before  []string `yaml:"before,omitempty"`
+}
+
+// Things an upgrade may do first, as Coder Desktop's preinstall does.
+var upgradeBefore = []string{"stop-vpn", "quit-app"}
+
+// LaunchStep opens the app as the console user.
+type LaunchStep struct {
+	Wait Duration `yaml:"wait,omitempty" short:"true"`
+}
+
+// QuitStep quits the app.
+type QuitStep struct {
+	Wait Duration `yaml:"wait,omitempty" short:"true"`
+}
+
+// WaitExtensionStep polls systemextensionsctl until a state holds.
+type WaitExtensionStep struct {
+	State   string `yaml:"state" short:"true"`
+	Version string `yaml:"version,omitempty"`
+}
+
+// ApproveStep approves the extension by a strategy.
+type ApproveStep struct {
+	Strategy string `yaml:"strategy" short:"true"`
+	// Run is the AppleScript or command for the prompt and command strategies.
+	Run string `yaml:"run,omitempty"`
+}
+
+var approveStrategies = []string{"mdm", "prompt", "command", "none"}
+
+// VPNStep starts or stops the app's VPN and waits for the state.
+type VPNStep struct {
+	Action string `yaml:"action" short:"true"`
+}
+
+var vpnActions = []string{"start", "stop"}
+
+// RebootStep reboots the guest and waits for sshd.
+type RebootStep struct {
+	Wait Duration `yaml:"wait,omitempty" short:"true"`
+}
+
+// ShellStep runs a command in the guest.
+type ShellStep struct {
+	Run          string `yaml:"run" short:"true"`
+	ExpectExit   *int   `yaml:"expect_exit,omitempty"`
+	ExpectStdout string `yaml:"expect_stdout,omitempty"`
+	Sudo         bool   `yaml:"sudo,omitempty"`
+}
+
+// SleepStep waits.
+type SleepStep struct {
+	For Duration `yaml:"for" short:"true"`
+}
+
+// ProbeStep runs probes by name (all configured probes when empty).
+type ProbeStep struct {
+	Probes []string `yaml:"probes,omitempty" short:"true"`
+}
+
+// Probe observes the guest and says whether the product behaves.
+type Probe struct {
+	Name string              `yaml:"name"`
+	Kind string              `yaml:"kind,omitempty"`
+	When map[string][]string `yaml:"when,omitempty"`
+	// extension-state
+	State   string `yaml:"state,omitempty"`
+	Version string `yaml:"version,omitempty"`
+	Old     string `yaml:"old,omitempty"`
+	// mach-endpoint (defaults to app.extension.mach_service)
+	Service string `yaml:"service,omitempty"`
+	// vpn-status
+	Expect string `yaml:"expect,omitempty"`
+	// xpc, command
+	Run          string   `yaml:"run,omitempty"`
+	ExpectExit   *int     `yaml:"expect_exit,omitempty"`
+	ExpectStdout string   `yaml:"expect_stdout,omitempty"`
+	Timeout      Duration `yaml:"timeout,omitempty"`
+}
+
+// ProbeKinds lists the probe kinds.
+func ProbeKinds() []string {
+	return []string{"extension-state", "mach-endpoint", "vpn-status", "xpc", "command"}
+}
+
+// probeFields says which kind-specific keys each probe kind takes.
+var probeFields = map[string][]string{
+	"extension-state": {"state", "version", "old"},
+	"mach-endpoint":   {"service"},
+	"vpn-status":      {"expect"},
+	"xpc":             {"run", "expect_exit", "expect_stdout"},
+	"command":         {"run", "expect_exit", "expect_stdout"},
+}
+
+var oldVersionRules = []string{"gone", "pending-reboot", "gone-or-pending-reboot", "any"}
+
+// Collect is the evidence policy.
+type Collect struct {
+	On          string      `yaml:"on"`
+	Sysdiagnose bool        `yaml:"sysdiagnose"`
+	Logs        CollectLogs `yaml:"logs"`
+	Timeout     Duration    `yaml:"timeout"`
+	MinFree     ByteSize    `yaml:"min_free"`
+}
+
+// CollectLogs filters the unified log collected per attempt.
+type CollectLogs struct {
+	Predicate string `yaml:"predicate"`
+}
+
+var collectOn = []string{"failure", "always", "never"}
+
+// Retry is the policy for infrastructure errors (never product failures).
+type Retry struct {
+	Max     int      `yaml:"max"`
+	Backoff Duration `yaml:"backoff"`
+}
+
+// Duration is a time.Duration written as "30s", "5m", "1h30m".
+type Duration time.Duration
+
+// DecodeScalar parses a duration; a bare number is refused because its
+// unit would be a guess.
+func (d *Duration) DecodeScalar(s string) error {
+	v, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (write it like 30s, 5m or 1h30m)", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q: a duration cannot be negative", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML prints the duration as text.
+func (d Duration) MarshalYAML() (any, error) {
+	if d == 0 {
+		return nil, nil
+	}
+	return time.Duration(d).String(), nil
+}
+
+// IsZero lets omitempty drop unset durations.
+func (d Duration) IsZero() bool { return d == 0 }
+
+// ByteSize is a size written as "5GiB", "500MB" or a number of bytes.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40}, {"B", 1},
+}
+
+// DecodeScalar parses a size.
+func (b *ByteSize) DecodeScalar(s string) error {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	var n float64
+	if _, err := fmt.Sscanf(t, "%g", &n); err != nil || n < 0 || fmt.Sprint(n) == "" {
+		return fmt.Errorf("%q is not a size (write it like 5GiB or 500MB)", s)
+	}
+	if rest := strings.TrimLeft(t, "0123456789.eE+-"); rest != "" {
+		return fmt.Errorf("%q is not a size (write it like 5GiB or 500MB)", s)
+	}
+	*b = ByteSize(n * float64(mult))
+	return nil
+}
+
+// MarshalYAML prints the size in the largest whole binary unit.
+func (b ByteSize) MarshalYAML() (any, error) {
+	if b == 0 {
+		return nil, nil
+	}
+	return b.String(), nil
+}
+
+// String formats the size for people.
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if int64(b) >= u.m && int64(b)%u.m == 0 {
+			return fmt.Sprintf("%d%s", int64(b)/u.m, u.s)
+		}
+	}
+	return fmt.Sprintf("%dB", int64(b))
+}
+
+// IsZero lets omitempty drop unset sizes.
+func (b ByteSize) IsZero() bool { return b == 0 }
+
+// Axis is one matrix axis with its values in file order.
+type Axis struct {
+	Name   string
+	Values []string
+}
+
+// OrderedAxes keeps the axes in the order the file lists them: that order
+// decides the plan's order and the cells' labels.
+type OrderedAxes []Axis
+
+// DecodeYAMLNode decodes `name: [values]` lines in order.
+func (a *OrderedAxes) DecodeYAMLNode(d *strictyaml.Decoder, path string, n *yaml.Node) {
+	if n.Kind != yaml.MappingNode {
+		d.Problem(path, n, "%s: expected a mapping of axis names to lists of values", path)
+		return
+	}
+	seen := map[string]int{}
+	for _, kv := range strictyaml.Pairs(n) {
+		name := kv[0].Value
+		child := strictyaml.Join(path, name)
+		if line, dup := seen[name]; dup {
+			d.Problem(child, kv[0], "%s: repeated axis (first at line %d)", child, line)
+			continue
+		}
+		seen[name] = kv[0].Line
+		d.Paths[child+"#key"] = kv[0]
+		var values []string
+		d.DecodeAt(child, kv[1], &values)
+		*a = append(*a, Axis{Name: name, Values: values})
+	}
+}
+
+// MarshalYAML writes the axes back in order.
+func (a OrderedAxes) MarshalYAML() (any, error) {
+	n := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+	for _, ax := range a {
+		seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		for _, v := range ax.Values {
+			seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: v})
+		}
+		n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: ax.Name}, seq)
+	}
+	return n, nil
+}
+
+// Values returns the values of the named axis (nil when absent).
+func (a OrderedAxes) Values(name string) []string {
+	for _, ax := range a {
+		if ax.Name == name {
+			return ax.Values
+		}
+	}
+	return nil
+}
