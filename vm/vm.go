@@ -1,0 +1,70 @@
+// Package vm defines what the lab needs of a machine provider: clone a
+// golden image, boot it, say where its sshd is, stop it and delete it.
+// Providers live in sub-packages (sim, vz, tart, ssh) and keep their
+// specifics to themselves.
+package vm
+
+import (
+	"context"
+
+	"github.com/sxlab/sxlab/guest"
+)
+
+// Provider makes machines from images.
+type Provider interface {
+	// Name is the provider's config name ("sim", "vz", ...); reports show it.
+	Name() string
+	// Simulated is true when machines are not real Macs; every result from
+	// such a machine is labelled simulated.
+	Simulated() bool
+	// Clone makes a new machine from img, named name (unique per attempt).
+	Clone(ctx context.Context, img Image, name string) (Machine, error)
+	// Reap deletes what dead runs left behind; live runs' machines are kept.
+	Reap(ctx context.Context) error
+}
+
+// Machine is one throwaway guest.
+type Machine interface {
+	Name() string
+	// Start boots the machine (cold boot or restore of a saved state).
+	Start(ctx context.Context) error
+	// Endpoint waits until the guest has an address and returns how to
+	// reach its sshd.
+	Endpoint(ctx context.Context) (guest.Endpoint, error)
+	// Stop shuts the machine down; Delete removes it. Both are safe to call
+	// more than once and after a failed Start.
+	Stop(ctx context.Context) error
+	Delete(ctx context.Context) error
+}
+
+// Image is a golden guest as the lab resolved it from the configuration:
+// credentials are final (environment variables already read).
+type Image struct {
+	Name     string
+	User     string
+	Password string
+	KeyFile  string
+	Sim      *SimImage
+	VZ       *VZImage
+	Tart     *TartImage
+}
+
+// SimImage describes a simulated Mac.
+type SimImage struct {
+	ProductVersion string
+	Build          string
+	Faults         []Fault
+}
+
+// Fault is a named misbehaviour of the simulated Mac. Probability 0 means
+// the field report's own figure.
+type Fault struct {
+	Name        string
+	Probability float64
+}
+
+// VZImage is a golden bundle for the vz provider.
+type VZImage struct{ Bundle string }
+
+// TartImage is a tart VM to clone.
+type TartImage struct{ VM string }
