@@ -1,0 +1,356 @@
+package guest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// LogEntry is one unified-log event from `log show`.
+type LogEntry struct {
+	Timestamp string `json:"timestamp"` // as printed, e.g. 2025-07-27 15:41:33.057177-0400
+	Process   string `json:"process"`   // base name of processImagePath
+	PID       int    `json:"pid"`
+	Subsystem string `json:"subsystem"`
+	Category  string `json:"category"`
+	Type      string `json:"type"` // messageType: Default, Info, Debug, Error, Fault
+	Message   string `json:"message"`
+}
+
+// logTimeLayout is log's timestamp. Go accepts the fractional seconds the
+// layout does not mention when parsing.
+const (
+	logTimeLayout       = "2006-01-02 15:04:05-0700"
+	logTimeLayoutNoZone = "2006-01-02 15:04:05"
+)
+
+// Time parses Timestamp. Compact-style timestamps carry no zone; they are
+// returned as UTC wall-clock readings of the guest's local time.
+func (e LogEntry) Time() (time.Time, error) {
+	t, err := time.Parse(logTimeLayout, e.Timestamp)
+	if err == nil {
+		return t, nil
+	}
+	if t, errNoZone := time.Parse(logTimeLayoutNoZone, e.Timestamp); errNoZone == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("log timestamp %q: %w", e.Timestamp, err)
+}
+
+// rawLogEntry is the subset of `log show --style json` fields kept.
+type rawLogEntry struct {
+	Timestamp        string          `json:"timestamp"`
+	ProcessImagePath string          `json:"processImagePath"`
+	ProcessID        json.RawMessage `json:"processID"`
+	Subsystem        string          `json:"subsystem"`
+	Category         string          `json:"category"`
+	MessageType      string          `json:"messageType"`
+	EventMessage     string          `json:"eventMessage"`
+}
+
+// decodeLogEntry reads one JSON object. A field of an unexpected type is
+// left empty rather than costing the whole entry; ok is false for anything
+// that is not an object or holds none of the kept fields.
+func decodeLogEntry(data []byte) (LogEntry, bool) {
+	var raw rawLogEntry
+	if err := json.Unmarshal(data, &raw); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if !errors.As(err, &typeErr) || typeErr.Field == "" {
+			return LogEntry{}, false
+		}
+	}
+	e := LogEntry{
+		Timestamp: raw.Timestamp,
+		PID:       jsonInt(raw.ProcessID),
+		Subsystem: raw.Subsystem,
+		Category:  raw.Category,
+		Type:      raw.MessageType,
+		Message:   raw.EventMessage,
+	}
+	e.Process = processName(raw.ProcessImagePath)
+	if e == (LogEntry{}) {
+		return LogEntry{}, false
+	}
+	return e, true
+}
+
+// processName is the base name of a process path, so every style yields
+// the same "sysextd"; empty for "", "/" and the like.
+func processName(s string) string {
+	base := path.Base(strings.TrimSpace(s))
+	if base == "." || base == "/" {
+		return ""
+	}
+	return base
+}
+
+// jsonInt reads a number or a numeric string; anything else is 0.
+func jsonInt(raw json.RawMessage) int {
+	text := strings.Trim(strings.TrimSpace(string(raw)), `"`)
+	n, err := strconv.Atoi(text)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+const logExpected = `log show output: a JSON array, one JSON object per line, or "YYYY-MM-DD HH:MM:SS… " text lines`
+
+// ParseLog parses `log show` output. The first non-space byte decides:
+// "[" is --style json (a JSON array); otherwise lines are read one by one
+// as --style ndjson, skipping what log prints around the events (the
+// "Filtering the log data…" banner, the "Log - Default: …" statistics
+// trailer) and any other non-JSON line. When the first meaningful line is a
+// text event line instead, the input goes to ParseLogCompact. No events and
+// nothing but that noise is an empty list.
+func ParseLog(r io.Reader) ([]LogEntry, error) {
+	const kind = "log"
+	data, err := readAll(kind, r)
+	if err != nil {
+		return nil, err
+	}
+	data = strings.TrimPrefix(data, "\uFEFF")
+	trimmed := strings.TrimLeft(data, " \t\r\n")
+	if trimmed == "" {
+		return nil, emptyError(kind, logExpected)
+	}
+	if trimmed[0] == '[' {
+		return parseLogArray(kind, data)
+	}
+	lines, err := readLines(kind, logExpected, strings.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range lines {
+		text := strings.TrimSpace(l.text)
+		if text == "" || isLogNoise(text) {
+			continue
+		}
+		if logTextLine(text) {
+			return parseLogText(kind, lines)
+		}
+		break
+	}
+	return parseLogNDJSON(kind, lines)
+}
+
+func parseLogNDJSON(kind string, lines []line) ([]LogEntry, error) {
+	entries := []LogEntry{}
+	var firstBad *line
+	for i, l := range lines {
+		text := strings.TrimSpace(l.text)
+		if text == "" || isLogNoise(text) {
+			continue
+		}
+		if strings.HasPrefix(text, "{") {
+			if e, ok := decodeLogEntry([]byte(text)); ok {
+				entries = append(entries, e)
+				continue
+			}
+		}
+		if firstBad == nil {
+			firstBad = &lines[i]
+		}
+	}
+	if len(entries) == 0 && firstBad != nil {
+		return nil, &ParseError{Kind: kind, Line: firstBad.num, Expected: "a JSON log event object", Got: shorten(strings.TrimSpace(firstBad.text))}
+	}
+	return entries, nil
+}
+
+// parseLogArray streams the array element by element so a truncated
+// capture keeps every complete event before the cut.
+func parseLogArray(kind, data string) ([]LogEntry, error) {
+	dec := json.NewDecoder(strings.NewReader(data))
+	if _, err := dec.Token(); err != nil { // the "["
+		return nil, arrayError(kind, data, dec.InputOffset(), err)
+	}
+	entries := []LogEntry{}
+	elements := 0
+	for dec.More() {
+		var element json.RawMessage
+		if err := dec.Decode(&element); err != nil {
+			if len(entries) > 0 {
+				return entries, nil
+			}
+			return nil, arrayError(kind, data, dec.InputOffset(), err)
+		}
+		elements++
+		if e, ok := decodeLogEntry(element); ok {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) > 0 {
+		return entries, nil // a missing "]" after complete events costs nothing
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, arrayError(kind, data, dec.InputOffset(), err)
+	}
+	if elements > 0 {
+		return nil, arrayError(kind, data, 0, errors.New("no element is a log event object"))
+	}
+	return entries, nil
+}
+
+func arrayError(kind, data string, offset int64, err error) error {
+	if offset < 0 || offset > int64(len(data)) {
+		offset = int64(len(data))
+	}
+	lineNum := 1 + bytes.Count([]byte(data[:offset]), []byte("\n"))
+	return &ParseError{Kind: kind, Line: lineNum, Expected: "a JSON array of log event objects", Got: shorten(err.Error())}
+}
+
+// logTrailer is a line of the statistics `log show` prints last, after a
+// line of dashes: "Log      - Default:          12, Info: …",
+// "Activity - Create:           0, …".
+var logTrailer = regexp.MustCompile(`^[A-Za-z]+\s+-\s+[A-Za-z ]+:\s+\d+`)
+
+// isLogNoise matches what `log show` prints besides events.
+func isLogNoise(text string) bool {
+	switch {
+	case strings.HasPrefix(text, "Filtering the log data"),
+		strings.HasPrefix(text, "Skipping info and debug messages"),
+		strings.HasPrefix(text, "Timestamp "), // column header of the text styles
+		strings.Trim(text, "-") == "",
+		logTrailer.MatchString(text):
+		return true
+	}
+	return false
+}
+
+var (
+	// logDefaultStyle is `log show`'s default text: timestamp, thread,
+	// type, activity, pid, ttl, then "process: …".
+	logDefaultStyle = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{4})\s+0x[0-9a-fA-F]+\s+(\S+)\s+0x[0-9a-fA-F]+\s+(\d+)\s+\d+\s+(.*)$`)
+	// logCompactStyle is --style compact: timestamp, a type code, then
+	// "process[pid:tid] …".
+	logCompactStyle = regexp.MustCompile(`^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{4})?)\s+([A-Za-z]{1,2})\s+([^\[]+)\[(\d+):[0-9a-fA-F]+\]\s?(.*)$`)
+)
+
+// compactTypes maps --style compact type codes to messageType names.
+func compactType(code string) string {
+	switch code {
+	case "Df":
+		return "Default"
+	case "I":
+		return "Info"
+	case "Db":
+		return "Debug"
+	case "E":
+		return "Error"
+	case "F":
+		return "Fault"
+	case "A":
+		return "Activity"
+	}
+	return code
+}
+
+func logTextLine(text string) bool {
+	return logDefaultStyle.MatchString(text) || logCompactStyle.MatchString(text)
+}
+
+// ParseLogCompact parses the text styles of `log show`: the default one
+// (`2023-09-29 23:08:29.260822+1000 0x6dcc  Default  0x0  537  0  sysextd:
+// [com.apple.sx:XPC] message`) and --style compact (`2023-09-29
+// 23:08:29.260 Df sysextd[537:6dcc] [com.apple.sx:XPC] message`). Lines
+// that do not start an event continue the previous event's message, since
+// messages may span lines; before the first event they are ignored, as is
+// log's banner and trailer.
+func ParseLogCompact(r io.Reader) ([]LogEntry, error) {
+	const kind = "log"
+	lines, err := readLines(kind, logExpected, r)
+	if err != nil {
+		return nil, err
+	}
+	return parseLogText(kind, lines)
+}
+
+func parseLogText(kind string, lines []line) ([]LogEntry, error) {
+	entries := []LogEntry{}
+	var firstBad *line
+	for i, l := range lines {
+		text := strings.TrimSpace(l.text)
+		if text == "" || isLogNoise(text) {
+			continue
+		}
+		if e, ok := parseLogTextLine(text); ok {
+			entries = append(entries, e)
+			continue
+		}
+		if len(entries) > 0 {
+			last := &entries[len(entries)-1]
+			last.Message += "\n" + strings.TrimRight(l.text, " \t")
+			continue
+		}
+		if firstBad == nil {
+			firstBad = &lines[i]
+		}
+	}
+	if len(entries) == 0 && firstBad != nil {
+		return nil, &ParseError{Kind: kind, Line: firstBad.num, Expected: "a log event line starting with a timestamp", Got: shorten(strings.TrimSpace(firstBad.text))}
+	}
+	return entries, nil
+}
+
+func parseLogTextLine(text string) (LogEntry, bool) {
+	var e LogEntry
+	var rest string
+	if m := logDefaultStyle.FindStringSubmatch(text); m != nil {
+		e.Timestamp, e.Type = m[1], m[2]
+		e.PID, _ = strconv.Atoi(m[3])
+		process, after, ok := strings.Cut(m[4], ": ")
+		if !ok {
+			process, after = strings.TrimSuffix(m[4], ":"), ""
+		}
+		e.Process, rest = processName(process), after
+	} else if m := logCompactStyle.FindStringSubmatch(text); m != nil {
+		e.Timestamp, e.Type = m[1], compactType(m[2])
+		e.Process = processName(m[3])
+		e.PID, _ = strconv.Atoi(m[4])
+		rest = m[5]
+	} else {
+		return LogEntry{}, false
+	}
+	rest = strings.TrimSpace(rest)
+	// An optional "(library) " comes before the optional
+	// "[subsystem:category] "; both are only taken when they look like
+	// those, so a message that starts "(pid 12) …" stays whole.
+	afterLib := rest
+	if strings.HasPrefix(rest, "(") {
+		if closing := strings.Index(rest, ") "); closing > 0 && !strings.ContainsAny(rest[:closing], " \t") {
+			afterLib = strings.TrimSpace(rest[closing+2:])
+		}
+	}
+	if sub, cat, msg, ok := cutLogTag(afterLib); ok {
+		e.Subsystem, e.Category, rest = sub, cat, msg
+	} else if afterLib != rest && !strings.HasPrefix(afterLib, "[") {
+		rest = afterLib // "(library) message" without a tag
+	}
+	e.Message = rest
+	return e, true
+}
+
+// cutLogTag splits "[subsystem:category] message".
+func cutLogTag(s string) (sub, cat, msg string, ok bool) {
+	if !strings.HasPrefix(s, "[") {
+		return "", "", "", false
+	}
+	closing := strings.Index(s, "]")
+	if closing < 0 {
+		return "", "", "", false
+	}
+	tag := s[1:closing]
+	sub, cat, found := strings.Cut(tag, ":")
+	if !found || sub == "" || strings.ContainsAny(tag, " \t") {
+		return "", "", "", false
+	}
+	return sub, cat, strings.TrimSpace(s[closing+1:]), true
+}
