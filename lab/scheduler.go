@@ -1,0 +1,160 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/sxlab/sxlab/matrices"
+)
+
+// Slot is one place an attempt can run: a host and one of its slots.
+type Slot struct {
+	Host     string
+	Provider string
+	Index    int // 1-based within the host
+}
+
+// Execute runs one try of an attempt on a slot and returns its record
+// (without Try or Final: the scheduler sets them). It must return promptly
+// once ctx is cancelled.
+type Execute func(ctx context.Context, slot Slot, a matrices.Attempt, try int) Record
+
+// Scheduler runs attempts over slots: each slot takes the next attempt as
+// soon as it is free; an attempt that ends in error goes back in the queue
+// (after its backoff, on whichever slot frees first) until retry.max.
+type Scheduler struct {
+	Slots []Slot
+	Retry Retry
+	Exec  Execute
+	// Record receives every try's record, in the order they finish
+	// (the journal appends it). An error stops the run: a journal that
+	// cannot be written means results would be lost.
+	Record func(Record) error
+}
+
+type task struct {
+	attempt   matrices.Attempt
+	try       int
+	notBefore time.Time
+}
+
+// ErrInterrupted is returned by Run when ctx was cancelled before every
+// attempt had a final record.
+var ErrInterrupted = errors.New("run interrupted")
+
+// Run runs attempts until each has a final record, ctx is cancelled, or
+// Record fails. Tries cut short by cancellation are recorded as not final,
+// so a resume runs them again.
+func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error {
+	if len(s.Slots) == 0 {
+		return errors.New("no slots to run attempts on")
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	var (
+		mu       sync.Mutex
+		queue    = make([]task, 0, len(attempts))
+		inFlight int
+		changed  = make(chan struct{})
+		recErr   error
+	)
+	for _, a := range attempts {
+		queue = append(queue, task{attempt: a, try: 1})
+	}
+	// broadcast wakes every waiting slot; call with mu held.
+	broadcast := func() {
+		close(changed)
+		changed = make(chan struct{})
+	}
+
+	// next blocks until a task is due, or returns false when there is
+	// nothing left to do for this slot.
+	next := func() (task, bool) {
+		mu.Lock()
+		for {
+			if ctx.Err() != nil {
+				mu.Unlock()
+				return task{}, false
+			}
+			now := time.Now()
+			var wait time.Duration = -1
+			for i, t := range queue {
+				if !t.notBefore.After(now) {
+					queue = append(queue[:i], queue[i+1:]...)
+					inFlight++
+					mu.Unlock()
+					return t, true
+				}
+				if d := t.notBefore.Sub(now); wait < 0 || d < wait {
+					wait = d
+				}
+			}
+			if len(queue) == 0 && inFlight == 0 {
+				mu.Unlock()
+				return task{}, false
+			}
+			ch := changed
+			mu.Unlock()
+			var tm *time.Timer
+			var timer <-chan time.Time
+			if wait >= 0 {
+				tm = time.NewTimer(wait)
+				timer = tm.C
+			}
+			select {
+			case <-ch:
+			case <-timer:
+			case <-ctx.Done():
+			}
+			if tm != nil {
+				tm.Stop()
+			}
+			mu.Lock()
+		}
+	}
+
+	var wg sync.WaitGroup
+	for _, slot := range s.Slots {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				t, ok := next()
+				if !ok {
+					return
+				}
+				rec := s.Exec(ctx, slot, t.attempt, t.try)
+				rec.Try = t.try
+				interrupted := ctx.Err() != nil
+				retry := rec.Verdict == Error && t.try <= s.Retry.Max && !interrupted
+				rec.Final = !retry && !interrupted
+				// The record is written before the retry is queued, so the
+				// journal always shows a try before the one that follows it.
+				err := s.Record(rec)
+				mu.Lock()
+				if err != nil && recErr == nil {
+					recErr = err
+					cancel(err)
+				}
+				if retry && err == nil {
+					backoff := time.Duration(s.Retry.Backoff) << (t.try - 1)
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
+				}
+				inFlight--
+				broadcast()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	switch {
+	case recErr != nil:
+		return recErr
+	case ctx.Err() != nil:
+		return ErrInterrupted
+	}
+	return nil
+}
