@@ -1,0 +1,193 @@
+// Package steps is the scenario: the catalogue of steps (install, launch,
+// approve, vpn, upgrade, reboot, probe, ...) and the probes that decide
+// whether the product still works. Steps talk to macOS only through a
+// guest.Guest, so a simulated Mac and a real one look the same to them.
+package steps
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"text/template"
+	"time"
+
+	"github.com/sxlab/sxlab/guest"
+)
+
+// App is the product under test, as the steps need it.
+type App struct {
+	Name       string
+	BundleID   string
+	Path       string
+	Extension  Extension
+	VPNService string
+	Versions   map[string]Version
+}
+
+// Extension is the app's system extension.
+type Extension struct {
+	BundleID    string
+	TeamID      string
+	MachService string // template over {{.Version}} and {{.Build}}
+}
+
+// Version is one build of the app.
+type Version struct {
+	ID      string
+	Package string // local file
+	Kind    string // pkg, dmg, zip
+	// ExtShort and ExtBuild are the extension's version in this build when
+	// known (from a simulated package's manifest); probes check them then.
+	ExtShort string
+	ExtBuild string
+}
+
+// Env is what a step runs with: the guest, the cell, the app, and where
+// to record what it did.
+type Env struct {
+	Guest     guest.Guest
+	User      string            // the guest's console user
+	Axes      map[string]string // the cell's values
+	From, To  string            // the upgrade path's version ids
+	App       App
+	Simulated bool
+	Probes    map[string]Probe
+	// Record receives every command a step ran (steps.jsonl).
+	Record func(Entry)
+	// Reconnect re-establishes the guest connection after a reboot; the
+	// host key must not change.
+	Reconnect func(ctx context.Context) error
+	// Poll is the interval of polling steps (default 2s); Wait bounds them
+	// when the step sets no timeout (default 5m).
+	Poll time.Duration
+	Wait time.Duration
+	// Results collects the probes' outcomes, in order.
+	Results []ProbeResult
+}
+
+// Entry is one line of steps.jsonl.
+type Entry struct {
+	Step    string        `json:"step"`
+	Kind    string        `json:"kind"`
+	Started time.Time     `json:"started"`
+	Result  *guest.Result `json:"result,omitempty"`
+	Note    string        `json:"note,omitempty"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// Step is one step of a scenario.
+type Step interface {
+	Kind() string
+	Run(ctx context.Context, env *Env) error
+}
+
+// ProductFailure is a step's error when the product misbehaved (the VPN
+// would not connect although its extension is enabled, the installer
+// refused the package): the attempt's verdict is fail, never retried. Any
+// other error is the lab's (error verdict, retried).
+type ProductFailure struct {
+	Step   string
+	Reason string
+}
+
+func (f *ProductFailure) Error() string { return f.Step + ": " + f.Reason }
+
+// IsProductFailure reports whether err says the product misbehaved.
+func IsProductFailure(err error) bool {
+	var f *ProductFailure
+	return errors.As(err, &f)
+}
+
+func fail(step, format string, args ...any) error {
+	return &ProductFailure{Step: step, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (e *Env) poll() time.Duration {
+	if e.Poll > 0 {
+		return e.Poll
+	}
+	return 2 * time.Second
+}
+
+func (e *Env) wait(d time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	if e.Wait > 0 {
+		return e.Wait
+	}
+	return 5 * time.Minute
+}
+
+// run runs one command line and records it under step.
+func (e *Env) run(ctx context.Context, step, kind, line string) (guest.Result, error) {
+	started := time.Now()
+	res, err := e.Guest.Run(ctx, guest.Cmd{Line: line})
+	entry := Entry{Step: step, Kind: kind, Started: started, Result: &res}
+	if err != nil {
+		entry.Error = err.Error()
+		if res.Line == "" {
+			res.Line = line
+		}
+	}
+	e.record(entry)
+	if err != nil {
+		return res, fmt.Errorf("%s: %s: %w", step, line, err)
+	}
+	return res, nil
+}
+
+func (e *Env) record(entry Entry) {
+	if e.Record != nil {
+		e.Record(entry)
+	}
+}
+
+// data is what templates see.
+type data struct {
+	Axis     map[string]string
+	From, To string
+	App      App
+	Version  string
+	Build    string
+}
+
+// Render expands a template over the cell: {{.From}}, {{.To}},
+// {{.Axis.vpn}}, {{.App.Path}}.
+func (e *Env) Render(s string) (string, error) {
+	return render(s, data{Axis: e.Axes, From: e.From, To: e.To, App: e.App})
+}
+
+func render(s string, d any) (string, error) {
+	if !strings.Contains(s, "{{") {
+		return s, nil
+	}
+	t, err := template.New("").Option("missingkey=error").Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("template %q: %w", s, err)
+	}
+	var b bytes.Buffer
+	if err := t.Execute(&b, d); err != nil {
+		return "", fmt.Errorf("template %q: %w", s, err)
+	}
+	return b.String(), nil
+}
+
+// MachService renders the extension's Mach service name for one build.
+func (a App) MachService(short, build string) (string, error) {
+	return render(a.Extension.MachService, struct{ Version, Build string }{short, build})
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
