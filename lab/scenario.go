@@ -1,0 +1,169 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sxlab/sxlab/steps"
+)
+
+// Applies reports whether a `when` filter lets a step or probe run in a
+// cell: every named axis must have one of the listed values.
+func Applies(when map[string][]string, cell map[string]string) bool {
+	for axis, values := range when {
+		if !slices.Contains(values, cell[axis]) {
+			return false
+		}
+	}
+	return true
+}
+
+// StepsApp describes the app for the steps, with each version's package
+// resolved to a local path and, for simulated packages, the extension's
+// version read from the manifest so probes can check it.
+func (l *Loaded) StepsApp() (steps.App, error) {
+	a := l.Config.App
+	out := steps.App{
+		Name: a.Name, BundleID: a.BundleID, Path: a.Path, VPNService: a.VPNService,
+		Extension: steps.Extension{BundleID: a.Extension.BundleID, TeamID: a.Extension.TeamID, MachService: a.Extension.MachService},
+		Versions:  map[string]steps.Version{},
+	}
+	for id, v := range a.Versions {
+		sv := steps.Version{ID: id, Package: l.Resolve(v.Package), Kind: v.Kind}
+		if strings.HasSuffix(sv.Package, ".simpkg.json") {
+			short, build, err := simPackageExtension(sv.Package)
+			if err != nil {
+				return steps.App{}, fmt.Errorf("app.versions.%s: %w", id, err)
+			}
+			sv.ExtShort, sv.ExtBuild = short, build
+		}
+		out.Versions[id] = sv
+	}
+	return out, nil
+}
+
+// simPackageExtension reads the extension's version from a simulated
+// package manifest (the sim's format, examples/sim/*.simpkg.json).
+func simPackageExtension(path string) (short, build string, err error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", "", fmt.Errorf("read package: %w", err)
+	}
+	var m struct {
+		Extension struct {
+			ShortVersion string `json:"short_version"`
+			Build        string `json:"build"`
+		} `json:"extension"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return "", "", fmt.Errorf("package %s: %w", path, err)
+	}
+	return m.Extension.ShortVersion, m.Extension.Build, nil
+}
+
+// CellSteps returns the steps a cell runs, in order, with `when` applied.
+func (c *Config) CellSteps(cell map[string]string) ([]steps.Step, error) {
+	var out []steps.Step
+	for i, s := range c.Scenario {
+		if !Applies(s.When, cell) {
+			continue
+		}
+		kinds := s.Kinds()
+		if len(kinds) != 1 {
+			return nil, fmt.Errorf("scenario[%d]: expected one step kind, found %d", i, len(kinds))
+		}
+		label := s.Name
+		if label == "" {
+			label = fmt.Sprintf("%d %s", i+1, kinds[0])
+		}
+		timeout := time.Duration(s.Timeout)
+		var st steps.Step
+		switch {
+		case s.Install != nil:
+			st = steps.Install{Label: label, Version: s.Install.Version}
+		case s.Upgrade != nil:
+			st = steps.Upgrade{Label: label, Version: s.Upgrade.Version, Before: s.Upgrade.Before}
+		case s.Launch != nil:
+			st = steps.Launch{Label: label, Wait: time.Duration(s.Launch.Wait)}
+		case s.Quit != nil:
+			st = steps.Quit{Label: label, Wait: time.Duration(s.Quit.Wait)}
+		case s.WaitExtension != nil:
+			st = steps.WaitExtension{Label: label, State: s.WaitExtension.State, Version: s.WaitExtension.Version, Timeout: timeout}
+		case s.Approve != nil:
+			st = steps.Approve{Label: label, Strategy: s.Approve.Strategy, Script: s.Approve.Run}
+		case s.VPN != nil:
+			st = steps.VPN{Label: label, Action: s.VPN.Action, Timeout: timeout}
+		case s.Reboot != nil:
+			st = steps.Reboot{Label: label, Wait: time.Duration(s.Reboot.Wait)}
+		case s.Shell != nil:
+			sh := steps.Shell{Label: label, Line: s.Shell.Run}
+			if s.Shell.Sudo {
+				sh.Line = "sudo " + sh.Line
+			}
+			if s.Shell.ExpectExit != nil {
+				sh.ExpectExit = *s.Shell.ExpectExit
+			}
+			if s.Shell.ExpectStdout != "" {
+				re, err := regexp.Compile(s.Shell.ExpectStdout)
+				if err != nil {
+					return nil, fmt.Errorf("scenario[%d].shell.expect_stdout: %w", i, err)
+				}
+				sh.ExpectStdout = re
+			}
+			st = sh
+		case s.Sleep != nil:
+			st = steps.Sleep{Label: label, For: time.Duration(s.Sleep.For)}
+		case s.Probe != nil:
+			names := s.Probe.Probes
+			if len(names) == 0 {
+				for _, p := range c.Probes {
+					names = append(names, p.Name)
+				}
+			}
+			var applicable []string
+			for _, n := range names {
+				if p, ok := c.probe(n); ok && Applies(p.When, cell) {
+					applicable = append(applicable, n)
+				}
+			}
+			st = steps.RunProbes{Label: label, Names: applicable}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (c *Config) probe(name string) (Probe, bool) {
+	for _, p := range c.Probes {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Probe{}, false
+}
+
+// StepsProbes converts the probes section for the steps.
+func (c *Config) StepsProbes() (map[string]steps.Probe, error) {
+	out := map[string]steps.Probe{}
+	for _, p := range c.Probes {
+		sp := steps.Probe{Kind: p.Kind, State: p.State, Version: p.Version, Old: p.Old, Service: p.Service,
+			Expect: p.Expect, Line: p.Run, Timeout: time.Duration(p.Timeout)}
+		if p.ExpectExit != nil {
+			sp.ExpectExit = *p.ExpectExit
+		}
+		if p.ExpectStdout != "" {
+			re, err := regexp.Compile(p.ExpectStdout)
+			if err != nil {
+				return nil, fmt.Errorf("probe %s: expect_stdout: %w", p.Name, err)
+			}
+			sp.ExpectStdout = re
+		}
+		out[p.Name] = sp
+	}
+	return out, nil
+}

@@ -1,0 +1,54 @@
+package lab
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/steps"
+)
+
+func TestDemoScenarioPerCell(t *testing.T) {
+	l, err := Load(LoadOptions{File: "../config.yaml", LookupEnv: noEnv})
+	require.NoError(t, err)
+
+	kinds := func(cell map[string]string) []string {
+		sc, err := l.Config.CellSteps(cell)
+		require.NoError(t, err)
+		var out []string
+		for _, s := range sc {
+			out = append(out, s.Kind())
+		}
+		return out
+	}
+	assert.Equal(t, []string{"install", "launch", "approve", "wait-extension", "vpn", "upgrade", "launch", "probe"},
+		kinds(map[string]string{"macos": "macos-15.3", "path": "1->3", "vpn": "running", "approval": "approved"}))
+	assert.Equal(t, []string{"install", "launch", "upgrade", "launch", "approve", "probe"},
+		kinds(map[string]string{"macos": "macos-15.3", "path": "2->3", "vpn": "stopped", "approval": "pending"}))
+
+	sc, err := l.Config.CellSteps(map[string]string{"vpn": "stopped", "approval": "approved"})
+	require.NoError(t, err)
+	up, ok := sc[4].(steps.Upgrade)
+	require.True(t, ok)
+	assert.Equal(t, []string{"quit-app"}, up.Before)
+	assert.Equal(t, "6 upgrade", sc[4].(steps.Upgrade).Label)
+
+	app, err := l.StepsApp()
+	require.NoError(t, err)
+	assert.Equal(t, "3.0", app.Versions["3"].ExtShort, "read from the simulated package")
+	assert.Equal(t, "300", app.Versions["3"].ExtBuild)
+
+	probes, err := l.Config.StepsProbes()
+	require.NoError(t, err)
+	assert.Equal(t, "mach-endpoint", probes["mach-endpoint"].Kind)
+	assert.Contains(t, probes["xpc"].Line, "--check-xpc")
+}
+
+func TestApplies(t *testing.T) {
+	cell := map[string]string{"vpn": "running", "macos": "15.3"}
+	assert.True(t, Applies(nil, cell))
+	assert.True(t, Applies(map[string][]string{"vpn": {"running", "stopped"}}, cell))
+	assert.False(t, Applies(map[string][]string{"vpn": {"stopped"}}, cell))
+	assert.False(t, Applies(map[string][]string{"vpn": {"running"}, "macos": {"15.4"}}, cell), "every axis must match")
+}
