@@ -1,0 +1,246 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/steps"
+	"github.com/sxlab/sxlab/vm"
+)
+
+// Conn is a guest connection that can be re-established after a reboot.
+type Conn interface {
+	guest.Guest
+	Reconnect(ctx context.Context) error
+}
+
+// DialFunc connects to a guest; knownHosts is the run's known_hosts file
+// and alias the machine's name, under which its host key is pinned.
+type DialFunc func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (Conn, error)
+
+// Attempts runs single attempts; the scheduler calls Execute per try.
+type Attempts struct {
+	RunDir    string
+	Config    *Config
+	App       steps.App
+	Probes    map[string]steps.Probe
+	Images    map[string]vm.Image    // resolved from the configuration
+	Providers map[string]vm.Provider // by host name
+	Dial      DialFunc
+	// CleanupTimeout bounds the undo of one attempt (stop and delete the
+	// machine), which runs even when the run is interrupted.
+	CleanupTimeout time.Duration
+	// Phase reports progress: the attempt's step or phase.
+	Phase func(slot Slot, a matrices.Attempt, phase string)
+	// Poll and Wait tune polling steps (tests make them short).
+	Poll, Wait time.Duration
+}
+
+// cleanups is a stack of undo functions, run in reverse.
+type cleanups []func(context.Context) error
+
+func (c *cleanups) push(f func(context.Context) error) { *c = append(*c, f) }
+
+// run undoes everything acquired, newest first, under a context that an
+// interrupt cannot cancel: a Ctrl-C must not leave machines behind.
+func (c cleanups) run(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i](ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Execute runs one try of an attempt on a slot and returns its record.
+func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, try int) Record {
+	rec := Record{
+		Cell: a.Cell.ID, Label: a.Cell.Label, Axes: a.Cell.Values, Repeat: a.Repeat, Try: try,
+		Started: time.Now().UTC(), Host: slot.Host, Provider: slot.Provider,
+		Dir: AttemptDir(a.Cell.ID, a.Repeat, try), Probes: []ProbeOutcome{},
+	}
+	prov := x.Providers[slot.Host]
+	if prov != nil {
+		rec.Simulated = prov.Simulated()
+	}
+	var undo cleanups
+	verdict, reason, probes := x.execute(ctx, slot, a, try, prov, &rec, &undo)
+	x.phase(slot, a, "cleanup")
+	if err := undo.run(ctx, x.cleanupTimeout()); err != nil {
+		// A machine that would not go away is the lab's problem; the
+		// product's verdict stands, but a pass can no longer be trusted
+		// to have left the host clean.
+		if verdict == Pass {
+			verdict = Error
+		}
+		reason = joinReason(reason, "cleanup: "+err.Error())
+	}
+	rec.Verdict, rec.Reason, rec.Probes = verdict, reason, probes
+	rec.Finished = time.Now().UTC()
+	return rec
+}
+
+func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, try int, prov vm.Provider, rec *Record, undo *cleanups) (Verdict, string, []ProbeOutcome) {
+	if prov == nil {
+		return Error, fmt.Sprintf("no provider for host %s", slot.Host), nil
+	}
+	dir := filepath.Join(x.RunDir, rec.Dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return Error, fmt.Sprintf("create attempt folder: %v", err), nil
+	}
+	log, err := newStepLog(filepath.Join(dir, "steps.jsonl"))
+	if err != nil {
+		return Error, err.Error(), nil
+	}
+	undo.push(func(context.Context) error { return log.close() })
+
+	imageName := a.Cell.Values[x.Config.Matrix.ImageAxis]
+	if imageName == "" && len(x.Images) == 1 {
+		for name := range x.Images {
+			imageName = name
+		}
+	}
+	img, ok := x.Images[imageName]
+	if !ok {
+		return Error, fmt.Sprintf("cell names image %q, which is not configured", imageName), nil
+	}
+	from, to := "", ""
+	if p := a.Cell.Values[x.Config.Matrix.PathAxis]; p != "" {
+		if from, to, err = ParsePath(p); err != nil {
+			return Error, err.Error(), nil
+		}
+	}
+
+	name := fmt.Sprintf("sxlab-%s-r%d-t%d", a.Cell.ID, a.Repeat, try)
+	x.phase(slot, a, "clone")
+	m, err := prov.Clone(ctx, img, name)
+	if err != nil {
+		return Error, infraReason(ctx, "clone "+imageName, err), nil
+	}
+	undo.push(func(ctx context.Context) error { return m.Delete(ctx) })
+	x.phase(slot, a, "boot")
+	if err := m.Start(ctx); err != nil {
+		return Error, infraReason(ctx, "boot", err), nil
+	}
+	undo.push(func(ctx context.Context) error { return m.Stop(ctx) })
+	ep, err := m.Endpoint(ctx)
+	if err != nil {
+		return Error, infraReason(ctx, "wait for the guest's address", err), nil
+	}
+	x.phase(slot, a, "connect")
+	conn, err := x.Dial(ctx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
+	if err != nil {
+		return Error, infraReason(ctx, "connect to "+ep.String(), err), nil
+	}
+	undo.push(func(context.Context) error { return conn.Close() })
+
+	scenario, err := x.Config.CellSteps(a.Cell.Values)
+	if err != nil {
+		return Error, err.Error(), nil
+	}
+	env := &steps.Env{
+		Guest: conn, User: img.User, Axes: a.Cell.Values, From: from, To: to, App: x.App,
+		Simulated: prov.Simulated(), Probes: x.Probes, Record: log.write, Reconnect: conn.Reconnect,
+		Poll: x.Poll, Wait: x.Wait,
+	}
+	for _, st := range scenario {
+		x.phase(slot, a, st.Kind())
+		if err := st.Run(ctx, env); err != nil {
+			probes := outcomes(env.Results)
+			if steps.IsProductFailure(err) {
+				return Fail, err.Error(), probes
+			}
+			return Error, infraReason(ctx, "step", err), probes
+		}
+	}
+	probes := outcomes(env.Results)
+	for _, p := range env.Results {
+		if !p.Held {
+			return Fail, fmt.Sprintf("probe %s: %s", p.Name, p.Message), probes
+		}
+	}
+	return Pass, "", probes
+}
+
+func (x *Attempts) phase(slot Slot, a matrices.Attempt, p string) {
+	if x.Phase != nil {
+		x.Phase(slot, a, p)
+	}
+}
+
+func (x *Attempts) cleanupTimeout() time.Duration {
+	if x.CleanupTimeout > 0 {
+		return x.CleanupTimeout
+	}
+	return 2 * time.Minute
+}
+
+// infraReason words an infrastructure error, saying so when the cause was
+// the run being interrupted.
+func infraReason(ctx context.Context, what string, err error) string {
+	if ctx.Err() != nil {
+		return fmt.Sprintf("interrupted during %s", what)
+	}
+	return fmt.Sprintf("%s: %v", what, err)
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func outcomes(rs []steps.ProbeResult) []ProbeOutcome {
+	out := make([]ProbeOutcome, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, ProbeOutcome{Name: r.Name, Held: r.Held, Message: r.Message, Observations: r.Observations})
+	}
+	return out
+}
+
+// stepLog writes steps.jsonl as steps run, so a crash keeps what happened
+// up to it.
+type stepLog struct {
+	mu  sync.Mutex
+	f   *os.File
+	enc *json.Encoder
+}
+
+func newStepLog(path string) (*stepLog, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create steps log: %w", err)
+	}
+	return &stepLog{f: f, enc: json.NewEncoder(f)}, nil
+}
+
+func (l *stepLog) write(e steps.Entry) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f != nil {
+		_ = l.enc.Encode(e) // a lost log line must not change the verdict
+	}
+}
+
+func (l *stepLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return err
+}
