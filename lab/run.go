@@ -1,0 +1,227 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/vm"
+)
+
+// RunOptions says what to run and with what.
+type RunOptions struct {
+	Loaded *Loaded
+	Plan   PlanOptions
+	// Resume names a run folder whose attempts without a final record are
+	// run again; the plan must be the one that run was made with.
+	Resume string
+	Tool   string // version string for run.json
+	// NewProvider makes the provider of a host (the CLI maps names to
+	// vm/sim, vm/vz, ...); it is called once per host.
+	NewProvider func(h Host, seed int64) (vm.Provider, error)
+	Dial        DialFunc
+	LookupEnv   func(string) (string, bool)
+	// Phase and Finished report progress.
+	Phase    func(slot Slot, a matrices.Attempt, phase string)
+	Finished func(r Record, done, total int)
+	// Tuning for tests.
+	Poll, Wait, CleanupTimeout time.Duration
+}
+
+// RunResult is what a run leaves for the summary.
+type RunResult struct {
+	Dir       string
+	Info      RunInfo
+	Records   []Record // every final record of the run, resumed ones included
+	Cells     []CellSummary
+	Remaining int // attempts without a final record
+}
+
+// Run runs the plan and journals every try. It returns the result even
+// when interrupted (ErrInterrupted), so the caller can summarise what was
+// done.
+func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
+	l := o.Loaded
+	cfg := &l.Config
+	shard, whole, err := cfg.Plan(o.Plan)
+	if err != nil {
+		return nil, err
+	}
+	images, err := l.ResolveImages(o.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	app, err := l.StepsApp()
+	if err != nil {
+		return nil, err
+	}
+	probes, err := cfg.StepsProbes()
+	if err != nil {
+		return nil, err
+	}
+
+	var dir *RunDir
+	var info RunInfo
+	var done map[string]Record
+	if o.Resume != "" {
+		if dir, err = OpenRunDir(o.Resume); err != nil {
+			return nil, err
+		}
+		if err := ReadJSON(dir.Path, RunFile, &info); err != nil {
+			dir.Close()
+			return nil, fmt.Errorf("resume %s: %w", o.Resume, err)
+		}
+		var prev PlanInfo
+		if err := ReadJSON(dir.Path, PlanFile, &prev); err != nil {
+			dir.Close()
+			return nil, fmt.Errorf("resume %s: %w", o.Resume, err)
+		}
+		if prev.Digest != PlanDigest(whole) {
+			dir.Close()
+			return nil, fmt.Errorf("resume %s: the plan changed since the run started (configuration, --only or --repeat differ); resume with the same ones", o.Resume)
+		}
+		f, err := os.Open(filepath.Join(dir.Path, JournalFile))
+		if err == nil {
+			recs, _, rerr := ReadJournal(f)
+			f.Close()
+			if rerr != nil {
+				dir.Close()
+				return nil, fmt.Errorf("resume %s: %w", o.Resume, rerr)
+			}
+			done = Finished(recs)
+		} else if !errors.Is(err, os.ErrNotExist) {
+			dir.Close()
+			return nil, fmt.Errorf("resume %s: %w", o.Resume, err)
+		}
+	} else {
+		id := NewRunID(time.Now())
+		if dir, err = CreateRunDir(cfg.Lab.RunsDir, id); err != nil {
+			return nil, err
+		}
+		info = RunInfo{ID: id, Lab: cfg.Lab.Name, Tool: o.Tool, Started: time.Now().UTC(), Seed: cfg.Lab.Seed,
+			PlanDigest: PlanDigest(whole), Hosts: cfg.Redact().Hosts, Config: cfg.Redact(),
+			ConfigFile: l.File, ConfigDir: l.Dir}
+		if o.Plan.Shard != (matrices.Shard{}) {
+			info.Shard = o.Plan.Shard.String()
+		}
+	}
+	defer dir.Close()
+
+	info.Providers, info.Simulated = nil, false // what runs now, also on resume
+	providers := map[string]vm.Provider{}
+	var slots []Slot
+	seen := map[string]bool{}
+	for _, h := range cfg.Hosts {
+		p, err := o.NewProvider(h, cfg.Lab.Seed)
+		if err != nil {
+			return nil, fmt.Errorf("host %s: %w", h.Name, err)
+		}
+		providers[h.Name] = p
+		if !seen[p.Name()] {
+			seen[p.Name()] = true
+			info.Providers = append(info.Providers, p.Name())
+		}
+		info.Simulated = info.Simulated || p.Simulated()
+		for i := range h.Slots {
+			slots = append(slots, Slot{Host: h.Name, Provider: h.Provider, Index: i + 1})
+		}
+		// Leftovers of runs killed before their cleanup ran.
+		if err := p.Reap(ctx); err != nil {
+			return nil, fmt.Errorf("host %s: remove leftovers of dead runs: %w", h.Name, err)
+		}
+	}
+	sort.Strings(info.Providers)
+	if err := dir.WriteJSON(RunFile, info); err != nil {
+		return nil, err
+	}
+	if o.Resume == "" {
+		if err := dir.WriteJSON(PlanFile, NewPlanInfo(shard, whole)); err != nil {
+			return nil, err
+		}
+	}
+
+	var todo []matrices.Attempt
+	res := &RunResult{Dir: dir.Path, Info: info}
+	for _, a := range shard.Attempts {
+		if r, ok := done[a.ID()]; ok {
+			res.Records = append(res.Records, r)
+			continue
+		}
+		todo = append(todo, a)
+	}
+	journal, err := OpenJournal(filepath.Join(dir.Path, JournalFile))
+	if err != nil {
+		return nil, err
+	}
+	defer journal.Close()
+
+	x := &Attempts{RunDir: dir.Path, Config: cfg, App: app, Probes: probes, Images: images, Providers: providers,
+		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout}
+	total := len(shard.Attempts)
+	var mu sync.Mutex // slots finish concurrently
+	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute, Record: func(r Record) error {
+		if err := journal.Append(r); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if r.Final {
+			res.Records = append(res.Records, r)
+			if o.Finished != nil {
+				o.Finished(r, len(res.Records), total)
+			}
+		}
+		return nil
+	}}
+	runErr := sched.Run(ctx, todo)
+	res.Cells = Summarise(res.Records)
+	res.Remaining = total - len(res.Records)
+	return res, runErr
+}
+
+// ResolveImages turns the configured images into what providers clone:
+// passwords read from their environment variables, key paths resolved.
+func (l *Loaded) ResolveImages(lookup func(string) (string, bool)) (map[string]vm.Image, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	out := map[string]vm.Image{}
+	for name, img := range l.Config.Images {
+		vi := vm.Image{Name: name, User: img.User, Password: img.Auth.Password}
+		if img.Auth.PasswordEnv != "" {
+			pw, ok := lookup(img.Auth.PasswordEnv)
+			if !ok || pw == "" {
+				return nil, fmt.Errorf("images.%s.auth.password_env: environment variable %s is not set", name, img.Auth.PasswordEnv)
+			}
+			vi.Password = pw
+		}
+		if img.Auth.Key != "" {
+			vi.KeyFile = l.Resolve(img.Auth.Key)
+		}
+		if s := img.Sim; s != nil {
+			si := &vm.SimImage{ProductVersion: s.ProductVersion, Build: s.Build}
+			for _, f := range s.Faults {
+				vf := vm.Fault{Name: f.Name}
+				if f.Probability != nil {
+					vf.Probability = *f.Probability
+				}
+				si.Faults = append(si.Faults, vf)
+			}
+			vi.Sim = si
+		}
+		if img.VZ != nil {
+			vi.VZ = &vm.VZImage{Bundle: img.VZ.Bundle}
+		}
+		if img.Tart != nil {
+			vi.Tart = &vm.TartImage{VM: img.Tart.VM}
+		}
+		out[name] = vi
+	}
+	return out, nil
+}
