@@ -124,4 +124,3 @@ func TestPasswordEnvMustBeSet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", imgs["macos-15.3"].Password)
 }
-
