@@ -1,0 +1,118 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/matrices"
+)
+
+// runSummary is the documented shape of `run --json`.
+type runSummary struct {
+	Run       string            `json:"run"`
+	Dir       string            `json:"dir"`
+	Providers []string          `json:"providers"`
+	Simulated bool              `json:"simulated"`
+	Attempts  int               `json:"attempts"`
+	Remaining int               `json:"remaining"`
+	Verdicts  map[string]int    `json:"verdicts"` // final records by verdict
+	Cells     []lab.CellSummary `json:"cells"`
+	ExitCode  int               `json:"exit_code"`
+}
+
+func summarise(res *lab.RunResult) runSummary {
+	s := runSummary{Run: res.Info.ID, Dir: res.Dir, Providers: res.Info.Providers, Simulated: res.Info.Simulated,
+		Attempts: len(res.Records) + res.Remaining, Remaining: res.Remaining,
+		Verdicts: map[string]int{"pass": 0, "fail": 0, "error": 0}, Cells: res.Cells}
+	for _, r := range res.Records {
+		s.Verdicts[string(r.Verdict)]++
+	}
+	lab.SortByVerdict(s.Cells)
+	s.ExitCode = exitCodeOf(s)
+	return s
+}
+
+// exitCodeOf: 2 when attempts were left without a verdict (the results are
+// partial), else 1 when a cell failed or is flaky, else 0.
+func exitCodeOf(s runSummary) int {
+	if s.Remaining > 0 {
+		return exitIncomplete
+	}
+	for _, c := range s.Cells {
+		switch c.Verdict {
+		case lab.CellIncomplete:
+			return exitIncomplete
+		}
+	}
+	for _, c := range s.Cells {
+		if c.Verdict == lab.CellFail || c.Verdict == lab.CellFlaky {
+			return exitFindings
+		}
+	}
+	return exitOK
+}
+
+func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %s: %d attempt(s) on %s\n", s.Run, s.Attempts, strings.Join(s.Providers, ", "))
+	if s.Simulated {
+		b.WriteString("SIMULATED: these results come from simulated Macs (provider sim), not from real macOS.\n")
+	}
+	fmt.Fprintf(&b, "attempts: %d pass, %d fail, %d error", s.Verdicts["pass"], s.Verdicts["fail"], s.Verdicts["error"])
+	if s.Remaining > 0 {
+		fmt.Fprintf(&b, ", %d without a verdict (resume with: sxlab run --resume %s)", s.Remaining, s.Dir)
+	}
+	b.WriteString("\n")
+	counts := map[lab.CellVerdict]int{}
+	for _, c := range s.Cells {
+		counts[c.Verdict]++
+	}
+	fmt.Fprintf(&b, "cells: %d pass, %d fail, %d flaky, %d incomplete\n", counts[lab.CellPass], counts[lab.CellFail], counts[lab.CellFlaky], counts[lab.CellIncomplete])
+	for _, c := range s.Cells {
+		if c.Verdict == lab.CellPass {
+			continue
+		}
+		fmt.Fprintf(&b, "  %-10s %s  %d/%d failed (95%%: %.0f%%–%.0f%%)", strings.ToUpper(string(c.Verdict)), c.Label, c.Failures, c.Attempts, 100*c.Low, 100*c.High)
+		if c.Errors > 0 {
+			fmt.Fprintf(&b, ", %d error(s)", c.Errors)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// plainProgress prints one line per phase change, no carriage returns:
+// the form for CI logs.
+type plainProgress struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (p *plainProgress) phase(slot lab.Slot, a matrices.Attempt, phase string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "%6.1fs %s#%d %s r%d: %s\n", time.Since(p.start).Seconds(), slot.Host, slot.Index, a.Cell.Label, a.Repeat, phase)
+}
+
+func (p *plainProgress) finished(r lab.Record, done, total int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	line := fmt.Sprintf("%6.1fs [%d/%d] %s r%d: %s", time.Since(p.start).Seconds(), done, total, r.Label, r.Repeat, r.Verdict)
+	if r.Reason != "" {
+		line += " (" + r.Reason + ")"
+	}
+	fmt.Fprintln(p.w, line)
+}

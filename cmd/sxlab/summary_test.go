@@ -1,0 +1,50 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/lab"
+)
+
+func resultOf(verdicts map[string][]lab.Verdict, remaining int) *lab.RunResult {
+	res := &lab.RunResult{Dir: "runs/x", Info: lab.RunInfo{ID: "x", Providers: []string{"sim"}, Simulated: true}, Remaining: remaining}
+	for label, vs := range verdicts {
+		for i, v := range vs {
+			res.Records = append(res.Records, lab.Record{Cell: label, Label: label, Repeat: i + 1, Final: true, Verdict: v})
+		}
+	}
+	res.Cells = lab.Summarise(res.Records)
+	return res
+}
+
+func TestSummaryExitCodes(t *testing.T) {
+	assert.Equal(t, 0, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Pass, lab.Pass}}, 0)).ExitCode)
+	assert.Equal(t, 1, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Pass}, "b": {lab.Fail, lab.Pass}}, 0)).ExitCode, "flaky is a finding")
+	assert.Equal(t, 2, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Fail}}, 3)).ExitCode, "attempts left without a verdict")
+	assert.Equal(t, 2, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Error}}, 0)).ExitCode, "errors only: no verdict for the cell")
+}
+
+func TestSummaryText(t *testing.T) {
+	s := summarise(resultOf(map[string][]lab.Verdict{"vpn=running": {lab.Fail, lab.Fail, lab.Fail}, "vpn=stopped": {lab.Pass, lab.Pass, lab.Pass}}, 0))
+	var b bytes.Buffer
+	require.NoError(t, writeSummary(&b, s, false))
+	out := b.String()
+	assert.Contains(t, out, "SIMULATED")
+	assert.Contains(t, out, "attempts: 3 pass, 3 fail, 0 error")
+	assert.Contains(t, out, "FAIL       vpn=running  3/3 failed (95%: 44%–100%)")
+	assert.NotContains(t, out, "vpn=stopped", "passing cells are only counted")
+	assert.Contains(t, out, "run folder: runs/x")
+
+	b.Reset()
+	require.NoError(t, writeSummary(&b, s, true))
+	var back runSummary
+	require.NoError(t, json.Unmarshal(b.Bytes(), &back))
+	assert.True(t, back.Simulated)
+	assert.Equal(t, 1, back.ExitCode)
+	assert.Equal(t, lab.CellFail, back.Cells[0].Verdict, "worst first")
+}
