@@ -35,26 +35,35 @@ func (p *planFlags) resolve(fs *pflag.FlagSet, stderr io.Writer) (*lab.Loaded, m
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, err
 	}
-	var shard matrices.Shard
-	if p.shard != "" {
-		if shard, err = matrices.ParseShard(p.shard); err != nil {
-			return nil, matrices.Plan{}, matrices.Plan{}, usageError("--shard: %v", err)
-		}
-	} else {
-		s, source, ok, err := matrices.ShardFromEnv(os.LookupEnv)
-		if err != nil {
-			return nil, matrices.Plan{}, matrices.Plan{}, usageError("shard from CI variables: %v", err)
-		}
-		if ok {
-			shard = s
-			fmt.Fprintf(stderr, "sxlab: taking shard %s from %s\n", s, source)
-		}
+	shard, err := p.shardFor(stderr)
+	if err != nil {
+		return nil, matrices.Plan{}, matrices.Plan{}, err
 	}
 	sharded, whole, err := l.Config.Plan(lab.PlanOptions{Only: p.only, Shard: shard})
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, usageError("%v", err)
 	}
 	return l, sharded, whole, nil
+}
+
+// shardFor is --shard, else the CI's own shard variables (said on
+// stderr), else the whole plan.
+func (p *planFlags) shardFor(stderr io.Writer) (matrices.Shard, error) {
+	if p.shard != "" {
+		s, err := matrices.ParseShard(p.shard)
+		if err != nil {
+			return matrices.Shard{}, usageError("--shard: %v", err)
+		}
+		return s, nil
+	}
+	s, source, ok, err := matrices.ShardFromEnv(os.LookupEnv)
+	if err != nil {
+		return matrices.Shard{}, usageError("shard from CI variables: %v", err)
+	}
+	if ok {
+		fmt.Fprintf(stderr, "sxlab: taking shard %s from %s\n", s, source)
+	}
+	return s, nil
 }
 
 func newPlanCmd() *cobra.Command {

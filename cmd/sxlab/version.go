@@ -34,6 +34,12 @@ func buildInfo() (ver, rev string) {
 	return ver, rev
 }
 
+// toolVersion is the one-line version recorded in run folders.
+func toolVersion() string {
+	ver, rev := buildInfo()
+	return fmt.Sprintf("sxlab %s (%s, %s)", ver, rev, runtime.Version())
+}
+
 func newVersionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
