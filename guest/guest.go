@@ -44,7 +44,7 @@ type Progress func(done, total int64)
 
 // Quote makes s one word for a POSIX shell (zsh and sh alike): it is
 // wrapped in single quotes, inside which nothing is special, and each
-// single quote becomes '\'' (close, escaped quote, reopen). Plain words
+// single quote inside becomes: close quote, backslash-quote, reopen. Plain words
 // are left alone so logged commands stay readable.
 func Quote(s string) string {
 	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
