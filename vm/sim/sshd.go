@@ -1,0 +1,450 @@
+package sim
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// Limits as OpenSSH's sshd applies them by default.
+const (
+	sshdMaxStartups  = 10 // concurrent unauthenticated connections (MaxStartups)
+	sshdMaxSessions  = 10 // sessions per connection (MaxSessions)
+	sshdMaxAuthTries = 6  // MaxAuthTries
+	sshdLoginGrace   = 30 * time.Second
+	// sshdRebootGrace is how long a reboot waits for running commands to
+	// end on their own before it drops the connections; it lets the
+	// command that asked for the reboot report its exit status.
+	sshdRebootGrace = 500 * time.Millisecond
+	// sshdVersion says what the server is: nothing pretends to be a Mac's
+	// OpenSSH in the banner.
+	sshdVersion = "SSH-2.0-sxlab-sim"
+)
+
+// Why a connection or a command ended (context causes).
+var (
+	errConnClosed = errors.New("connection closed")
+	errChanClosed = errors.New("session closed by the client")
+	errRebooting  = errors.New("machine rebooting")
+	errStopped    = errors.New("machine stopped")
+)
+
+// sshdSignal is a `signal` channel request: it ends the running command,
+// and the session reports exit-signal like sshd does for a killed process.
+type sshdSignal struct{ name string }
+
+func (s *sshdSignal) Error() string { return "signal " + s.name }
+
+// sshdConfig is the server side of the handshake: the machine's host key
+// and its one user, by password and by public key.
+func sshdConfig(hostKey ssh.Signer, user, password string, keys []ssh.PublicKey, logf func(string, ...any)) *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{MaxAuthTries: sshdMaxAuthTries, ServerVersion: sshdVersion}
+	if password != "" {
+		cfg.PasswordCallback = func(c ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
+			okUser := subtle.ConstantTimeCompare([]byte(c.User()), []byte(user))
+			okPass := subtle.ConstantTimeCompare(pw, []byte(password))
+			if okUser&okPass == 1 {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("wrong password for %s", c.User())
+		}
+	}
+	if len(keys) > 0 {
+		cfg.PublicKeyCallback = func(c ssh.ConnMetadata, k ssh.PublicKey) (*ssh.Permissions, error) {
+			if c.User() == user {
+				for _, a := range keys {
+					if bytes.Equal(a.Marshal(), k.Marshal()) {
+						return nil, nil
+					}
+				}
+			}
+			return nil, fmt.Errorf("public key %s not authorized for %s", ssh.FingerprintSHA256(k), c.User())
+		}
+	}
+	cfg.AuthLogCallback = func(c ssh.ConnMetadata, method string, err error) {
+		if err != nil && method != "none" {
+			logf("sim: %s: %s authentication for %s failed: %v", c.RemoteAddr(), method, c.User(), err)
+		}
+	}
+	cfg.AddHostKey(hostKey)
+	return cfg
+}
+
+// sshd serves one machine's SSH port from Start to Stop, across reboots.
+type sshd struct {
+	ctx    context.Context // the machine's run; cancelled by Stop
+	ln     net.Listener
+	config *ssh.ServerConfig
+	sh     *shell
+	root   *os.Root
+	home   string // where sftp starts
+	wg     *sync.WaitGroup
+	logf   func(string, ...any)
+
+	mu      sync.Mutex
+	booting bool // accept and close at once, as a Mac that is not up yet
+	closed  bool
+	conns   map[*sshdConn]struct{}
+	unauth  int
+	running int             // exec and shell commands in flight
+	idle    []chan struct{} // closed when running drops to 0
+}
+
+type sshdConn struct {
+	net.Conn
+	cancel context.CancelCauseFunc
+}
+
+func (s *sshd) serve() {
+	defer s.wg.Done()
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
+				return
+			}
+			s.logf("sim: accept: %v", err)
+			// out of file descriptors and the like: pause rather than spin
+			t := time.NewTimer(50 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
+		}
+		s.admit(c)
+	}
+}
+
+func (s *sshd) admit(c net.Conn) {
+	s.mu.Lock()
+	if s.closed || s.booting || s.unauth >= sshdMaxStartups {
+		busy := s.unauth >= sshdMaxStartups && !s.booting
+		s.mu.Unlock()
+		if busy {
+			s.logf("sim: drop connection from %s: too many unauthenticated connections (MaxStartups %d)", c.RemoteAddr(), sshdMaxStartups)
+		}
+		c.Close()
+		return
+	}
+	s.unauth++
+	ctx, cancel := context.WithCancelCause(s.ctx)
+	sc := &sshdConn{Conn: c, cancel: cancel}
+	s.conns[sc] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.handle(ctx, sc)
+}
+
+func (s *sshd) forget(c *sshdConn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.cancel(errConnClosed)
+	c.Close()
+}
+
+func (s *sshd) handle(ctx context.Context, c *sshdConn) {
+	defer s.wg.Done()
+	defer s.forget(c)
+	_ = c.SetDeadline(time.Now().Add(sshdLoginGrace))
+	sconn, chans, reqs, err := ssh.NewServerConn(c, s.config)
+	s.mu.Lock()
+	s.unauth--
+	s.mu.Unlock()
+	if err != nil {
+		s.logf("sim: %s: handshake: %v", c.RemoteAddr(), err)
+		return
+	}
+	_ = c.SetDeadline(time.Time{})
+	s.logf("sim: %s: %s logged in", c.RemoteAddr(), sconn.User())
+
+	var noMoreSessions atomic.Bool
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for req := range reqs {
+			switch req.Type {
+			case "no-more-sessions@openssh.com":
+				noMoreSessions.Store(true)
+				_ = req.Reply(true, nil)
+			default:
+				// OpenSSH's sshd answers keepalive@openssh.com and every
+				// global request it does not know with a failure reply;
+				// clients take any reply as a sign of life.
+				_ = req.Reply(false, nil)
+			}
+		}
+	}()
+
+	var sessions atomic.Int32
+	for nc := range chans {
+		switch {
+		case nc.ChannelType() != "session":
+			_ = nc.Reject(ssh.Prohibited, "only sessions are allowed")
+		case noMoreSessions.Load():
+			_ = nc.Reject(ssh.Prohibited, "no more sessions")
+		case sessions.Load() >= sshdMaxSessions:
+			_ = nc.Reject(ssh.Prohibited, fmt.Sprintf("too many sessions (MaxSessions %d)", sshdMaxSessions))
+		case s.isBooting():
+			_ = nc.Reject(ssh.ConnectionFailed, "shutting down")
+		default:
+			sessions.Add(1)
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer sessions.Add(-1)
+				s.session(ctx, nc)
+			}()
+		}
+	}
+}
+
+func (s *sshd) isBooting() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.booting
+}
+
+// session serves one session channel: requests until the channel closes,
+// at most one program (exec, shell or the sftp subsystem).
+func (s *sshd) session(connCtx context.Context, nc ssh.NewChannel) {
+	ch, reqs, err := nc.Accept()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancelCause(connCtx)
+	env := map[string]string{}
+	var done chan struct{} // set once a program runs; closed when it ends
+	start := func(run func()) {
+		done = make(chan struct{})
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer close(done)
+			run()
+		}()
+	}
+	for req := range reqs {
+		switch req.Type {
+		case "pty-req", "window-change":
+			// accepted and ignored: the sim has no terminal
+			_ = req.Reply(true, nil)
+		case "env":
+			var kv struct{ Name, Value string }
+			if done != nil || ssh.Unmarshal(req.Payload, &kv) != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			env[kv.Name] = kv.Value
+			_ = req.Reply(true, nil)
+		case "exec", "shell":
+			var x struct{ Command string }
+			if req.Type == "exec" && ssh.Unmarshal(req.Payload, &x) != nil || done != nil || !s.begin() {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			_ = req.Reply(true, nil)
+			cmdEnv := env
+			start(func() {
+				defer s.end()
+				s.runCommand(ctx, ch, x.Command, cmdEnv)
+			})
+		case "subsystem":
+			var x struct{ Name string }
+			if ssh.Unmarshal(req.Payload, &x) != nil || x.Name != "sftp" || done != nil {
+				_ = req.Reply(false, nil)
+				continue
+			}
+			_ = req.Reply(true, nil)
+			start(func() { s.serveSFTP(ctx, ch) })
+		case "signal":
+			var sig struct{ Signal string }
+			if done != nil && ssh.Unmarshal(req.Payload, &sig) == nil {
+				s.logf("sim: signal %s", sig.Signal)
+				cancel(&sshdSignal{name: sig.Signal})
+			}
+			_ = req.Reply(false, nil) // sent without want-reply; this is a no-op then
+		default:
+			// keepalive@openssh.com, x11-req, auth-agent-req@openssh.com,
+			// eow@openssh.com...: a failure reply, as OpenSSH's sshd sends
+			_ = req.Reply(false, nil)
+		}
+	}
+	// the client closed the channel, or the connection is gone
+	cancel(errChanClosed)
+	if done != nil {
+		<-done
+	}
+	ch.Close()
+}
+
+// runCommand runs an exec request (or, with an empty command, a shell
+// reading commands from stdin) and reports how it ended.
+func (s *sshd) runCommand(ctx context.Context, ch ssh.Channel, command string, env map[string]string) {
+	stdin, stopStdin := s.stdin(ctx, ch)
+	sio := shIO{in: stdin, out: ch, err: ch.Stderr()}
+	var code int
+	if command == "" {
+		code = s.interactive(ctx, env, sio)
+	} else {
+		code = s.sh.run(ctx, command, env, sio)
+	}
+	stopStdin()
+	var sig *sshdSignal
+	switch cause := context.Cause(ctx); {
+	case errors.As(cause, &sig):
+		_ = ch.CloseWrite()
+		_, _ = ch.SendRequest("exit-signal", false, ssh.Marshal(struct {
+			Signal     string
+			CoreDumped bool
+			Error      string
+			Lang       string
+		}{Signal: sig.name}))
+	case cause != nil:
+		// the client left, or the machine reboots or stops: a real Mac
+		// reports nothing either
+	default:
+		_ = ch.CloseWrite()
+		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
+	}
+	_ = ch.Close()
+}
+
+// stdin gives a command the channel's input in a form that fails as soon
+// as the command's context ends, so a command blocked reading stdin
+// (cat) still returns on a signal.
+func (s *sshd) stdin(ctx context.Context, ch ssh.Channel) (io.Reader, func()) {
+	pr, pw := io.Pipe()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_, err := io.Copy(pw, ch)
+		pw.CloseWithError(err) // nil: EOF
+	}()
+	stop := context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
+	return pr, func() {
+		stop()
+		pr.Close()
+	}
+}
+
+// interactive runs a shell session without a terminal: one command line
+// after another from stdin, as `ssh host < script` sends them.
+func (s *sshd) interactive(ctx context.Context, env map[string]string, sio shIO) int {
+	st := s.sh.newState(env)
+	br := bufio.NewReader(sio.in)
+	pending := ""
+	for {
+		line, err := br.ReadString('\n')
+		if line == "" && err != nil {
+			break
+		}
+		pending += line
+		if _, perr := parseShell(pending); perr != nil && err == nil {
+			var se *shSyntaxError
+			if errors.As(perr, &se) && se.incomplete {
+				continue // an open quote: read on
+			}
+		}
+		st.runLine(ctx, pending, sio)
+		pending = ""
+		if st.exited || ctx.Err() != nil || err != nil {
+			break
+		}
+	}
+	return st.status
+}
+
+func (s *sshd) serveSFTP(ctx context.Context, ch ssh.Channel) {
+	srv := sftp.NewRequestServer(ch, sftpHandlers(s.root), sftp.WithStartDirectory(s.home))
+	stop := context.AfterFunc(ctx, func() { srv.Close() })
+	defer stop()
+	err := srv.Serve()
+	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+		s.logf("sim: sftp: %v", err)
+	}
+	if ctx.Err() == nil {
+		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+	}
+	srv.Close()
+}
+
+// begin counts a command in; false while the machine is going down.
+func (s *sshd) begin() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.booting || s.closed {
+		return false
+	}
+	s.running++
+	return true
+}
+
+func (s *sshd) end() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running--
+	if s.running == 0 {
+		for _, c := range s.idle {
+			close(c)
+		}
+		s.idle = nil
+	}
+}
+
+// idleCh is closed when no command runs.
+func (s *sshd) idleCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := make(chan struct{})
+	if s.running == 0 {
+		close(c)
+	} else {
+		s.idle = append(s.idle, c)
+	}
+	return c
+}
+
+func (s *sshd) setBooting(b bool) {
+	s.mu.Lock()
+	s.booting = b
+	s.mu.Unlock()
+}
+
+// dropAll ends every connection at once, authenticated or not.
+func (s *sshd) dropAll(cause error) {
+	s.mu.Lock()
+	conns := make([]*sshdConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.cancel(cause)
+		c.Close()
+	}
+}
+
+// close stops listening and drops every connection.
+func (s *sshd) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.ln.Close()
+	s.dropAll(errStopped)
+}

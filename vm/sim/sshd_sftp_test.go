@@ -1,0 +1,126 @@
+package sim
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/pkg/sftp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func sftpClient(t *testing.T, m *testMachine) *sftp.Client {
+	t.Helper()
+	c, err := sftp.NewClient(dial(t, m.ep))
+	require.NoError(t, err)
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestSFTPUploadDownloadInTheMachinesTree(t *testing.T) {
+	noLeaks(t)
+	m := startMachine(t)
+	c := sftpClient(t, m)
+
+	wd, err := c.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, "/Users/admin", wd, "sftp starts in the user's home, as OpenSSH's does")
+
+	data := bytes.Repeat([]byte("example vpn package\n"), 10000)
+	f, err := c.Create("Example VPN 3.pkg") // relative: lands in the home folder
+	require.NoError(t, err)
+	_, err = f.Write(data)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+
+	onHost, err := os.ReadFile(m.FS().Path("/", "/Users/admin/Example VPN 3.pkg"))
+	require.NoError(t, err)
+	assert.Equal(t, data, onHost, "the file is in the machine's tree")
+
+	out, _, code := run(t, dial(t, m.ep), `stat -f %z "Example VPN 3.pkg"`)
+	assert.Equal(t, 0, code)
+	assert.Equal(t, "200000\n", out, "the shell sees the same tree")
+
+	r, err := c.Open("/Users/admin/Example VPN 3.pkg")
+	require.NoError(t, err)
+	back, err := io.ReadAll(r)
+	require.NoError(t, err)
+	r.Close()
+	assert.Equal(t, data, back)
+
+	require.NoError(t, c.MkdirAll("/tmp/a/b"))
+	require.NoError(t, c.Rename("/Users/admin/Example VPN 3.pkg", "/tmp/a/b/x.pkg"))
+	fi, err := c.Stat("/tmp/a/b/x.pkg")
+	require.NoError(t, err)
+	assert.Equal(t, int64(len(data)), fi.Size())
+	entries, err := c.ReadDir("/tmp/a/b")
+	require.NoError(t, err)
+	require.Len(t, entries, 1)
+	assert.Equal(t, "x.pkg", entries[0].Name())
+	require.NoError(t, c.Chmod("/tmp/a/b/x.pkg", 0o600))
+	fi, err = c.Stat("/tmp/a/b/x.pkg")
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+	require.NoError(t, c.Remove("/tmp/a/b/x.pkg"))
+	_, err = c.Stat("/tmp/a/b/x.pkg")
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	assert.Error(t, c.Remove("/tmp/a"), "Remove does not remove folders")
+	require.NoError(t, c.RemoveDirectory("/tmp/a/b"))
+}
+
+func TestSFTPCannotLeaveTheTree(t *testing.T) {
+	noLeaks(t)
+	m := startMachine(t)
+	c := sftpClient(t, m)
+	tree := m.FS().Root()
+	outside := filepath.Dir(tree) // the machine folder: holds the lock
+	secretDir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(secretDir, "secret"), []byte("host secret"), 0o644))
+
+	t.Run("dot-dot stops at the root", func(t *testing.T) {
+		_, err := c.Open("/../.lock")
+		assert.Error(t, err)
+		f, err := c.Create("../../../../escaped")
+		require.NoError(t, err)
+		f.Close()
+		assert.FileExists(t, filepath.Join(tree, "escaped"))
+		assert.NoFileExists(t, filepath.Join(outside, "escaped"))
+		assert.NoFileExists(t, filepath.Join(filepath.Dir(outside), "escaped"))
+	})
+
+	t.Run("symlinks to the host are not followed", func(t *testing.T) {
+		// a link someone planted in the tree (the model, a bug, a test)
+		require.NoError(t, os.Symlink(secretDir, filepath.Join(tree, "Users", "admin", "abs")))
+		require.NoError(t, os.Symlink("../../..", filepath.Join(tree, "Users", "admin", "up")))
+		for _, p := range []string{"abs/secret", "up/.lock", "up/root/Users"} {
+			_, err := c.Open(p)
+			assert.Error(t, err, p)
+		}
+		_, err := c.ReadDir("abs")
+		assert.Error(t, err)
+		_, err = c.Create("abs/new")
+		assert.Error(t, err)
+		assert.NoFileExists(t, filepath.Join(secretDir, "new"))
+		// the shell refuses them the same way
+		_, errs, code := run(t, dial(t, m.ep), "cat abs/secret")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, errs, "cat: abs/secret:")
+	})
+
+	t.Run("new symlinks must stay inside", func(t *testing.T) {
+		for _, target := range []string{"/etc/passwd", "../../..", "a/../../b"} {
+			assert.Error(t, c.Symlink(target, "link"), target)
+		}
+		require.NoError(t, c.Mkdir("docs"))
+		require.NoError(t, c.Symlink("docs", "docs-link"))
+		target, err := c.ReadLink("docs-link")
+		require.NoError(t, err)
+		assert.Equal(t, "docs", target)
+		fi, err := c.Lstat("docs-link")
+		require.NoError(t, err)
+		assert.Equal(t, os.ModeSymlink, fi.Mode()&os.ModeSymlink)
+	})
+}
