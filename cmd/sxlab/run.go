@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/vm"
+	"github.com/sxlab/sxlab/vm/sim"
+)
+
+// newProvider maps a host's provider name to its implementation. Only
+// providers that work are here; the others say so plainly.
+func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
+	switch h.Provider {
+	case lab.ProviderSim:
+		scale := 1.0
+		if h.Sim != nil && h.Sim.TimeScale != nil {
+			scale = *h.Sim.TimeScale
+		}
+		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed}), nil
+	}
+	return nil, fmt.Errorf("provider %s is not available yet in this build (sim is); see README", h.Provider)
+}
+
+func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
+	return guest.Dial(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias})
+}
+
+func newRunCmd() *cobra.Command {
+	var (
+		pf       planFlags
+		resume   string
+		progress string
+		asJSON   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the upgrade matrix and record a verdict for every attempt",
+		Args:  cobra.NoArgs,
+	}
+	pf.register(cmd.Flags())
+	cmd.Flags().Int64("seed", 0, "seed for the simulated faults (overrides lab.seed)")
+	cmd.Flags().StringVar(&resume, "resume", "", "run folder of an interrupted run: run only its attempts without a verdict")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | plain | none (auto: plain on a terminal or in CI)")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	cmd.RunE = func(c *cobra.Command, _ []string) error {
+		switch progress {
+		case "auto", "plain", "tty", "none":
+		default:
+			return usageError("--progress %q: use auto, plain or none", progress)
+		}
+		flags := map[string]*pflag.Flag{"matrix.repeat": c.Flags().Lookup("repeat"), "lab.seed": c.Flags().Lookup("seed")}
+		l, err := load(pf.config, flags)
+		if err != nil {
+			return err
+		}
+		shard, err := pf.shardFor(c.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		// The first interrupt cancels the run (cleanups still run); a
+		// second one exits at once.
+		ctx, cancel := context.WithCancel(c.Context())
+		defer cancel()
+		sigs := make(chan os.Signal, 2)
+		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+		defer signal.Stop(sigs)
+		go func() {
+			select {
+			case <-sigs:
+			case <-ctx.Done():
+				return
+			}
+			fmt.Fprintln(c.ErrOrStderr(), "sxlab: interrupted: stopping, cleaning up (interrupt again to exit at once)")
+			cancel()
+			select {
+			case <-sigs:
+				os.Exit(exitIncomplete)
+			case <-time.After(10 * time.Minute):
+			}
+		}()
+
+		opts := lab.RunOptions{Loaded: l, Plan: lab.PlanOptions{Only: pf.only, Shard: shard}, Resume: resume,
+			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
+		if progress != "none" {
+			p := &plainProgress{w: c.ErrOrStderr(), start: time.Now()}
+			opts.Phase, opts.Finished = p.phase, p.finished
+		}
+		res, err := lab.Run(ctx, opts)
+		if res == nil {
+			return &exitError{code: exitUsage, err: err}
+		}
+		s := summarise(res)
+		if werr := writeSummary(c.OutOrStdout(), s, asJSON); werr != nil {
+			return werr
+		}
+		if err != nil && err != lab.ErrInterrupted {
+			return &exitError{code: exitIncomplete, err: err}
+		}
+		if s.ExitCode != exitOK {
+			return &exitError{code: s.ExitCode, err: fmt.Errorf("%s", verdictWord(s.ExitCode))}
+		}
+		return nil
+	}
+	return cmd
+}
+
+func verdictWord(code int) string {
+	if code == exitFindings {
+		return "cells failed or are flaky"
+	}
+	return "attempts were left without a verdict"
+}
