@@ -80,6 +80,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd())
+	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd())
 	return root
 }

@@ -848,7 +848,9 @@ func shUnimplementedProgram(name string) bool {
 		"chown", "du", "df", "less", "more", "vi", "vim", "nano", "file", "lsof", "netstat", "ifconfig",
 		"ping", "dscl", "sysctl", "ioreg", "system_profiler", "mdls", "xattr", "md5", "openssl", "diff",
 		"cmp", "sw_vers", "systemextensionsctl", "scutil", "launchctl", "installer", "pkgutil", "hdiutil",
-		"ditto", "open", "osascript", "spctl", "log", "sysdiagnose", "shutdown", "reboot", "halt":
+		"ditto", "open", "osascript", "spctl", "log", "sysdiagnose", "shutdown", "reboot", "halt",
+		"uptime", "w", "who", "caffeinate", "pmset", "nvram", "bless", "fdesetup", "tmutil", "mdutil",
+		"mount", "umount", "lsbom", "pkgbuild", "productbuild", "xcrun", "stapler", "tccutil", "sqlite3":
 		return true
 	}
 	return false
