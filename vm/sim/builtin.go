@@ -446,11 +446,7 @@ func shDarwinRelease(product string) string {
 func biUname(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "amnprsv")
 	if msg != "" || len(o.rest) > 0 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "uname: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: uname [-amnprsv]")
-		return 1
+		return shUsage(p, "uname", msg, "usage: uname [-amnprsv]")
 	}
 	release := shDarwinRelease(st.sh.product)
 	fields := []struct {
@@ -504,11 +500,7 @@ func (st *shState) currentUser(p *Proc) string {
 func biID(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "GgnPpru")
 	if msg != "" || len(o.rest) > 1 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "id: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: id [user]\n       id -G [-n] [user]\n       id -g [-nr] [user]\n       id -u [-nr] [user]")
-		return 1
+		return shUsage(p, "id", msg, "usage: id [user]\n       id -G [-n] [user]\n       id -g [-nr] [user]\n       id -u [-nr] [user]")
 	}
 	name := st.currentUser(p)
 	if len(o.rest) == 1 {
@@ -838,4 +830,14 @@ func biSh(ctx context.Context, st *shState, p *Proc) int {
 	sub := st.sh.newState(p.Env)
 	sub.dir, sub.asRoot = p.Dir, p.Root
 	return sub.runLine(ctx, p.Args[2], shIO{in: p.Stdin, out: p.Stdout, err: p.Stderr})
+}
+
+// shUsage prints getopt's complaint, when there is one, then the usage
+// text, as the BSD tools do, and returns their exit status 1.
+func shUsage(p *Proc, cmd, msg, usage string) int {
+	if msg != "" {
+		fmt.Fprintf(p.Stderr, "%s: %s\n", cmd, msg)
+	}
+	fmt.Fprintln(p.Stderr, usage)
+	return 1
 }

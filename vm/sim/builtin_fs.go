@@ -333,11 +333,7 @@ func (st *shState) lsPrint(p *Proc, es []shEntry, o *shOpts, isDir bool) {
 func biRm(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "dfiIPRrvWx")
 	if msg != "" || (len(o.rest) == 0 && !o.set['f']) {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "rm: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: rm [-f | -i] [-dIPRrvWx] file ...\n       unlink [--] file")
-		return 1
+		return shUsage(p, "rm", msg, "usage: rm [-f | -i] [-dIPRrvWx] file ...\n       unlink [--] file")
 	}
 	if shUnsupportedOpts(p, o, "iIPWx") {
 		return 127
@@ -411,11 +407,7 @@ func biRmdir(_ context.Context, st *shState, p *Proc) int {
 func biMkdir(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "m:pv")
 	if msg != "" || len(o.rest) == 0 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "mkdir: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: mkdir [-pv] [-m mode] directory_name ...")
-		return 1
+		return shUsage(p, "mkdir", msg, "usage: mkdir [-pv] [-m mode] directory_name ...")
 	}
 	perm := fs.FileMode(0o755)
 	if m, ok := o.val['m']; ok {
@@ -607,11 +599,7 @@ func shInode(guest string) uint64 {
 func biStat(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "FLlnqrsxc:f:t:")
 	if msg != "" || len(o.rest) == 0 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "stat: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: stat [-FLnq] [-f format | -l | -r | -s | -x] [-t timefmt] [file|handle ...]")
-		return 1
+		return shUsage(p, "stat", msg, "usage: stat [-FLnq] [-f format | -l | -r | -s | -x] [-t timefmt] [file|handle ...]")
 	}
 	if shUnsupportedOpts(p, o, "Flrsxt") {
 		return 127
@@ -927,11 +915,7 @@ func (st *shState) targets(p *Proc, operands []string) (pairs [][2]string, probl
 func biMv(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "fhinv")
 	if msg != "" || len(o.rest) < 2 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "mv: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: mv [-f | -i | -n] [-hv] source target\n       mv [-f | -i | -n] [-v] source ... directory")
-		return 1
+		return shUsage(p, "mv", msg, "usage: mv [-f | -i | -n] [-hv] source target\n       mv [-f | -i | -n] [-v] source ... directory")
 	}
 	if shUnsupportedOpts(p, o, "i") {
 		return 127
@@ -963,11 +947,7 @@ func biMv(_ context.Context, st *shState, p *Proc) int {
 func biCp(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "HLPRafilnprvXcNSx")
 	if msg != "" || len(o.rest) < 2 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "cp: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: cp [-R [-H | -L | -P]] [-fi | -n] [-aclpSsvXx] source_file target_file\n       cp [-R [-H | -L | -P]] [-fi | -n] [-aclpSsvXx] source_file ... target_directory")
-		return 1
+		return shUsage(p, "cp", msg, "usage: cp [-R [-H | -L | -P]] [-fi | -n] [-aclpSsvXx] source_file target_file\n       cp [-R [-H | -L | -P]] [-fi | -n] [-aclpSsvXx] source_file ... target_directory")
 	}
 	if shUnsupportedOpts(p, o, "HLilcNSx") {
 		return 127
@@ -1090,11 +1070,7 @@ func shSafeLinkTarget(target string) error {
 func biTouch(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "A:acfhmr:t:d:")
 	if msg != "" || len(o.rest) == 0 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "touch: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: touch [-A [-][[hh]mm]SS] [-achm] [-r file] [-t [[CC]YY]MMDDhhmm[.SS]]\n       [-d YYYY-MM-DDThh:mm:SS[.frac][tz]] file ...")
-		return 1
+		return shUsage(p, "touch", msg, "usage: touch [-A [-][[hh]mm]SS] [-achm] [-r file] [-t [[CC]YY]MMDDhhmm[.SS]]\n       [-d YYYY-MM-DDThh:mm:SS[.frac][tz]] file ...")
 	}
 	if shUnsupportedOpts(p, o, "Ahrtd") {
 		return 127
@@ -1126,11 +1102,7 @@ func biTouch(_ context.Context, st *shState, p *Proc) int {
 func biChmod(_ context.Context, st *shState, p *Proc) int {
 	o, msg := shGetopt(p.Args[1:], "RfhvHLP")
 	if msg != "" || len(o.rest) < 2 {
-		if msg != "" {
-			fmt.Fprintf(p.Stderr, "chmod: %s\n", msg)
-		}
-		fmt.Fprintln(p.Stderr, "usage: chmod [-fhv] [-R [-H | -L | -P]] [-a | +a | =a  [i][# [ n]]] mode|entry file ...\n       chmod [-fhv] [-R [-H | -L | -P]] [-E | -C | -N | -i | -I] file ...")
-		return 1
+		return shUsage(p, "chmod", msg, "usage: chmod [-fhv] [-R [-H | -L | -P]] [-a | +a | =a  [i][# [ n]]] mode|entry file ...\n       chmod [-fhv] [-R [-H | -L | -P]] [-E | -C | -N | -i | -I] file ...")
 	}
 	spec := o.rest[0]
 	status := 0
