@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sxlab/sxlab/steps"
+	"github.com/sxlab/sxlab/vm/sim"
 )
 
 // Applies reports whether a `when` filter lets a step or probe run in a
@@ -48,22 +48,17 @@ func (l *Loaded) StepsApp() (steps.App, error) {
 }
 
 // simPackageExtension reads the extension's version from a simulated
-// package manifest (the sim's format, examples/sim/*.simpkg.json).
+// package manifest, through the sim's own parser of that format.
 func simPackageExtension(path string) (short, build string, err error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", "", fmt.Errorf("read package: %w", err)
 	}
-	var m struct {
-		Extension struct {
-			ShortVersion string `json:"short_version"`
-			Build        string `json:"build"`
-		} `json:"extension"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
+	pkg, err := sim.ParseSimPkg(b)
+	if err != nil {
 		return "", "", fmt.Errorf("package %s: %w", path, err)
 	}
-	return m.Extension.ShortVersion, m.Extension.Build, nil
+	return pkg.Extension.ShortVersion, pkg.Extension.Build, nil
 }
 
 // CellSteps returns the steps a cell runs, in order, with `when` applied.
