@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/sxlab/sxlab/artifacts"
 )
 
 // Verdict is the outcome of one try of an attempt.
@@ -52,6 +54,10 @@ type Record struct {
 	Provider  string            `json:"provider"`
 	Simulated bool              `json:"simulated"`
 	Dir       string            `json:"dir,omitempty"` // the attempt's folder, relative to the run folder
+	// Triage labels a failing attempt by the signatures found in its
+	// evidence; Missing lists evidence that could not be collected.
+	Triage  *artifacts.Triage   `json:"triage,omitempty"`
+	Missing []artifacts.Missing `json:"missing,omitempty"`
 }
 
 // AttemptKey identifies an attempt across tries.
