@@ -44,6 +44,8 @@ type RunInfo struct {
 	Config     Config    `json:"config"`      // snapshot, secrets redacted
 	ConfigFile string    `json:"config_file"` // where it was read from
 	ConfigDir  string    `json:"config_dir"`  // base of its relative paths, for resume
+	// MergedFrom names the runs (shards) a merged run was joined from.
+	MergedFrom []string `json:"merged_from,omitempty"`
 }
 
 // PlanInfo is plan.json: the whole plan and this run's share of it.
