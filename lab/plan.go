@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/sxlab/sxlab/matrices"
 )
@@ -10,6 +11,20 @@ import (
 type PlanOptions struct {
 	Only  []string       // --only expressions, OR-ed
 	Shard matrices.Shard // zero: the whole plan
+	// ShardBy keeps every shard inside one value of this axis (see
+	// matrices.Plan.ShardBy); empty deals attempts over all shards.
+	ShardBy string
+}
+
+// ShardName is how run.json and the summary name the shard.
+func (o PlanOptions) ShardName() string {
+	if o.Shard == (matrices.Shard{}) {
+		return ""
+	}
+	if o.ShardBy != "" {
+		return o.Shard.String() + " by " + o.ShardBy
+	}
+	return o.Shard.String()
 }
 
 // Matrix converts the matrix section for the planner.
@@ -36,10 +51,38 @@ func (c *Config) Plan(opts PlanOptions) (shard, whole matrices.Plan, err error) 
 		}
 		whole = whole.Only(f)
 	}
-	if opts.Shard != (matrices.Shard{}) {
-		if err := opts.Shard.Validate(); err != nil {
-			return matrices.Plan{}, matrices.Plan{}, fmt.Errorf("--shard: %w", err)
+	if opts.Shard == (matrices.Shard{}) {
+		return whole, whole, nil
+	}
+	if err := opts.Shard.Validate(); err != nil {
+		return matrices.Plan{}, matrices.Plan{}, fmt.Errorf("--shard: %w", err)
+	}
+	if opts.ShardBy == "" {
+		return whole.Shard(opts.Shard), whole, nil
+	}
+	if !c.hasAxis(opts.ShardBy) {
+		return matrices.Plan{}, matrices.Plan{}, fmt.Errorf("--shard-by %s: no such axis (axes: %s)", opts.ShardBy, c.axisNames())
+	}
+	shard, _, err = whole.ShardBy(opts.ShardBy, opts.Shard)
+	if err != nil {
+		return matrices.Plan{}, matrices.Plan{}, fmt.Errorf("--shard-by: %w", err)
+	}
+	return shard, whole, nil
+}
+
+func (c *Config) hasAxis(name string) bool {
+	for _, ax := range c.Matrix.Axes {
+		if ax.Name == name {
+			return true
 		}
 	}
-	return whole.Shard(opts.Shard), whole, nil
+	return false
+}
+
+func (c *Config) axisNames() string {
+	names := make([]string, 0, len(c.Matrix.Axes))
+	for _, ax := range c.Matrix.Axes {
+		names = append(names, ax.Name)
+	}
+	return strings.Join(names, ", ")
 }

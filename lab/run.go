@@ -107,9 +107,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		info = RunInfo{ID: id, Lab: cfg.Lab.Name, Tool: o.Tool, Started: time.Now().UTC(), Seed: cfg.Lab.Seed,
 			PlanDigest: PlanDigest(whole), Hosts: cfg.Redact().Hosts, Config: cfg.Redact(),
 			ConfigFile: l.File, ConfigDir: l.Dir}
-		if o.Plan.Shard != (matrices.Shard{}) {
-			info.Shard = o.Plan.Shard.String()
-		}
+		info.Shard = o.Plan.ShardName()
 	}
 	defer dir.Close()
 

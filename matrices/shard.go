@@ -141,3 +141,50 @@ func (p Plan) Shard(s Shard) Plan {
 	}
 	return out
 }
+
+// GroupValues lists the values the plan's cells take on axis, in the
+// order the cells come.
+func (p Plan) GroupValues(axis string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, c := range p.Cells {
+		v := c.Values[axis]
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// ShardBy is Shard with every shard inside one value of axis: the plan's
+// values of axis each get Count/len(values) shards, in order, and each
+// deals its own attempts round-robin. CI jobs then map one to one onto
+// runners labelled by that value (a Mac mini per macOS version).
+func (p Plan) ShardBy(axis string, s Shard) (Plan, string, error) {
+	if err := s.Validate(); err != nil {
+		return Plan{}, "", err
+	}
+	values := p.GroupValues(axis)
+	if len(values) == 0 {
+		return Plan{}, "", fmt.Errorf("shard by %s: the plan has no cells", axis)
+	}
+	if s.Count%len(values) != 0 {
+		return Plan{}, "", fmt.Errorf("shard %s by %s: %d shards cannot be split evenly over the %d values of %s (%s); use a multiple of %d",
+			s, axis, s.Count, len(values), axis, strings.Join(values, ", "), len(values))
+	}
+	per := s.Count / len(values)
+	value := values[(s.Index-1)/per]
+	var group Plan
+	for _, c := range p.Cells {
+		if c.Values[axis] == value {
+			group.Cells = append(group.Cells, c)
+		}
+	}
+	for _, a := range p.Attempts {
+		if a.Cell.Values[axis] == value {
+			group.Attempts = append(group.Attempts, a)
+		}
+	}
+	return group.Shard(Shard{Index: (s.Index-1)%per + 1, Count: per}), value, nil
+}

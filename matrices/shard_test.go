@@ -231,3 +231,39 @@ func TestShardAfterOnly(t *testing.T) {
 	only := p.Only(f)
 	checkPartition(t, only, 3)
 }
+
+func TestShardByPartitionsWithinEachValue(t *testing.T) {
+	p, err := Expand(Matrix{Axes: []Axis{{Name: "macos", Values: []string{"15.3", "15.4"}}, {Name: "vpn", Values: []string{"on", "off", "mid"}}}, Repeat: 2})
+	require.NoError(t, err)
+	seen := map[string]int{}
+	for i := 1; i <= 4; i++ {
+		sh, value, err := p.ShardBy("macos", Shard{Index: i, Count: 4})
+		require.NoError(t, err)
+		want := "15.3"
+		if i > 2 {
+			want = "15.4"
+		}
+		assert.Equal(t, want, value, "shards 1-2 run 15.3, 3-4 run 15.4")
+		assert.Len(t, sh.Attempts, 3)
+		for _, a := range sh.Attempts {
+			assert.Equal(t, want, a.Cell.Values["macos"])
+			seen[a.ID()]++
+		}
+		for _, c := range sh.Cells {
+			assert.Equal(t, want, c.Values["macos"])
+		}
+	}
+	assert.Len(t, seen, len(p.Attempts), "the shards cover the plan")
+	for id, n := range seen {
+		assert.Equal(t, 1, n, id)
+	}
+}
+
+func TestShardByNeedsAMultipleOfTheValues(t *testing.T) {
+	p, err := Expand(Matrix{Axes: []Axis{{Name: "macos", Values: []string{"15.3", "15.4"}}}, Repeat: 1})
+	require.NoError(t, err)
+	_, _, err = p.ShardBy("macos", Shard{Index: 1, Count: 3})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "use a multiple of 2")
+	assert.Contains(t, err.Error(), "15.3, 15.4")
+}

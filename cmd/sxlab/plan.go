@@ -17,9 +17,10 @@ import (
 
 // planFlags are the flags `plan` and `run` share.
 type planFlags struct {
-	config string
-	only   []string
-	shard  string
+	config  string
+	only    []string
+	shard   string
+	shardBy string
 }
 
 func (p *planFlags) register(fs *pflag.FlagSet) {
@@ -27,6 +28,12 @@ func (p *planFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&p.only, "only", nil, "keep cells matching every axis=value of EXPR (e.g. 'vpn=running,macos=macos-15.3'); repeat the flag to OR")
 	fs.Int("repeat", 0, "attempts per cell (overrides matrix.repeat and SXLAB_MATRIX_REPEAT)")
 	fs.StringVar(&p.shard, "shard", "", "run shard I of N (1-based, e.g. 2/3); default from CI variables when present")
+	fs.StringVar(&p.shardBy, "shard-by", "", "keep each shard inside one value of this axis (e.g. macos: one runner label per macOS version); N must be a multiple of its values")
+}
+
+// options are the plan options of the flags, for a resolved shard.
+func (p *planFlags) options(shard matrices.Shard) lab.PlanOptions {
+	return lab.PlanOptions{Only: p.only, Shard: shard, ShardBy: p.shardBy}
 }
 
 // resolve loads the configuration and builds the plan the flags ask for.
@@ -39,7 +46,7 @@ func (p *planFlags) resolve(fs *pflag.FlagSet, stderr io.Writer) (*lab.Loaded, m
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, err
 	}
-	sharded, whole, err := l.Config.Plan(lab.PlanOptions{Only: p.only, Shard: shard})
+	sharded, whole, err := l.Config.Plan(p.options(shard))
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, usageError("%v", err)
 	}
@@ -98,7 +105,7 @@ func newPlanCmd() *cobra.Command {
 		case "json":
 			return writePlanJSON(out, plan)
 		case "github-matrix":
-			return writeGitHubMatrix(out, shards)
+			return writeGitHubMatrix(out, whole, shards, pf.shardBy)
 		}
 		return writePlanTable(out, l, plan, whole)
 	}
@@ -129,16 +136,24 @@ func writePlanJSON(w io.Writer, p matrices.Plan) error {
 }
 
 // writeGitHubMatrix prints a dynamic matrix for GitHub Actions: one job
-// per shard, each running `sxlab run --shard ${{ matrix.shard }}`.
-func writeGitHubMatrix(w io.Writer, n int) error {
-	type entry struct {
-		Shard string `json:"shard"`
-	}
+// per shard, each running `sxlab run --shard ${{ matrix.shard }}`. With
+// --shard-by AXIS each entry also carries the shard's value of AXIS, for
+// the job's runs-on label.
+func writeGitHubMatrix(w io.Writer, whole matrices.Plan, n int, by string) error {
 	var out struct {
-		Include []entry `json:"include"`
+		Include []map[string]string `json:"include"`
 	}
 	for i := 1; i <= n; i++ {
-		out.Include = append(out.Include, entry{Shard: matrices.Shard{Index: i, Count: n}.String()})
+		sh := matrices.Shard{Index: i, Count: n}
+		entry := map[string]string{"shard": sh.String()}
+		if by != "" {
+			_, value, err := whole.ShardBy(by, sh)
+			if err != nil {
+				return usageError("--shard-by: %v", err)
+			}
+			entry[by] = value
+		}
+		out.Include = append(out.Include, entry)
 	}
 	return json.NewEncoder(w).Encode(out)
 }
