@@ -119,6 +119,31 @@ func TestGitHubMatrix(t *testing.T) {
 	assert.Contains(t, errs, "--shards")
 }
 
+func TestShardByMacOSForRunnerLabels(t *testing.T) {
+	code, out, errs := sxlab(t, "plan", "--config", demoConfig, "--format", "github-matrix", "--shards", "4", "--shard-by", "macos")
+	require.Equal(t, 0, code, errs)
+	assert.JSONEq(t, `{"include":[{"shard":"1/4","macos":"macos-15.3"},{"shard":"2/4","macos":"macos-15.3"},
+		{"shard":"3/4","macos":"macos-15.4"},{"shard":"4/4","macos":"macos-15.4"}]}`, out)
+	for _, s := range []string{"1/4", "3/4"} {
+		p := planJSONOf(t, "--shard", s, "--shard-by", "macos")
+		assert.Len(t, p.Attempts, 9, "each image has 6 cells × 3 repeats over 2 shards")
+		want := "macos-15.3"
+		if s == "3/4" {
+			want = "macos-15.4"
+		}
+		for _, a := range p.Attempts {
+			assert.Equal(t, want, a.Axes["macos"], "shard %s runs on the %s runner only", s, want)
+		}
+	}
+
+	code, _, errs = sxlab(t, "plan", "--config", demoConfig, "--shard", "1/3", "--shard-by", "macos")
+	assert.Equal(t, 3, code)
+	assert.Contains(t, errs, "use a multiple of 2")
+	code, _, errs = sxlab(t, "plan", "--config", demoConfig, "--shard", "1/2", "--shard-by", "mac")
+	assert.Equal(t, 3, code)
+	assert.Contains(t, errs, "no such axis (axes: macos, path, vpn, approval)")
+}
+
 func TestPlanTable(t *testing.T) {
 	code, out, _ := sxlab(t, "plan", "--config", demoConfig, "--shard", "1/3")
 	require.Equal(t, 0, code)
