@@ -106,10 +106,10 @@ const logExpected = `log show output: a JSON array, one JSON object per line, or
 // ParseLog parses `log show` output. The first non-space byte decides:
 // "[" is --style json (a JSON array); otherwise lines are read one by one
 // as --style ndjson, skipping what log prints around the events (the
-// "Filtering the log data…" banner, the "Log - Default: …" statistics
-// trailer) and any other non-JSON line. When the first meaningful line is a
-// text event line instead, the input goes to ParseLogCompact. No events and
-// nothing but that noise is an empty list.
+// "Filtering the log data…" banner, the "Skipping … messages" notes, the
+// "Log - Default: …" statistics trailer) and any other non-JSON line. When
+// the first meaningful line is a text event line instead, the input goes to
+// ParseLogCompact. No events and nothing but that noise is an empty list.
 func ParseLog(r io.Reader) ([]LogEntry, error) {
 	const kind = "log"
 	data, err := readAll(kind, r)
@@ -216,7 +216,11 @@ var logTrailer = regexp.MustCompile(`^[A-Za-z]+\s+-\s+[A-Za-z ]+:\s+\d+`)
 func isLogNoise(text string) bool {
 	switch {
 	case strings.HasPrefix(text, "Filtering the log data"),
+		// log says which levels it left out unless --info and --debug
+		// are both given.
 		strings.HasPrefix(text, "Skipping info and debug messages"),
+		strings.HasPrefix(text, "Skipping debug messages"),
+		strings.HasPrefix(text, "Skipping info messages"),
 		strings.HasPrefix(text, "Timestamp "), // column header of the text styles
 		strings.Trim(text, "-") == "",
 		logTrailer.MatchString(text):

@@ -35,6 +35,9 @@ func TestParseLogJSON(t *testing.T) {
 		{"json array truncated keeps complete events", array[:strings.LastIndex(array, `"processID": 412`)], sampleLogEntries[:3]},
 		{"json array with trailing text", array + "Log      - Default:          3\n", sampleLogEntries},
 		{"empty json array", "[]\n", []LogEntry{}},
+		{"ndjson after log's skipping-debug note", "Skipping debug messages, pass --debug to include.\n" + ndjson, sampleLogEntries},
+		{"ndjson after log's skipping-info note", "Skipping info messages, pass --info to include.\n" + ndjson, sampleLogEntries},
+		{"only banner and a skipping note: no events", "Filtering the log data using \"process == \\\"x\\\"\"\nSkipping debug messages, pass --debug to include.\n", []LogEntry{}},
 		{"only banner and trailer: no events", "Filtering the log data using \"process == \\\"x\\\"\"\nLog      - Default:          0, Info:                0, Debug:             0, Error:          0, Fault:          0\n", []LogEntry{}},
 		{"fields of the wrong type are left empty", `{"timestamp":"2025-07-27 15:41:33.057177-0400","processID":"537","subsystem":7,"eventMessage":"m"}` + "\n", []LogEntry{{Timestamp: "2025-07-27 15:41:33.057177-0400", PID: 537, Message: "m"}}},
 	}
@@ -63,6 +66,22 @@ func TestParseLogText(t *testing.T) {
 			direct, err := ParseLogCompact(strings.NewReader(input))
 			require.NoError(t, err)
 			assert.Equal(t, want, direct)
+		})
+	}
+
+	// log prints a note on the levels it left out before the column
+	// header unless --info and --debug are both given; the text style
+	// must still be recognised after it.
+	for _, note := range []string{
+		"Skipping info and debug messages, pass --info and/or --debug to include.",
+		"Skipping debug messages, pass --debug to include.",
+		"Skipping info messages, pass --info to include.",
+	} {
+		t.Run("after the note "+note, func(t *testing.T) {
+			banner, rest, _ := strings.Cut(text, "\n")
+			got, err := ParseLog(strings.NewReader(banner + "\n" + note + "\n" + rest))
+			require.NoError(t, err)
+			assert.Equal(t, want, got)
 		})
 	}
 

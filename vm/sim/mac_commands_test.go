@@ -68,10 +68,12 @@ func TestOutputsThroughGuestParsers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, guest.InstallerResult{PackageName: "Example VPN", BasePath: "/", Success: true, Errors: []string{}}, inst)
 
-	for _, style := range []string{"ndjson", "json", "default", "compact"} {
-		// --debug too: guest.ParseLog does not yet skip the "Skipping debug
-		// messages, …" banner that log prints for --info alone.
-		entries, err := guest.ParseLog(strings.NewReader(s.ok(false, "log show --info --debug --style "+style)))
+	for _, run := range []struct{ style, flags string }{
+		{"ndjson", ""}, {"json", "--info"}, {"default", "--info --debug"}, {"compact", "--debug"},
+	} {
+		// Each level flag set makes log print its own "Skipping ..." banner.
+		style := run.style
+		entries, err := guest.ParseLog(strings.NewReader(s.ok(false, "log show "+run.flags+" --style "+style)))
 		require.NoError(t, err, style)
 		require.NotEmpty(t, entries, style)
 		var conflict *guest.LogEntry
