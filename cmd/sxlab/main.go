@@ -81,5 +81,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd())
+	root.AddCommand(newMergeCmd(), newDiffCmd())
+	root.AddCommand(newReportCmd())
 	return root
 }

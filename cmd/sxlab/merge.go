@@ -32,6 +32,9 @@ the exit code is then 2.`,
 		}
 		w := c.OutOrStdout()
 		fmt.Fprintf(w, "merged %d run(s) into %s\n", len(res.Shards), res.Dir)
+		if err := report.Write(res.Dir); err != nil {
+			return &exitError{code: exitIncomplete, err: fmt.Errorf("merge: reports: %w", err)}
+		}
 		for _, o := range res.Overlapping {
 			fmt.Fprintf(c.ErrOrStderr(), "sxlab: merge: attempt %s ran in more than one shard; kept the first\n", o)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/report"
 	"github.com/sxlab/sxlab/vm"
 	"github.com/sxlab/sxlab/vm/sim"
 )
@@ -50,13 +51,12 @@ func newRunCmd() *cobra.Command {
 	pf.register(cmd.Flags())
 	cmd.Flags().Int64("seed", 0, "seed for the simulated faults (overrides lab.seed)")
 	cmd.Flags().StringVar(&resume, "resume", "", "run folder of an interrupted run: run only its attempts without a verdict")
-	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | plain | none (auto: plain on a terminal or in CI)")
+	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | tty (a bar and a line per busy slot, redrawn in place) | plain (a line per step) | none; auto: tty when stderr is a terminal, CI is unset and TERM is not dumb, else plain")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
-		switch progress {
-		case "auto", "plain", "tty", "none":
-		default:
-			return usageError("--progress %q: use auto, plain or none", progress)
+		prog, err := newProgress(progress, c.ErrOrStderr(), os.LookupEnv)
+		if err != nil {
+			return err
 		}
 		flags := map[string]*pflag.Flag{"matrix.repeat": c.Flags().Lookup("repeat"), "lab.seed": c.Flags().Lookup("seed")}
 		l, err := load(pf.config, flags)
@@ -80,7 +80,7 @@ func newRunCmd() *cobra.Command {
 			case <-ctx.Done():
 				return
 			}
-			fmt.Fprintln(c.ErrOrStderr(), "sxlab: interrupted: stopping, cleaning up (interrupt again to exit at once)")
+			prog.Log("sxlab: interrupted: stopping, cleaning up (interrupt again to exit at once)")
 			cancel()
 			select {
 			case <-sigs:
@@ -89,17 +89,20 @@ func newRunCmd() *cobra.Command {
 			}
 		}()
 
-		opts := lab.RunOptions{Loaded: l, Plan: lab.PlanOptions{Only: pf.only, Shard: shard}, Resume: resume,
+		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume,
 			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
-		if progress != "none" {
-			p := &plainProgress{w: c.ErrOrStderr(), start: time.Now()}
-			opts.Phase, opts.Finished = p.phase, p.finished
-		}
+		opts.Phase, opts.Finished = prog.Phase, prog.Finished
 		res, err := lab.Run(ctx, opts)
+		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
 			return &exitError{code: exitUsage, err: err}
 		}
 		s := summarise(res)
+		// Reports are rebuilt from the journal; failing to render them must
+		// not hide the verdicts, so it only warns (sxlab report redoes it).
+		if rerr := report.Write(res.Dir); rerr != nil {
+			fmt.Fprintf(c.ErrOrStderr(), "sxlab: reports: %v (rebuild with: sxlab report %s)\n", rerr, res.Dir)
+		}
 		if werr := writeSummary(c.OutOrStdout(), s, asJSON); werr != nil {
 			return werr
 		}

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/sxlab/sxlab/lab"
-	"github.com/sxlab/sxlab/matrices"
 )
 
 // runSummary is the documented shape of `run --json`.
@@ -91,28 +88,4 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// plainProgress prints one line per phase change, no carriage returns:
-// the form for CI logs.
-type plainProgress struct {
-	mu    sync.Mutex
-	w     io.Writer
-	start time.Time
-}
-
-func (p *plainProgress) phase(slot lab.Slot, a matrices.Attempt, phase string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%6.1fs %s#%d %s r%d: %s\n", time.Since(p.start).Seconds(), slot.Host, slot.Index, a.Cell.Label, a.Repeat, phase)
-}
-
-func (p *plainProgress) finished(r lab.Record, done, total int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	line := fmt.Sprintf("%6.1fs [%d/%d] %s r%d: %s", time.Since(p.start).Seconds(), done, total, r.Label, r.Repeat, r.Verdict)
-	if r.Reason != "" {
-		line += " (" + r.Reason + ")"
-	}
-	fmt.Fprintln(p.w, line)
 }
