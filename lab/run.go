@@ -27,7 +27,11 @@ type RunOptions struct {
 	NewProvider func(h Host, seed int64) (vm.Provider, error)
 	Dial        DialFunc
 	LookupEnv   func(string) (string, bool)
-	// Phase and Finished report progress.
+	// Started, Phase and Finished report progress. Started comes once,
+	// before the first attempt: total attempts of the run, done already
+	// (resumed). Finished receives every try's record, retried errors
+	// (Final false) included; done counts final records.
+	Started  func(total, done int)
 	Phase    func(slot Slot, a matrices.Attempt, phase string)
 	Finished func(r Record, done, total int)
 	// Tuning for tests.
@@ -171,12 +175,15 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		defer mu.Unlock()
 		if r.Final {
 			res.Records = append(res.Records, r)
-			if o.Finished != nil {
-				o.Finished(r, len(res.Records), total)
-			}
+		}
+		if o.Finished != nil {
+			o.Finished(r, len(res.Records), total)
 		}
 		return nil
 	}}
+	if o.Started != nil {
+		o.Started(total, len(res.Records))
+	}
 	runErr := sched.Run(ctx, todo)
 	res.Cells = Summarise(res.Records)
 	res.Remaining = total - len(res.Records)

@@ -21,10 +21,14 @@ import (
 // to stdout on its own. lab.Run calls Phase and Finished from several
 // slots at once, so implementations are safe for concurrent use.
 type Progress interface {
+	// Started reports the run's size before its first attempt: total
+	// attempts, done already (a resumed run's).
+	Started(total, done int)
 	// Phase reports that the attempt on slot entered a step or phase.
 	Phase(slot lab.Slot, a matrices.Attempt, phase string)
-	// Finished reports an attempt's final record; done counts the final
-	// records so far (resumed ones included) out of total.
+	// Finished reports a try's record (a retried error is not final);
+	// done counts the final records so far (resumed ones included) out of
+	// total.
 	Finished(r lab.Record, done, total int)
 	// Log prints a line of its own, above any live display.
 	Log(line string)
@@ -104,6 +108,7 @@ func terminalFd(w io.Writer) (int, bool) {
 // noProgress is --progress none.
 type noProgress struct{}
 
+func (noProgress) Started(int, int)                         {}
 func (noProgress) Phase(lab.Slot, matrices.Attempt, string) {}
 func (noProgress) Finished(lab.Record, int, int)            {}
 func (noProgress) Log(string)                               {}
@@ -127,6 +132,8 @@ func (p *plainProgress) Phase(slot lab.Slot, a matrices.Attempt, phase string) {
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.w, "%s %s %s r%d: %s\n", stamp(p.now().Sub(p.start)), slotName(slot), oneLine(a.Cell.Label), a.Repeat, oneLine(phase))
 }
+
+func (p *plainProgress) Started(total, done int) {}
 
 func (p *plainProgress) Finished(r lab.Record, done, total int) {
 	p.mu.Lock()
@@ -156,6 +163,9 @@ func finishedLine(r lab.Record, done, total int) string {
 	line := fmt.Sprintf("[%d/%d] %s r%d: %s", done, total, oneLine(r.Label), r.Repeat, verdict)
 	if r.Reason != "" {
 		line += " (" + oneLine(r.Reason) + ")"
+	}
+	if !r.Final {
+		line += fmt.Sprintf(" — try %d, will retry", r.Try)
 	}
 	return line
 }
@@ -246,6 +256,17 @@ func (p *ttyProgress) Phase(slot lab.Slot, a matrices.Attempt, phase string) {
 	p.changed()
 }
 
+func (p *ttyProgress) Started(total, done int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	p.activate()
+	p.known, p.base, p.done, p.total = true, done, done, total
+	p.changed()
+}
+
 func (p *ttyProgress) Finished(r lab.Record, done, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -257,10 +278,16 @@ func (p *ttyProgress) Finished(r lab.Record, done, total int) {
 		return
 	}
 	p.activate()
-	if !p.known {
-		p.known, p.base = true, max(done-1, 0)
+	if !p.known { // no Started: guess what was done before this run
+		p.known, p.base = true, done
+		if r.Final {
+			p.base = max(done-1, 0)
+		}
 	}
-	p.done, p.total, p.lastDone = done, total, p.now()
+	p.done, p.total = done, total
+	if r.Final {
+		p.lastDone = p.now()
+	}
 	for s, act := range p.busy {
 		if act.attempt.ID() == r.AttemptKey() {
 			delete(p.busy, s)

@@ -398,3 +398,28 @@ func TestShort(t *testing.T) {
 	assert.Equal(t, "3m04s", short(3*time.Minute+4*time.Second))
 	assert.Equal(t, "1h02m", short(time.Hour+2*time.Minute+59*time.Second))
 }
+
+func TestTTYShowsTheBarFromTheStartAndRetriesAsTheyHappen(t *testing.T) {
+	p, out, clk := testTTY(120, 0)
+	p.Started(4, 1) // a resumed run: one attempt was done before
+	lines := replay(t, out.String()).text()
+	require.NotEmpty(t, lines)
+	assert.Contains(t, lines[0], "(1/4)", "the bar is there before any attempt of this run finishes")
+
+	a := attemptOf("vpn=running", 1)
+	p.Phase(mac1, a, "boot")
+	clk.advance(3 * time.Second)
+	rec := recordOf(a, lab.Error, "boot: sshd did not answer")
+	rec.Final, rec.Try = false, 1
+	p.Finished(rec, 1, 4)
+	lines = replay(t, out.String()).text()
+	assert.Equal(t, "   3.0s [1/4] vpn=running r1: simulated error (boot: sshd did not answer) — try 1, will retry", lines[0])
+	assert.Contains(t, lines[1], "(1/4)", "a retried try does not count as done")
+	assert.Empty(t, lineWith(lines, "mac#1"), "the slot of the retried try is free")
+
+	clk.advance(3 * time.Second)
+	p.Finished(recordOf(a, lab.Pass, ""), 2, 4)
+	lines = replay(t, out.String()).text()
+	assert.Regexp(t, `\(2/4\) 6s elapsed, ETA 12s$`, lines[len(lines)-1], "the ETA counts only this run's attempts")
+	p.Close()
+}
