@@ -82,6 +82,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd())
 	root.AddCommand(newMergeCmd(), newDiffCmd())
+	root.AddCommand(newDoctorCmd())
 	root.AddCommand(newReportCmd())
 	return root
 }
