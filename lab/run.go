@@ -23,7 +23,8 @@ type RunOptions struct {
 	Resume string
 	Tool   string // version string for run.json
 	// NewProvider makes the provider of a host (the CLI maps names to
-	// vm/sim, vm/vz, ...); it is called once per host.
+	// vm/sim, vm/vz, ...); it is called once per host, with the host's
+	// paths and credentials resolved (ResolveHost).
 	NewProvider func(h Host, seed int64) (vm.Provider, error)
 	Dial        DialFunc
 	LookupEnv   func(string) (string, bool)
@@ -120,6 +121,10 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	var slots []Slot
 	seen := map[string]bool{}
 	for _, h := range cfg.Hosts {
+		h, err := l.ResolveHost(h, o.LookupEnv)
+		if err != nil {
+			return nil, err
+		}
 		p, err := o.NewProvider(h, cfg.Lab.Seed)
 		if err != nil {
 			return nil, fmt.Errorf("host %s: %w", h.Name, err)
@@ -198,17 +203,11 @@ func (l *Loaded) ResolveImages(lookup func(string) (string, bool)) (map[string]v
 	}
 	out := map[string]vm.Image{}
 	for name, img := range l.Config.Images {
-		vi := vm.Image{Name: name, User: img.User, Password: img.Auth.Password}
-		if img.Auth.PasswordEnv != "" {
-			pw, ok := lookup(img.Auth.PasswordEnv)
-			if !ok || pw == "" {
-				return nil, fmt.Errorf("images.%s.auth.password_env: environment variable %s is not set", name, img.Auth.PasswordEnv)
-			}
-			vi.Password = pw
+		auth, err := l.resolveAuth("images."+name+".auth", img.Auth, lookup)
+		if err != nil {
+			return nil, err
 		}
-		if img.Auth.Key != "" {
-			vi.KeyFile = l.Resolve(img.Auth.Key)
-		}
+		vi := vm.Image{Name: name, User: img.User, Password: auth.Password, KeyFile: auth.Key}
 		if s := img.Sim; s != nil {
 			si := &vm.SimImage{ProductVersion: s.ProductVersion, Build: s.Build}
 			for _, f := range s.Faults {
@@ -229,4 +228,48 @@ func (l *Loaded) ResolveImages(lookup func(string) (string, bool)) (map[string]v
 		out[name] = vi
 	}
 	return out, nil
+}
+
+// resolveAuth makes credentials final: the password read from its
+// environment variable, the key path resolved against the config's folder.
+func (l *Loaded) resolveAuth(where string, a Auth, lookup func(string) (string, bool)) (Auth, error) {
+	if a.PasswordEnv != "" {
+		pw, ok := lookup(a.PasswordEnv)
+		if !ok || pw == "" {
+			return Auth{}, fmt.Errorf("%s.password_env: environment variable %s is not set", where, a.PasswordEnv)
+		}
+		a.Password, a.PasswordEnv = pw, ""
+	}
+	if a.Key != "" {
+		a.Key = l.Resolve(a.Key)
+	}
+	return a, nil
+}
+
+// ResolveHost returns a copy of h ready for its provider: paths resolved
+// against the config's folder, the ssh host's credentials final.
+func (l *Loaded) ResolveHost(h Host, lookup func(string) (string, bool)) (Host, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	if h.VZ != nil && h.VZ.Store != "" {
+		v := *h.VZ
+		v.Store = l.Resolve(v.Store)
+		h.VZ = &v
+	}
+	if h.Tart != nil && h.Tart.Home != "" {
+		t := *h.Tart
+		t.Home = l.Resolve(t.Home)
+		h.Tart = &t
+	}
+	if h.SSH != nil {
+		s := *h.SSH
+		auth, err := l.resolveAuth("hosts."+h.Name+".ssh.auth", s.Auth, lookup)
+		if err != nil {
+			return Host{}, err
+		}
+		s.Auth = auth
+		h.SSH = &s
+	}
+	return h, nil
 }

@@ -124,3 +124,20 @@ func TestPasswordEnvMustBeSet(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "s3cret", imgs["macos-15.3"].Password)
 }
+
+func TestResolveHostMakesPathsAndCredentialsFinal(t *testing.T) {
+	l, err := Load(LoadOptions{File: writeConfig(t, validConfig), LookupEnv: noEnv})
+	require.NoError(t, err)
+	h := Host{Name: "spare", Provider: ProviderSSH, Slots: 1,
+		SSH:  &SSHHost{Address: "mac.local", Auth: Auth{PasswordEnv: "SPARE_PW", Key: "keys/id_ed25519"}},
+		Tart: &TartHost{Home: "tart-home"}}
+	_, err = l.ResolveHost(h, noEnv)
+	assert.ErrorContains(t, err, "hosts.spare.ssh.auth.password_env: environment variable SPARE_PW is not set")
+
+	got, err := l.ResolveHost(h, envOf("SPARE_PW", "pw"))
+	require.NoError(t, err)
+	assert.Equal(t, "pw", got.SSH.Auth.Password)
+	assert.Equal(t, filepath.Join(l.Dir, "keys/id_ed25519"), got.SSH.Auth.Key, "relative to the config file")
+	assert.Equal(t, filepath.Join(l.Dir, "tart-home"), got.Tart.Home)
+	assert.Equal(t, "keys/id_ed25519", h.SSH.Auth.Key, "the configuration itself is left as written")
+}

@@ -16,6 +16,8 @@ import (
 	"github.com/sxlab/sxlab/report"
 	"github.com/sxlab/sxlab/vm"
 	"github.com/sxlab/sxlab/vm/sim"
+	sshvm "github.com/sxlab/sxlab/vm/ssh"
+	"github.com/sxlab/sxlab/vm/tart"
 )
 
 // newProvider maps a host's provider name to its implementation. Only
@@ -28,8 +30,20 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 			scale = *h.Sim.TimeScale
 		}
 		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed}), nil
+	case lab.ProviderTart:
+		o := tart.Options{}
+		if h.Tart != nil {
+			o.Home = h.Tart.Home
+		}
+		return tart.NewProvider(o)
+	case lab.ProviderSSH:
+		if h.SSH == nil {
+			return nil, fmt.Errorf("host %s: provider ssh needs an ssh section (address, user, auth)", h.Name)
+		}
+		return sshvm.NewProvider(sshvm.Options{Host: h.Name, Address: h.SSH.Address, User: h.SSH.User,
+			Password: h.SSH.Auth.Password, KeyFile: h.SSH.Auth.Key, Reset: h.SSH.Reset})
 	}
-	return nil, fmt.Errorf("provider %s is not available yet in this build (sim is); see README", h.Provider)
+	return nil, fmt.Errorf("provider %s is not available yet in this build (sim, tart and ssh are); see README", h.Provider)
 }
 
 func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
