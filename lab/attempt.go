@@ -129,21 +129,26 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		return Error, infraReason(ctx, "clone "+imageName, err), nil
 	}
 	undo.push(func(ctx context.Context) error { return m.Delete(ctx) })
+	// From power-on until sshd answers, one bound: a machine that never
+	// boots must not hold its slot for ever.
+	bootCtx, bootDone := x.bootContext(ctx)
+	defer bootDone()
 	x.phase(slot, a, "boot")
-	if err := m.Start(ctx); err != nil {
+	if err := m.Start(bootCtx); err != nil {
 		return Error, infraReason(ctx, "boot", err), nil
 	}
 	undo.push(func(ctx context.Context) error { return m.Stop(ctx) })
-	ep, err := m.Endpoint(ctx)
+	ep, err := m.Endpoint(bootCtx)
 	if err != nil {
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
 	}
 	x.phase(slot, a, "connect")
-	conn, err := x.Dial(ctx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
+	conn, err := x.Dial(bootCtx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
 	if err != nil {
 		return Error, infraReason(ctx, "connect to "+ep.String(), err), nil
 	}
 	undo.push(func(context.Context) error { return conn.Close() })
+	bootDone()
 
 	scenario, err := x.Config.CellSteps(a.Cell.Values)
 	if err != nil {
@@ -151,8 +156,13 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	}
 	env := &steps.Env{
 		Guest: conn, User: img.User, Axes: a.Cell.Values, From: from, To: to, App: x.App,
-		Simulated: prov.Simulated(), Probes: x.Probes, Record: log.write, Reconnect: conn.Reconnect,
-		Poll: x.Poll, Wait: x.Wait,
+		Simulated: prov.Simulated(), Probes: x.Probes, Record: log.write,
+		Reconnect: func(ctx context.Context) error { // after a reboot step: the same bound as the first boot
+			ctx, done := x.bootContext(ctx)
+			defer done()
+			return conn.Reconnect(ctx)
+		},
+		Poll: x.Poll, Wait: x.Wait, CommandTimeout: time.Duration(x.Config.Lab.Timeouts.Command),
 	}
 	for _, st := range scenario {
 		x.phase(slot, a, st.Kind())
@@ -177,6 +187,17 @@ func (x *Attempts) phase(slot Slot, a matrices.Attempt, p string) {
 	if x.Phase != nil {
 		x.Phase(slot, a, p)
 	}
+}
+
+// bootContext bounds a boot by lab.timeouts.boot; when it passes, the
+// errors of what waited say so (the cause reaches them through ctx).
+func (x *Attempts) bootContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	limit := time.Duration(x.Config.Lab.Timeouts.Boot)
+	if limit <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeoutCause(ctx, limit,
+		fmt.Errorf("%w within %s (lab.timeouts.boot): the guest did not finish booting", guest.ErrConnectTimeout, limit))
 }
 
 func (x *Attempts) cleanupTimeout() time.Duration {

@@ -27,9 +27,22 @@ type Config struct {
 
 // LabSection names the lab and where runs are kept.
 type LabSection struct {
-	Name    string `yaml:"name"`
-	RunsDir string `yaml:"runs_dir"`
-	Seed    int64  `yaml:"seed"`
+	Name     string   `yaml:"name"`
+	RunsDir  string   `yaml:"runs_dir"`
+	Seed     int64    `yaml:"seed"`
+	Timeouts Timeouts `yaml:"timeouts"`
+}
+
+// Timeouts bound the waits of an attempt that would otherwise have no
+// end: a guest that never boots, a command that hangs. Passing one is an
+// infrastructure error (retried), not a product failure.
+type Timeouts struct {
+	// Boot bounds a machine's start until its sshd answers (also after a
+	// reboot step). Real Macs take one to a few minutes.
+	Boot Duration `yaml:"boot"`
+	// Command bounds one guest command or file transfer of a step that
+	// sets no timeout of its own.
+	Command Duration `yaml:"command"`
 }
 
 // Providers a host can use.

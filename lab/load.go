@@ -101,6 +101,8 @@ func defaults() map[string]any {
 		"lab.name":               "sxlab",
 		"lab.runs_dir":           "./runs",
 		"lab.seed":               1,
+		"lab.timeouts.boot":      "10m",
+		"lab.timeouts.command":   "30m",
 		"matrix.repeat":          1,
 		"matrix.image_axis":      "macos",
 		"matrix.path_axis":       "path",

@@ -93,6 +93,14 @@ func (l *Loaded) validate() Problems {
 	if strings.TrimSpace(c.Lab.RunsDir) == "" {
 		add(l.at("lab.runs_dir", "lab.runs_dir: must not be empty"))
 	}
+	for _, t := range []struct {
+		key string
+		d   Duration
+	}{{"lab.timeouts.boot", c.Lab.Timeouts.Boot}, {"lab.timeouts.command", c.Lab.Timeouts.Command}} {
+		if t.d <= 0 {
+			add(l.at(t.key, "%s: must be more than 0: it bounds a wait that would otherwise have no end (write it like 10m)", t.key))
+		}
+	}
 
 	// hosts
 	if len(c.Hosts) == 0 {

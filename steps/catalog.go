@@ -45,12 +45,9 @@ func install(ctx context.Context, env *Env, label, ref string) error {
 	if _, err := env.run(ctx, label, "prepare", guest.Join("mkdir", "-p", remoteDir)); err != nil {
 		return err
 	}
-	started := time.Now()
-	if err := env.Guest.Upload(ctx, v.Package, remote, nil); err != nil {
-		env.record(Entry{Step: label, Kind: "upload", Started: started, Note: v.Package + " -> " + remote, Error: err.Error()})
-		return fmt.Errorf("%s: upload %s: %w", label, v.Package, err)
+	if err := env.upload(ctx, label, v.Package, remote); err != nil {
+		return err
 	}
-	env.record(Entry{Step: label, Kind: "upload", Started: started, Note: v.Package + " -> " + remote})
 
 	var lines []string
 	switch v.Kind {

@@ -63,6 +63,11 @@ type Env struct {
 	// when the step sets no timeout (default 5m).
 	Poll time.Duration
 	Wait time.Duration
+	// CommandTimeout bounds each guest command and file transfer that
+	// sets no timeout of its own (0: only ctx bounds them). A guest wedged
+	// in an installer then ends the attempt as an infrastructure error
+	// instead of holding its slot forever.
+	CommandTimeout time.Duration
 	// Results collects the probes' outcomes, in order.
 	Results []ProbeResult
 }
@@ -121,22 +126,58 @@ func (e *Env) wait(d time.Duration) time.Duration {
 	return 5 * time.Minute
 }
 
-// run runs one command line and records it under step.
+// run runs one command line, bounded by CommandTimeout, and records it
+// under step.
 func (e *Env) run(ctx context.Context, step, kind, line string) (guest.Result, error) {
+	return e.runCmd(ctx, step, kind, guest.Cmd{Line: line})
+}
+
+// runCmd runs cmd, with CommandTimeout when it sets no timeout, and
+// records it under step.
+func (e *Env) runCmd(ctx context.Context, step, kind string, cmd guest.Cmd) (guest.Result, error) {
+	byDefault := cmd.Timeout <= 0 && e.CommandTimeout > 0
+	if byDefault {
+		cmd.Timeout = e.CommandTimeout
+	}
 	started := time.Now()
-	res, err := e.Guest.Run(ctx, guest.Cmd{Line: line})
+	res, err := e.Guest.Run(ctx, cmd)
+	if err != nil && res.Line == "" {
+		res.Line = cmd.Line
+	}
+	if err != nil && byDefault && errors.Is(err, guest.ErrCommandTimeout) {
+		err = fmt.Errorf("%w (lab.timeouts.command)", err)
+	}
 	entry := Entry{Step: step, Kind: kind, Started: started, Result: &res}
 	if err != nil {
 		entry.Error = err.Error()
-		if res.Line == "" {
-			res.Line = line
-		}
 	}
 	e.record(entry)
 	if err != nil {
-		return res, fmt.Errorf("%s: %s: %w", step, line, err)
+		return res, fmt.Errorf("%s: %s: %w", step, cmd.Line, err)
 	}
 	return res, nil
+}
+
+// upload copies a local file into the guest, bounded by CommandTimeout
+// (transfers take no timeout of their own), and records it under step.
+func (e *Env) upload(ctx context.Context, step, local, remote string) error {
+	if e.CommandTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, e.CommandTimeout,
+			fmt.Errorf("%w after %s (lab.timeouts.command)", guest.ErrCommandTimeout, e.CommandTimeout))
+		defer cancel()
+	}
+	started := time.Now()
+	err := e.Guest.Upload(ctx, local, remote, nil)
+	entry := Entry{Step: step, Kind: "upload", Started: started, Note: local + " -> " + remote}
+	if err != nil {
+		entry.Error = err.Error()
+	}
+	e.record(entry)
+	if err != nil {
+		return fmt.Errorf("%s: upload %s: %w", step, local, err)
+	}
+	return nil
 }
 
 func (e *Env) record(entry Entry) {

@@ -186,10 +186,9 @@ func (p Probe) command(ctx context.Context, env *Env) (ProbeResult, error) {
 	if err != nil {
 		return ProbeResult{}, err
 	}
-	res, err := env.Guest.Run(ctx, guest.Cmd{Line: line, Timeout: p.Timeout})
-	env.record(Entry{Step: "probe " + p.Kind, Kind: "probe", Started: res.Started, Result: &res, Error: errNote(err)})
+	res, err := env.runCmd(ctx, "probe "+p.Kind, "probe", guest.Cmd{Line: line, Timeout: p.Timeout})
 	if err != nil {
-		return ProbeResult{}, fmt.Errorf("%s: %w", line, err)
+		return ProbeResult{}, err
 	}
 	obs := map[string]string{"exit": fmt.Sprint(res.Exit), "output": firstLine(res.Stdout, res.Stderr)}
 	if res.Exit != p.ExpectExit {

@@ -47,7 +47,13 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 }
 
 func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
-	return guest.Dial(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias})
+	o := guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias}
+	// The lab bounds the wait for sshd (lab.timeouts.boot) with ctx; the
+	// client's own default must not cut it shorter.
+	if d, ok := ctx.Deadline(); ok {
+		o.ConnectTimeout = time.Until(d)
+	}
+	return guest.Dial(ctx, ep, o)
 }
 
 func newRunCmd() *cobra.Command {

@@ -42,6 +42,10 @@ type Options struct {
 	NewModel func(cfg MacConfig, host Host, fs *FS) Model
 	// Logf receives connection and lifecycle events; nil discards them.
 	Logf func(format string, args ...any)
+	// Sabotage, when set, is asked once per machine (by its name) how to
+	// break that machine's infrastructure; see Sabotage. For tests of the
+	// lab's error handling only.
+	Sabotage func(machine string) Sabotage
 }
 
 // Provider makes simulated Macs: each machine is an in-process SSH
@@ -127,6 +131,14 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	if password == "" {
 		password = defaultPassword
 	}
+	var sab Sabotage
+	if p.o.Sabotage != nil {
+		sab = p.o.Sabotage(name)
+	}
+	sshdPassword := password // what the guest accepts; Endpoint hands out password
+	if sab.Password != "" {
+		sshdPassword = sab.Password
+	}
 	keys := append([]ssh.PublicKey(nil), p.o.AuthorizedKeys...)
 	if img.KeyFile != "" {
 		k, err := publicKeyOf(img.KeyFile)
@@ -183,6 +195,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 		name: name, dir: dir, fs: NewFS(tree), root: root, lock: lock, signer: signer,
 		user: cfg.User, password: password, keyFile: img.KeyFile, listen: p.o.Listen,
 		clock: newClock(p.o.TimeScale), logf: p.o.Logf,
+		sabotage: sab, cutter: newSFTPCutter(sab),
 	}
 	m.model = p.o.NewModel(cfg, m, m.fs)
 	if m.model == nil {
@@ -190,7 +203,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 		return nil, fmt.Errorf("sim: clone %s: NewModel returned no model", name)
 	}
 	m.shell = newShell(m.fs, root, m.model, m, cfg, p.o.Logf)
-	m.sshConfig = sshdConfig(signer, cfg.User, password, keys, p.o.Logf)
+	m.sshConfig = sshdConfig(signer, cfg.User, sshdPassword, keys, p.o.Logf)
 	ok = true
 	return m, nil
 }
@@ -318,6 +331,8 @@ type Machine struct {
 	model     Model
 	shell     *shell
 	logf      func(string, ...any)
+	sabotage  Sabotage
+	cutter    *sftpCutter // nil unless transfers are sabotaged
 
 	mu        sync.Mutex
 	state     machineState
@@ -390,6 +405,7 @@ func (m *Machine) Start(ctx context.Context) error {
 	m.srv = &sshd{
 		ctx: runCtx, ln: ln, config: m.sshConfig, sh: m.shell, root: m.root,
 		home: m.shell.home(m.user), wg: &m.wg, logf: m.logf,
+		hang: m.sabotage.Hang, cutter: m.cutter,
 		booting: true, conns: map[*sshdConn]struct{}{},
 	}
 	m.runCtx, m.cancel = runCtx, cancel
@@ -399,11 +415,19 @@ func (m *Machine) Start(ctx context.Context) error {
 	m.ready = make(chan struct{})
 	m.model.Boot()
 	m.logf("sim: %s: booting, sshd on %s", m.name, m.addr)
-	m.wg.Add(2)
+	m.wg.Add(1)
 	go m.srv.serve()
+	if m.sabotage.NoSSHD {
+		m.logf("sim: sabotage: %s: sshd will never answer", m.name)
+		return nil
+	}
+	// The goroutine gets its own copies: a Stop right after Start
+	// clears m.srv under the lock this goroutine does not hold.
+	srv, ready := m.srv, m.ready
+	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		m.finishBoot(runCtx, m.srv, m.ready)
+		m.finishBoot(runCtx, srv, ready)
 	}()
 	return nil
 }
@@ -434,12 +458,16 @@ func (m *Machine) Endpoint(ctx context.Context) (guest.Endpoint, error) {
 	}
 	ready, runCtx, addr := m.ready, m.runCtx, m.addr
 	m.mu.Unlock()
-	select {
-	case <-ready:
-	case <-ctx.Done():
-		return guest.Endpoint{}, fmt.Errorf("sim: endpoint of %s: %w", m.name, ctx.Err())
-	case <-runCtx.Done():
-		return guest.Endpoint{}, fmt.Errorf("sim: endpoint of %s: the machine stopped", m.name)
+	// A sabotaged sshd never gets ready: the address is known, and the
+	// client finds out that nobody answers.
+	if !m.sabotage.NoSSHD {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return guest.Endpoint{}, fmt.Errorf("sim: endpoint of %s: %w", m.name, context.Cause(ctx))
+		case <-runCtx.Done():
+			return guest.Endpoint{}, fmt.Errorf("sim: endpoint of %s: the machine stopped", m.name)
+		}
 	}
 	return guest.Endpoint{
 		Addr:      dialAddr(addr),

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,6 +93,9 @@ type sshd struct {
 	home   string // where sftp starts
 	wg     *sync.WaitGroup
 	logf   func(string, ...any)
+	// hang and cutter carry the machine's Sabotage (nil: none).
+	hang   *regexp.Regexp
+	cutter *sftpCutter
 
 	mu      sync.Mutex
 	booting bool // accept and close at once, as a Mac that is not up yet
@@ -208,7 +212,7 @@ func (s *sshd) handle(ctx context.Context, c *sshdConn) {
 			go func() {
 				defer s.wg.Done()
 				defer sessions.Add(-1)
-				s.session(ctx, nc)
+				s.session(ctx, c, nc)
 			}()
 		}
 	}
@@ -220,9 +224,9 @@ func (s *sshd) isBooting() bool {
 	return s.booting
 }
 
-// session serves one session channel: requests until the channel closes,
-// at most one program (exec, shell or the sftp subsystem).
-func (s *sshd) session(connCtx context.Context, nc ssh.NewChannel) {
+// session serves one session channel of connection c: requests until the
+// channel closes, at most one program (exec, shell or the sftp subsystem).
+func (s *sshd) session(connCtx context.Context, c *sshdConn, nc ssh.NewChannel) {
 	ch, reqs, err := nc.Accept()
 	if err != nil {
 		return
@@ -271,7 +275,13 @@ func (s *sshd) session(connCtx context.Context, nc ssh.NewChannel) {
 				continue
 			}
 			_ = req.Reply(true, nil)
-			start(func() { s.serveSFTP(ctx, ch) })
+			start(func() {
+				s.serveSFTP(ctx, ch, func() {
+					s.logf("sim: sabotage: cutting the connection of %s mid-transfer", c.RemoteAddr())
+					c.cancel(errCut)
+					c.Close()
+				})
+			})
 		case "signal":
 			var sig struct{ Signal string }
 			if done != nil && ssh.Unmarshal(req.Payload, &sig) == nil {
@@ -299,9 +309,13 @@ func (s *sshd) runCommand(ctx context.Context, ch ssh.Channel, command string, e
 	stdin, stopStdin := s.stdin(ctx, ch)
 	sio := shIO{in: stdin, out: ch, err: ch.Stderr()}
 	var code int
-	if command == "" {
+	switch {
+	case s.hang != nil && command != "" && s.hang.MatchString(command):
+		s.logf("sim: sabotage: %q hangs", command)
+		<-ctx.Done()
+	case command == "":
 		code = s.interactive(ctx, env, sio)
-	} else {
+	default:
 		code = s.sh.run(ctx, command, env, sio)
 	}
 	stopStdin()
@@ -370,8 +384,10 @@ func (s *sshd) interactive(ctx context.Context, env map[string]string, sio shIO)
 	return st.status
 }
 
-func (s *sshd) serveSFTP(ctx context.Context, ch ssh.Channel) {
-	srv := sftp.NewRequestServer(ch, sftpHandlers(s.root), sftp.WithStartDirectory(s.home))
+// serveSFTP serves the sftp subsystem on ch; cut drops the connection
+// (for a sabotaged transfer).
+func (s *sshd) serveSFTP(ctx context.Context, ch ssh.Channel, cut func()) {
+	srv := sftp.NewRequestServer(ch, sftpHandlers(s.root, s.cutter, cut), sftp.WithStartDirectory(s.home))
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
 	err := srv.Serve()

@@ -13,11 +13,17 @@ import (
 
 // sftpFS serves SFTP requests from the machine's tree. Every access goes
 // through os.Root, which refuses paths and symlinks that lead outside it;
-// new symlinks must be relative and free of "..".
-type sftpFS struct{ root *os.Root }
+// new symlinks must be relative and free of "..". A sabotaged machine's
+// files are served through its cutter (nil: none), which calls cut to drop
+// the connection.
+type sftpFS struct {
+	root   *os.Root
+	cutter *sftpCutter
+	cut    func()
+}
 
-func sftpHandlers(root *os.Root) sftp.Handlers {
-	h := &sftpFS{root: root}
+func sftpHandlers(root *os.Root, cutter *sftpCutter, cut func()) sftp.Handlers {
+	h := &sftpFS{root: root, cutter: cutter, cut: cut}
 	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
 
@@ -31,7 +37,7 @@ func (h *sftpFS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 		f.Close()
 		return nil, &fs.PathError{Op: "open", Path: r.Filepath, Err: syscall.EISDIR}
 	}
-	return f, nil
+	return h.cutter.wrap(f, h.cut), nil
 }
 
 // Filewrite opens a file for upload.
@@ -57,7 +63,11 @@ func (h *sftpFS) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 	if pf.Excl {
 		flag |= os.O_EXCL
 	}
-	return h.root.OpenFile(shRel(r.Filepath), flag, 0o644)
+	f, err := h.root.OpenFile(shRel(r.Filepath), flag, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return h.cutter.wrap(f, h.cut), nil
 }
 
 // Filecmd changes the tree: setstat, rename, remove, mkdir, links.
