@@ -402,11 +402,7 @@ func (cn *conn) sftpClient(o *Options) (*sftp.Client, error) {
 	if closing {
 		return nil, cn.getCause()
 	}
-	sc, err := sftp.NewClient(cn.ssh,
-		sftp.UseConcurrentReads(true),
-		sftp.UseConcurrentWrites(true),
-		sftp.MaxConcurrentRequestsPerFile(o.SFTPConcurrency),
-	)
+	sc, err := newSFTPClient(cn.ssh, o)
 	if err != nil {
 		return nil, fmt.Errorf("open sftp session: %w", err)
 	}
