@@ -84,5 +84,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newMergeCmd(), newDiffCmd())
 	root.AddCommand(newDoctorCmd())
 	root.AddCommand(newReportCmd())
+	root.AddCommand(newImageCmd())
+	root.AddCommand(newVZWorkerCmd())
 	return root
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/sxlab/sxlab/vm/sim"
 	sshvm "github.com/sxlab/sxlab/vm/ssh"
 	"github.com/sxlab/sxlab/vm/tart"
+	"github.com/sxlab/sxlab/vm/vz"
 )
 
 // newProvider maps a host's provider name to its implementation. Only
@@ -30,6 +31,18 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 			scale = *h.Sim.TimeScale
 		}
 		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed}), nil
+	case lab.ProviderVZ:
+		store := ""
+		if h.VZ != nil {
+			store = h.VZ.Store
+		}
+		if store == "" {
+			var err error
+			if store, err = vz.DefaultStore(); err != nil {
+				return nil, err
+			}
+		}
+		return vz.NewProvider(vz.Options{Store: store})
 	case lab.ProviderTart:
 		o := tart.Options{}
 		if h.Tart != nil {
@@ -43,7 +56,7 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 		return sshvm.NewProvider(sshvm.Options{Host: h.Name, Address: h.SSH.Address, User: h.SSH.User,
 			Password: h.SSH.Auth.Password, KeyFile: h.SSH.Auth.Key, Reset: h.SSH.Reset})
 	}
-	return nil, fmt.Errorf("provider %s is not available yet in this build (sim, tart and ssh are); see README", h.Provider)
+	return nil, fmt.Errorf("provider %s is unknown (use sim, vz, tart or ssh)", h.Provider)
 }
 
 func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {

@@ -1,0 +1,158 @@
+package vz
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// DefaultStore is the store when hosts[].vz.store is not set: ~/.sxlab/vz.
+func DefaultStore() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("the default vz store lives in the home folder: %w", err)
+	}
+	return filepath.Join(home, ".sxlab", "vz"), nil
+}
+
+// ExpandHome replaces a leading ~/ with the home folder.
+func ExpandHome(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
+	return p
+}
+
+// ResolveBundle turns images.<name>.vz.bundle into a folder: a bare name is
+// a bundle in store, anything with a path separator (or ~/) is a path.
+func ResolveBundle(store, bundle string) string {
+	bundle = ExpandHome(bundle)
+	if filepath.IsAbs(bundle) || strings.ContainsRune(bundle, filepath.Separator) || strings.Contains(bundle, "/") {
+		return bundle
+	}
+	return filepath.Join(store, bundle)
+}
+
+// StoreEntry is one golden bundle in a store; Err says why it cannot be
+// loaded, with Bundle nil.
+type StoreEntry struct {
+	Name   string
+	Dir    string
+	Bundle *Bundle
+	Err    error
+}
+
+// ListBundles lists the golden bundles in store by name: every folder but
+// clones and hidden ones (half-made imports). A missing store is empty.
+func ListBundles(store string) ([]StoreEntry, error) {
+	entries, err := os.ReadDir(store)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list the vz store: %w", err)
+	}
+	var out []StoreEntry
+	for _, e := range entries {
+		if !e.IsDir() || e.Name() == ClonesDir || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		dir := filepath.Join(store, e.Name())
+		b, err := LoadBundle(dir)
+		out = append(out, StoreEntry{Name: e.Name(), Dir: dir, Bundle: b, Err: err})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// TartHome is tart's home: $TART_HOME, else ~/.tart.
+func TartHome(lookupEnv func(string) (string, bool)) (string, error) {
+	if lookupEnv != nil {
+		if h, ok := lookupEnv("TART_HOME"); ok && h != "" {
+			return ExpandHome(h), nil
+		}
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("tart's home is ~/.tart: %w", err)
+	}
+	return filepath.Join(home, ".tart"), nil
+}
+
+// Import is what ImportTart did.
+type Import struct {
+	From, To string
+	Method   string // clonefile or copy
+	// SkippedState is set when the tart VM was suspended: its state was
+	// saved with tart's device set, which sxlab's differs from, so it is
+	// not imported and the image boots cold.
+	SkippedState bool
+}
+
+// ImportTart clones the tart VM name from tartHome/vms into store as as
+// (default name). The VM must not be running: tart holds an fcntl lock on
+// its config.json while it runs, as sxlab's workers do.
+func ImportTart(tartHome, name, store, as string) (Import, error) {
+	if as == "" {
+		as = name
+	}
+	if !namePart.MatchString(name) || strings.Contains(name, "/") {
+		return Import{}, fmt.Errorf("import tart VM %q: not a local VM name (pull remote images with tart first: tart clone REMOTE %s)", name, name)
+	}
+	if !namePart.MatchString(as) || as == ClonesDir {
+		return Import{}, fmt.Errorf("import tart VM %s: %q is not a usable bundle name (letters, digits, dots, dashes, underscores; not %q)", name, as, ClonesDir)
+	}
+	src := filepath.Join(tartHome, "vms", name)
+	dst := filepath.Join(store, as)
+	imp := Import{From: src, To: dst, Method: cloneMethod}
+	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
+		return imp, fmt.Errorf("import tart VM %s: %s does not exist (tart list shows the local VMs; TART_HOME moves them)", name, src)
+	}
+	b, err := LoadBundle(src)
+	if err != nil {
+		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+	}
+	if err := b.CheckBootable(); err != nil {
+		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+	}
+	if pid, err := lockHolder(b.Path(ConfigFile)); err == nil && pid > 0 {
+		return imp, fmt.Errorf("import tart VM %s: it is running (process %d); stop it first: tart stop %s", name, pid, name)
+	}
+	if _, err := os.Stat(dst); err == nil {
+		return imp, fmt.Errorf("import tart VM %s: %s exists already (choose another name with --as, or delete it)", name, dst)
+	}
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+	}
+	tmp, err := os.MkdirTemp(store, ".importing-"+as+"-")
+	if err != nil {
+		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			os.RemoveAll(tmp)
+		}
+	}()
+	for _, f := range []string{DiskFile, NVRAMFile} {
+		if err := cloneFile(b.Path(f), filepath.Join(tmp, f)); err != nil {
+			return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+		}
+	}
+	// config.json verbatim: the golden keeps its MAC; clones draw theirs.
+	if err := copyFile(b.Path(ConfigFile), filepath.Join(tmp, ConfigFile)); err != nil {
+		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
+	}
+	done = true
+	imp.SkippedState = b.HasSavedState
+	return imp, nil
+}
