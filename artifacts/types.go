@@ -14,8 +14,9 @@ type Triage struct {
 	// Finding is the first signature of the chain that matched (the
 	// verdict's explanation), or Unclassified.
 	Finding string `json:"finding"`
-	// Labels are every signature that matched, in the order their first
-	// evidence line appeared; Labels[0] is the finding.
+	// Labels are every signature that matched. Labels[0] is the finding
+	// (a label named Unclassified when nothing explains the failure); the
+	// others follow in the order their first evidence line appeared.
 	Labels []Label `json:"labels"`
 }
 

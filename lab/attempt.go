@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/matrices"
 	"github.com/sxlab/sxlab/steps"
@@ -42,6 +43,12 @@ type Attempts struct {
 	Phase func(slot Slot, a matrices.Attempt, phase string)
 	// Poll and Wait tune polling steps (tests make them short).
 	Poll, Wait time.Duration
+	// Collect gathers each attempt's evidence and Catalog triages its
+	// failures; nil collects nothing.
+	Collect *artifacts.Collector
+	Catalog *artifacts.Catalog
+	// Transfer, when set, shows the sysdiagnose download of an attempt.
+	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
 }
 
 // cleanups is a stack of undo functions, run in reverse.
@@ -94,6 +101,12 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, try int, prov vm.Provider, rec *Record, undo *cleanups) (Verdict, string, []ProbeOutcome) {
 	if prov == nil {
 		return Error, fmt.Sprintf("no provider for host %s", slot.Host), nil
+	}
+	// A sysdiagnose is gigabytes: refuse to start rather than fill the disk.
+	if need := int64(x.Config.Collect.MinFree); need > 0 && !prov.Simulated() {
+		if err := artifacts.CheckFree(x.RunDir, need); err != nil {
+			return Error, err.Error(), nil
+		}
 	}
 	dir := filepath.Join(x.RunDir, rec.Dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -164,7 +177,26 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		},
 		Poll: x.Poll, Wait: x.Wait, CommandTimeout: time.Duration(x.Config.Lab.Timeouts.Command),
 	}
+	// The log window starts at the first step, in the guest's clock.
+	since, err := artifacts.GuestNow(ctx, conn)
+	if err != nil {
+		rec.Missing = append(rec.Missing, artifacts.Missing{What: "logs window", Reason: err.Error() + "; logs since the last boot instead"})
+	}
+	verdict, reason, probes := x.runScenario(ctx, slot, a, env, scenario, dir, rec)
+	x.collect(ctx, slot, a, conn, dir, since, verdict, probes, rec)
+	return verdict, reason, probes
+}
+
+// runScenario runs the steps, snapshotting the state right before the
+// first upgrade, and says what the probes made of it.
+func (x *Attempts) runScenario(ctx context.Context, slot Slot, a matrices.Attempt, env *steps.Env, scenario []steps.Step, dir string, rec *Record) (Verdict, string, []ProbeOutcome) {
+	snapped := false
 	for _, st := range scenario {
+		if st.Kind() == "upgrade" && !snapped && x.Collect != nil {
+			snapped = true
+			x.phase(slot, a, "collect state")
+			rec.Missing = append(rec.Missing, x.Collect.Before(ctx, env.Guest, dir)...)
+		}
 		x.phase(slot, a, st.Kind())
 		if err := st.Run(ctx, env); err != nil {
 			probes := outcomes(env.Results)
@@ -181,6 +213,28 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		}
 	}
 	return Pass, "", probes
+}
+
+// collect gathers the attempt's evidence (per the policy) and triages a
+// failure. Nothing here changes the verdict.
+func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g guest.Guest, dir string, since time.Time, v Verdict, probes []ProbeOutcome, rec *Record) {
+	if x.Collect == nil {
+		return
+	}
+	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) })}
+	if x.Transfer != nil {
+		opts = append(opts, artifacts.WithProgress(x.Transfer(slot, a)))
+	}
+	res := x.Collect.After(ctx, g, dir, v == Fail, since, opts...)
+	rec.Missing = append(rec.Missing, res.Missing...)
+	if x.Catalog == nil {
+		return
+	}
+	facts := res.Facts
+	for _, p := range probes {
+		facts.Probes = append(facts.Probes, artifacts.Probe{Name: p.Name, Kind: x.Probes[p.Name].Kind, Held: p.Held, Message: p.Message})
+	}
+	rec.Triage = x.Catalog.Triage(facts)
 }
 
 func (x *Attempts) phase(slot Slot, a matrices.Attempt, p string) {

@@ -2,12 +2,15 @@ package lab
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/internal/strictyaml"
+	"github.com/sxlab/sxlab/steps"
 )
 
 // Config is the whole configuration of a lab, as written in config.yaml.
@@ -352,6 +355,8 @@ type Collect struct {
 	Logs        CollectLogs `yaml:"logs"`
 	Timeout     Duration    `yaml:"timeout"`
 	MinFree     ByteSize    `yaml:"min_free"`
+	// Signatures extend (or, by id, replace) the built-in triage catalog.
+	Signatures []artifacts.Signature `yaml:"signatures,omitempty"`
 }
 
 // CollectLogs filters the unified log collected per attempt.
@@ -505,4 +510,27 @@ func (a OrderedAxes) Values(name string) []string {
 		}
 	}
 	return nil
+}
+
+// Collector is the evidence policy and the app facts collection needs.
+// Package ids come from simulated package manifests; for real packages
+// the collector finds receipts by the app's bundle id.
+func (c *Config) Collector(app steps.App) *artifacts.Collector {
+	var pkgs []string
+	for _, v := range app.Versions {
+		if v.PackageID != "" && !slices.Contains(pkgs, v.PackageID) {
+			pkgs = append(pkgs, v.PackageID)
+		}
+	}
+	slices.Sort(pkgs)
+	return &artifacts.Collector{
+		Policy: artifacts.Policy{
+			On: c.Collect.On, Sysdiagnose: c.Collect.Sysdiagnose,
+			Predicate: c.Collect.Logs.Predicate, Timeout: time.Duration(c.Collect.Timeout),
+		},
+		App: artifacts.App{
+			BundleID: c.App.BundleID, ExtensionBundleID: c.App.Extension.BundleID, TeamID: c.App.Extension.TeamID,
+			VPNService: c.App.VPNService, Packages: pkgs,
+		},
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/internal/strictyaml"
 )
 
@@ -118,7 +119,7 @@ func defaults() map[string]any {
 
 // DefaultLogPredicate is GUEST-REFERENCE's predicate for the logs of
 // sysextd, NetworkExtension and XPC; the lab adds the app's own subsystem.
-const DefaultLogPredicate = `subsystem == "com.apple.sx" OR process == "sysextd" OR subsystem == "com.apple.networkextension" OR process IN {"nesessionmanager","neagent","nehelper"} OR subsystem == "com.apple.xpc"`
+const DefaultLogPredicate = artifacts.DefaultLogPredicate
 
 // Load finds, reads, layers and validates the configuration. On a bad
 // configuration it returns the Loaded it could make and a Problems error

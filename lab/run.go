@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/matrices"
 	"github.com/sxlab/sxlab/vm"
 )
@@ -168,8 +169,13 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	defer journal.Close()
 
+	catalog, err := artifacts.LoadCatalog(cfg.Collect.Signatures...)
+	if err != nil {
+		return nil, fmt.Errorf("collect.signatures: %w", err)
+	}
 	x := &Attempts{RunDir: dir.Path, Config: cfg, App: app, Probes: probes, Images: images, Providers: providers,
-		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout}
+		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout,
+		Collect: cfg.Collector(app), Catalog: catalog}
 	total := len(shard.Attempts)
 	var mu sync.Mutex // slots finish concurrently
 	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute, Record: func(r Record) error {

@@ -36,29 +36,29 @@ func (l *Loaded) StepsApp() (steps.App, error) {
 	for id, v := range a.Versions {
 		sv := steps.Version{ID: id, Package: l.Resolve(v.Package), Kind: v.Kind}
 		if strings.HasSuffix(sv.Package, ".simpkg.json") {
-			short, build, err := simPackageExtension(sv.Package)
+			pkg, err := simPackage(sv.Package)
 			if err != nil {
 				return steps.App{}, fmt.Errorf("app.versions.%s: %w", id, err)
 			}
-			sv.ExtShort, sv.ExtBuild = short, build
+			sv.ExtShort, sv.ExtBuild, sv.PackageID = pkg.Extension.ShortVersion, pkg.Extension.Build, pkg.PackageID
 		}
 		out.Versions[id] = sv
 	}
 	return out, nil
 }
 
-// simPackageExtension reads the extension's version from a simulated
-// package manifest, through the sim's own parser of that format.
-func simPackageExtension(path string) (short, build string, err error) {
+// simPackage reads a simulated package manifest, through the sim's own
+// parser of that format.
+func simPackage(path string) (sim.SimPkg, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", "", fmt.Errorf("read package: %w", err)
+		return sim.SimPkg{}, fmt.Errorf("read package: %w", err)
 	}
 	pkg, err := sim.ParseSimPkg(b)
 	if err != nil {
-		return "", "", fmt.Errorf("package %s: %w", path, err)
+		return sim.SimPkg{}, fmt.Errorf("package %s: %w", path, err)
 	}
-	return pkg.Extension.ShortVersion, pkg.Extension.Build, nil
+	return pkg, nil
 }
 
 // CellSteps returns the steps a cell runs, in order, with `when` applied.

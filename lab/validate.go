@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/matrices"
 )
 
@@ -387,6 +388,11 @@ func (l *Loaded) validate() Problems {
 
 	// collect and retry
 	oneOf("collect.on", "on", c.Collect.On, collectOn)
+	if len(c.Collect.Signatures) > 0 {
+		if _, err := artifacts.LoadCatalog(c.Collect.Signatures...); err != nil {
+			add(l.at("collect.signatures", "collect.signatures: %v", err))
+		}
+	}
 	if c.Retry.Max < 0 {
 		add(l.at("retry.max", "retry.max: must be 0 or more"))
 	}

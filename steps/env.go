@@ -42,6 +42,8 @@ type Version struct {
 	// known (from a simulated package's manifest); probes check them then.
 	ExtShort string
 	ExtBuild string
+	// PackageID is the package's receipt id when known (pkgutil --pkg-info).
+	PackageID string
 }
 
 // Env is what a step runs with: the guest, the cell, the app, and where

@@ -86,7 +86,7 @@ func exampleApp(t *testing.T, extra map[string]string) steps.App {
 		require.NoError(t, err)
 		pkg, err := sim.ParseSimPkg(data)
 		require.NoError(t, err, p)
-		app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: pkg.Extension.ShortVersion, ExtBuild: pkg.Extension.Build}
+		app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: pkg.Extension.ShortVersion, ExtBuild: pkg.Extension.Build, PackageID: pkg.PackageID}
 	}
 	return app
 }
