@@ -40,9 +40,10 @@ type hostKeys struct {
 	fixed ssh.PublicKey
 	logf  func(format string, args ...any)
 
-	mu     sync.Mutex
-	pinned ssh.PublicKey
-	source string
+	mu       sync.Mutex
+	pinned   ssh.PublicKey
+	source   string
+	recorded bool // the fixed key is in the known_hosts file
 }
 
 func newHostKeys(ep Endpoint, o Options) (*hostKeys, error) {
@@ -70,7 +71,19 @@ func (h *hostKeys) callback(_ string, remote net.Addr, key ssh.PublicKey) error 
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.fixed != nil {
-		return h.match(h.fixed, key, "the endpoint's HostKey")
+		if err := h.match(h.fixed, key, "the endpoint's HostKey"); err != nil {
+			return err
+		}
+		// Recorded too, so a person can ssh in with the run's known_hosts.
+		if h.file != "" && !h.recorded {
+			if known, err := h.checkFile(remote, key); err == nil && !known {
+				if err := h.appendFile(key); err != nil {
+					return &permanentError{err}
+				}
+			}
+			h.recorded = true
+		}
+		return nil
 	}
 	if h.pinned != nil {
 		return h.match(h.pinned, key, h.source)

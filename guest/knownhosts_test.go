@@ -112,7 +112,10 @@ func TestPinnedEndpointHostKey(t *testing.T) {
 	c, err := Dial(context.Background(), ep, o)
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
-	assert.NoFileExists(t, o.KnownHosts, "a key the provider knows is not learnt")
+	b, err := os.ReadFile(o.KnownHosts)
+	require.NoError(t, err, "a key the provider knows is recorded, so OpenSSH can check it too")
+	assert.Contains(t, string(b), strings.TrimSpace(ep.HostKey))
+	assert.Equal(t, 1, strings.Count(string(b), "\n"), "one line per machine")
 
 	other := newSigner(t)
 	ep.HostKey = string(ssh.MarshalAuthorizedKey(other.PublicKey()))

@@ -47,6 +47,9 @@ type Attempts struct {
 	// failures; nil collects nothing.
 	Collect *artifacts.Collector
 	Catalog *artifacts.Catalog
+	// Keep, when set, keeps the machine of the first failing attempt
+	// running (--keep) instead of stopping and deleting it.
+	Keep *Keeper
 	// Transfer, when set, shows the sysdiagnose download of an attempt.
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
 }
@@ -82,7 +85,13 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		rec.Simulated = prov.Simulated()
 	}
 	var undo cleanups
-	verdict, reason, probes := x.execute(ctx, slot, a, try, prov, &rec, &undo)
+	var own owned
+	verdict, reason, probes := x.execute(ctx, slot, a, try, prov, &rec, &undo, &own)
+	if verdict == Fail && own.ep != nil && ctx.Err() == nil && x.Keep.claim(Kept{Machine: own.m, Endpoint: *own.ep,
+		Image: own.img, Label: a.Cell.Label, Repeat: a.Repeat, Dir: rec.Dir, Simulated: rec.Simulated}) {
+		own.kept = true
+		rec.Kept = true
+	}
 	x.phase(slot, a, "cleanup")
 	if err := undo.run(ctx, x.cleanupTimeout()); err != nil {
 		// A machine that would not go away is the lab's problem; the
@@ -98,7 +107,16 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	return rec
 }
 
-func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, try int, prov vm.Provider, rec *Record, undo *cleanups) (Verdict, string, []ProbeOutcome) {
+// owned is the machine an attempt made; kept says a person asked to keep
+// it (--keep), so its stop and delete are skipped.
+type owned struct {
+	m    vm.Machine
+	ep   *guest.Endpoint
+	img  vm.Image
+	kept bool
+}
+
+func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, try int, prov vm.Provider, rec *Record, undo *cleanups, own *owned) (Verdict, string, []ProbeOutcome) {
 	if prov == nil {
 		return Error, fmt.Sprintf("no provider for host %s", slot.Host), nil
 	}
@@ -141,7 +159,13 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	if err != nil {
 		return Error, infraReason(ctx, "clone "+imageName, err), nil
 	}
-	undo.push(func(ctx context.Context) error { return m.Delete(ctx) })
+	own.m, own.img = m, img
+	undo.push(func(ctx context.Context) error {
+		if own.kept {
+			return nil
+		}
+		return m.Delete(ctx)
+	})
 	// From power-on until sshd answers, one bound: a machine that never
 	// boots must not hold its slot for ever.
 	bootCtx, bootDone := x.bootContext(ctx)
@@ -150,11 +174,17 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	if err := m.Start(bootCtx); err != nil {
 		return Error, infraReason(ctx, "boot", err), nil
 	}
-	undo.push(func(ctx context.Context) error { return m.Stop(ctx) })
+	undo.push(func(ctx context.Context) error {
+		if own.kept {
+			return nil
+		}
+		return m.Stop(ctx)
+	})
 	ep, err := m.Endpoint(bootCtx)
 	if err != nil {
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
 	}
+	own.ep = &ep
 	x.phase(slot, a, "connect")
 	conn, err := x.Dial(bootCtx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
 	if err != nil {
@@ -318,4 +348,46 @@ func (l *stepLog) close() error {
 	err := l.f.Close()
 	l.f = nil
 	return err
+}
+
+// Kept is a failing attempt's machine, left running for a person to look
+// inside (--keep). The caller stops and deletes it when done.
+type Kept struct {
+	Machine   vm.Machine
+	Endpoint  guest.Endpoint
+	Image     vm.Image
+	Label     string
+	Repeat    int
+	Dir       string // the attempt's folder, relative to the run folder
+	Simulated bool
+}
+
+// Keeper holds at most one kept machine: the first failing attempt's.
+type Keeper struct {
+	mu   sync.Mutex
+	kept *Kept
+}
+
+// claim keeps k when nothing is kept yet; a nil Keeper keeps nothing.
+func (k *Keeper) claim(m Kept) bool {
+	if k == nil {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.kept != nil {
+		return false
+	}
+	k.kept = &m
+	return true
+}
+
+// Kept returns the kept machine, or nil.
+func (k *Keeper) Kept() *Kept {
+	if k == nil {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.kept
 }

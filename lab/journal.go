@@ -56,7 +56,9 @@ type Record struct {
 	Dir       string            `json:"dir,omitempty"` // the attempt's folder, relative to the run folder
 	// Triage labels a failing attempt by the signatures found in its
 	// evidence; Missing lists evidence that could not be collected.
-	Triage  *artifacts.Triage   `json:"triage,omitempty"`
+	Triage *artifacts.Triage `json:"triage,omitempty"`
+	// Kept: the machine was left running after the run (--keep).
+	Kept    bool                `json:"kept,omitempty"`
 	Missing []artifacts.Missing `json:"missing,omitempty"`
 }
 

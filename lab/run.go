@@ -36,6 +36,9 @@ type RunOptions struct {
 	Started  func(total, done int)
 	Phase    func(slot Slot, a matrices.Attempt, phase string)
 	Finished func(r Record, done, total int)
+	// Keep leaves the machine of the first failing attempt running; the
+	// result's Kept says which, and the caller deletes it when done.
+	Keep bool
 	// Tuning for tests.
 	Poll, Wait, CleanupTimeout time.Duration
 }
@@ -47,6 +50,8 @@ type RunResult struct {
 	Records   []Record // every final record of the run, resumed ones included
 	Cells     []CellSummary
 	Remaining int // attempts without a final record
+	// Kept is the machine left running by RunOptions.Keep, or nil.
+	Kept *Kept
 }
 
 // Run runs the plan and journals every try. It returns the result even
@@ -176,6 +181,9 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	x := &Attempts{RunDir: dir.Path, Config: cfg, App: app, Probes: probes, Images: images, Providers: providers,
 		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout,
 		Collect: cfg.Collector(app), Catalog: catalog}
+	if o.Keep {
+		x.Keep = &Keeper{}
+	}
 	total := len(shard.Attempts)
 	var mu sync.Mutex // slots finish concurrently
 	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute, Record: func(r Record) error {
@@ -196,6 +204,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		o.Started(total, len(res.Records))
 	}
 	runErr := sched.Run(ctx, todo)
+	res.Kept = x.Keep.Kept()
 	res.Cells = Summarise(res.Records)
 	res.Remaining = total - len(res.Records)
 	return res, runErr

@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -75,6 +79,7 @@ func newRunCmd() *cobra.Command {
 		resume   string
 		progress string
 		asJSON   bool
+		keep     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -86,6 +91,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&resume, "resume", "", "run folder of an interrupted run: run only its attempts without a verdict")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | tty (a bar and a line per busy slot, redrawn in place) | plain (a line per step) | none; auto: tty when stderr is a terminal, CI is unset and TERM is not dumb, else plain")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	cmd.Flags().BoolVar(&keep, "keep", false, "keep the machine of the first failing attempt running after the run, print how to ssh into it, and delete it on Ctrl-C")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		prog, err := newProgress(progress, c.ErrOrStderr(), os.LookupEnv)
 		if err != nil {
@@ -122,7 +128,7 @@ func newRunCmd() *cobra.Command {
 			}
 		}()
 
-		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume,
+		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
 			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
 		opts.Started, opts.Phase, opts.Finished = prog.Started, prog.Phase, prog.Finished
 		res, err := lab.Run(ctx, opts)
@@ -138,6 +144,9 @@ func newRunCmd() *cobra.Command {
 		}
 		if werr := writeSummary(c.OutOrStdout(), s, asJSON); werr != nil {
 			return werr
+		}
+		if res.Kept != nil {
+			holdKept(ctx, c.OutOrStdout(), c.ErrOrStderr(), res)
 		}
 		if err != nil && err != lab.ErrInterrupted {
 			return &exitError{code: exitIncomplete, err: err}
@@ -155,4 +164,41 @@ func verdictWord(code int) string {
 		return "cells failed or are flaky"
 	}
 	return "attempts were left without a verdict"
+}
+
+// holdKept shows a person how to reach the kept machine and waits for
+// Ctrl-C, then stops and deletes it: a simulated Mac lives in this
+// process, and a real one must not outlive the person's interest in it.
+func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult) {
+	k := res.Kept
+	if ctx.Err() == nil {
+		host, port, err := net.SplitHostPort(k.Endpoint.Addr)
+		if err != nil {
+			host, port = k.Endpoint.Addr, "22"
+		}
+		kind := "machine"
+		if k.Simulated {
+			kind = "SIMULATED machine"
+		}
+		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(res.Dir, k.Dir))
+		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
+			port, filepath.Join(res.Dir, "known_hosts"), k.Machine.Name(), k.Endpoint.User, host)
+		switch {
+		case k.Endpoint.KeyFile != "":
+			fmt.Fprintf(stdout, "  key: %s\n", k.Endpoint.KeyFile)
+		case k.Simulated:
+			fmt.Fprintf(stdout, "  password: %s\n", k.Endpoint.Password)
+		default:
+			fmt.Fprintf(stdout, "  password: the one of images.%s.auth\n", k.Image.Name)
+		}
+		fmt.Fprintln(stdout, "Press Ctrl-C to stop and delete it.")
+		<-ctx.Done()
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	if err := errors.Join(k.Machine.Stop(cctx), k.Machine.Delete(cctx)); err != nil {
+		fmt.Fprintf(stderr, "sxlab: delete the kept machine %s: %v\n", k.Machine.Name(), err)
+		return
+	}
+	fmt.Fprintf(stderr, "sxlab: deleted the kept machine %s\n", k.Machine.Name())
 }
