@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sxlab/sxlab/artifacts"
+	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/matrices"
 	"github.com/sxlab/sxlab/vm"
 )
@@ -36,6 +37,8 @@ type RunOptions struct {
 	Started  func(total, done int)
 	Phase    func(slot Slot, a matrices.Attempt, phase string)
 	Finished func(r Record, done, total int)
+	// Transfer, when set, shows an attempt's sysdiagnose download.
+	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
 	// Keep leaves the machine of the first failing attempt running; the
 	// result's Kept says which, and the caller deletes it when done.
 	Keep bool
@@ -180,7 +183,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	x := &Attempts{RunDir: dir.Path, Config: cfg, App: app, Probes: probes, Images: images, Providers: providers,
 		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout,
-		Collect: cfg.Collector(app), Catalog: catalog}
+		Collect: cfg.Collector(app), Catalog: catalog, Transfer: o.Transfer}
 	if o.Keep {
 		x.Keep = &Keeper{}
 	}

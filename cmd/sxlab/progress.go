@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/matrices"
 )
@@ -30,6 +31,9 @@ type Progress interface {
 	// done counts the final records so far (resumed ones included) out of
 	// total.
 	Finished(r lab.Record, done, total int)
+	// Transfer returns the byte progress of an attempt's download (the
+	// sysdiagnose: hundreds of megabytes).
+	Transfer(slot lab.Slot, a matrices.Attempt) guest.Progress
 	// Log prints a line of its own, above any live display.
 	Log(line string)
 	// Close ends the display, leaving the cursor at the start of a clean
@@ -112,7 +116,10 @@ func (noProgress) Started(int, int)                         {}
 func (noProgress) Phase(lab.Slot, matrices.Attempt, string) {}
 func (noProgress) Finished(lab.Record, int, int)            {}
 func (noProgress) Log(string)                               {}
-func (noProgress) Close()                                   {}
+func (noProgress) Transfer(lab.Slot, matrices.Attempt) guest.Progress {
+	return nil
+}
+func (noProgress) Close() {}
 
 // plainProgress prints one line per phase change, no carriage returns:
 // the form for CI logs.
@@ -139,6 +146,39 @@ func (p *plainProgress) Finished(r lab.Record, done, total int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintln(p.w, stamp(p.now().Sub(p.start))+" "+finishedLine(r, done, total))
+}
+
+// Transfer prints a line at each quarter of the download.
+func (p *plainProgress) Transfer(slot lab.Slot, a matrices.Attempt) guest.Progress {
+	last := int64(-1)
+	return func(done, total int64) {
+		if total <= 0 {
+			return
+		}
+		q := 4 * done / total
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if q == last {
+			return
+		}
+		last = q
+		fmt.Fprintf(p.w, "%s %s %s r%d: download %s of %s\n", stamp(p.now().Sub(p.start)), slotName(slot),
+			oneLine(a.Cell.Label), a.Repeat, bytesText(done), bytesText(total))
+	}
+}
+
+// bytesText is a byte count for people: 412.0 MiB.
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func (p *plainProgress) Log(line string) {
@@ -228,6 +268,8 @@ type activity struct {
 	attempt matrices.Attempt
 	phase   string
 	since   time.Time
+	// bytes of size moved by the phase's download; size 0: none.
+	bytes, size int64
 }
 
 func newTTYProgress(w io.Writer, size func() (int, int), now func() time.Time, every, tick time.Duration) *ttyProgress {
@@ -298,6 +340,21 @@ func (p *ttyProgress) Finished(r lab.Record, done, total int) {
 		return
 	}
 	p.changed()
+}
+
+// Transfer shows the download's bytes on the slot's line.
+func (p *ttyProgress) Transfer(slot lab.Slot, a matrices.Attempt) guest.Progress {
+	return func(done, total int64) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		act, ok := p.busy[slot]
+		if p.closed || !ok || act.attempt.ID() != a.ID() {
+			return
+		}
+		act.bytes, act.size = done, total
+		p.busy[slot] = act
+		p.changed()
+	}
 }
 
 func (p *ttyProgress) Log(line string) {
@@ -473,14 +530,33 @@ func (p *ttyProgress) slotLines(height int) []string {
 	var lines []string
 	for _, s := range slots[:room] {
 		act := p.busy[s]
-		lines = append(lines, fmt.Sprintf("  %s  %s %6s  %s r%d",
+		lines = append(lines, fmt.Sprintf("  %s  %s %6s  %s%s r%d",
 			pad(slotName(s), nameWidth), pad(oneLine(act.phase), phaseWidth), short(now.Sub(act.since)),
-			oneLine(act.attempt.Cell.Label), act.attempt.Repeat))
+			transferBar(act), oneLine(act.attempt.Cell.Label), act.attempt.Repeat))
 	}
 	if left := len(slots) - room; left > 0 {
 		lines = append(lines, fmt.Sprintf("  … and %d more busy slot(s)", left))
 	}
 	return lines
+}
+
+// transferBar is a small byte bar for a slot downloading, else "".
+func transferBar(act activity) string {
+	if act.size <= 0 {
+		return ""
+	}
+	bar := progressbar.NewOptions64(act.size,
+		progressbar.OptionSetWriter(io.Discard),
+		progressbar.OptionSetWidth(10),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionSetElapsedTime(false),
+	)
+	text := bytesText(act.bytes) + "/" + bytesText(act.size) + "  "
+	if err := bar.Set64(min(act.bytes, act.size)); err != nil {
+		return text
+	}
+	// The library's rate would be wrong under a test clock; the bytes say it.
+	return strings.TrimSpace(strings.TrimPrefix(bar.String(), "\r")) + " " + text
 }
 
 // short is a duration to the second, compact: 7s, 3m04s, 1h02m.

@@ -423,3 +423,32 @@ func TestTTYShowsTheBarFromTheStartAndRetriesAsTheyHappen(t *testing.T) {
 	assert.Regexp(t, `\(2/4\) 6s elapsed, ETA 12s$`, lines[len(lines)-1], "the ETA counts only this run's attempts")
 	p.Close()
 }
+
+func TestTransferShowsBytesOnTheSlotLine(t *testing.T) {
+	p, out, _ := testTTY(140, 0)
+	a := attemptOf("vpn=running", 1)
+	p.Phase(mac1, a, "collect sysdiagnose")
+	tr := p.Transfer(mac1, a)
+	tr(300<<20, 1200<<20)
+	lines := replay(t, out.String()).text()
+	line := lineWith(lines, "mac#1")
+	assert.Contains(t, line, "collect sysdiagnose")
+	assert.Contains(t, line, "25% |", "a bar")
+	assert.Contains(t, line, "300.0 MiB/1.2 GiB", "bytes moved so far")
+	assert.Contains(t, line, "vpn=running r1")
+
+	p.Phase(mac1, a, "collect state")
+	line = lineWith(replay(t, out.String()).text(), "mac#1")
+	assert.NotContains(t, line, "MiB", "the next phase has no download")
+	p.Close()
+
+	var b bytes.Buffer
+	c := &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
+	plain := newPlainProgress(&b, c.now)
+	tr = plain.Transfer(mac1, a)
+	for done := int64(0); done <= 100; done += 5 {
+		tr(done<<20, 100<<20)
+	}
+	assert.Equal(t, 5, strings.Count(b.String(), "download "), "a line at each quarter and at the end:\n%s", b.String())
+	assert.Contains(t, b.String(), "download 100.0 MiB of 100.0 MiB")
+}

@@ -130,7 +130,7 @@ func newRunCmd() *cobra.Command {
 
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
 			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
-		opts.Started, opts.Phase, opts.Finished = prog.Started, prog.Phase, prog.Finished
+		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
