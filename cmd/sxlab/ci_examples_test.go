@@ -364,3 +364,41 @@ esac
 	require.NoError(t, err)
 	assert.Contains(t, string(note), "SIMULATED")
 }
+
+// TestDiffReportsTheVersionedMachServiceAsAFix runs the demo, then the
+// demo with package 4 (Coder Desktop's fix: a versioned Mach service name)
+// in place of 3, and diffs them as the nightly gate would.
+func TestDiffReportsTheVersionedMachServiceAsAFix(t *testing.T) {
+	h := newCIHost(t)
+	ws := h.workspace("diff")
+	code, out := h.sh(ws, "sxlab run --progress none --only vpn=running --only approval=pending", nil)
+	require.Equal(t, 1, code, out)
+	base := runFolders(t, ws)
+	require.Len(t, base, 1)
+
+	cfg, err := os.ReadFile(filepath.Join(ws, "config.yaml"))
+	require.NoError(t, err)
+	fixed := strings.Replace(string(cfg), "example-vpn-3.simpkg.json", "example-vpn-4.simpkg.json", 1)
+	fixed = strings.Replace(fixed, "mach_service: ABCDE12345.com.example.vpn.tunnel\n", "mach_service: ABCDE12345.com.example.vpn.tunnel.{{.Version}}\n", 1)
+	require.NotEqual(t, string(cfg), fixed)
+	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(fixed), 0o644))
+	code, out = h.sh(ws, "sxlab run --progress none --only vpn=running --only approval=pending", nil)
+	require.Equal(t, 1, code, "the pending cells still fail (approval-coalesced is not about the Mach service):\n%s", out)
+	runs := runFolders(t, ws)
+	require.Len(t, runs, 2)
+	newRun := runs[0]
+	if newRun == base[0] {
+		newRun = runs[1]
+	}
+
+	code, out = h.sh(ws, fmt.Sprintf("sxlab diff %q %q", base[0], newRun), nil)
+	require.Equal(t, 0, code, "nothing newly fails:\n%s", out)
+	fixedLines := regexp.MustCompile(`(?m)^\s+FIXED\s+(.*vpn=running.*)$`).FindAllStringSubmatch(out, -1)
+	assert.Len(t, fixedLines, 2, "both vpn=running cells (paths 2->3 and 1->3) are fixed:\n%s", out)
+	assert.NotContains(t, out, "approval=pending", "the pending cells did not change")
+	assert.Contains(t, out, "SIMULATED")
+
+	code, out = h.sh(ws, fmt.Sprintf("sxlab diff %q %q", newRun, base[0]), nil)
+	assert.Equal(t, 1, code, "going back to package 3 is the regression the gate catches:\n%s", out)
+	assert.Contains(t, out, "NEWLY-FAILING")
+}
