@@ -80,11 +80,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd())
-	root.AddCommand(newMergeCmd(), newDiffCmd())
-	root.AddCommand(newDoctorCmd())
-	root.AddCommand(newReportCmd())
-	root.AddCommand(newImageCmd())
-	root.AddCommand(newVZWorkerCmd())
+	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd(),
+		newReportCmd(), newMergeCmd(), newDiffCmd(), newFeedbackCmd(), newDoctorCmd(), newImageCmd(), newVZWorkerCmd())
 	return root
 }
