@@ -2,11 +2,13 @@ package lab
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"text/template"
 
@@ -127,6 +129,9 @@ func (l *Loaded) validate() Problems {
 		if (h.Provider == ProviderVZ || h.Provider == ProviderTart) && h.Slots > MaxMacOSGuests {
 			add(l.at(p+".slots", "%s.slots: %d is more than %d: the macOS licence lets one host run at most %d macOS guests at once (Virtualization.framework refuses more with VZErrorVirtualMachineLimitExceeded); shard the plan across hosts instead", p, h.Slots, MaxMacOSGuests, MaxMacOSGuests))
 		}
+		if h.Provider == ProviderSSH && h.Slots > 1 {
+			add(l.at(p+".slots", "%s.slots: %d is more than 1: an existing Mac runs one attempt at a time (each attempt resets the whole Mac); list each further Mac as a host of its own", p, h.Slots))
+		}
 		for name, set := range map[string]bool{ProviderSim: h.Sim != nil, ProviderVZ: h.VZ != nil, ProviderTart: h.Tart != nil, ProviderSSH: h.SSH != nil} {
 			if set && name != h.Provider && h.Provider != "" {
 				add(l.atKey(p+"."+name, "%s.%s: options for provider %s on a host whose provider is %s", p, name, name, h.Provider))
@@ -139,6 +144,9 @@ func (l *Loaded) validate() Problems {
 			if h.SSH == nil || h.SSH.Address == "" {
 				add(l.at(p, "%s: an ssh host needs ssh.address", p))
 			} else {
+				if err := checkSSHAddress(h.SSH.Address); err != nil {
+					add(l.at(p+".ssh.address", "%s.ssh.address: %v", p, err))
+				}
 				ps = append(ps, l.checkAuth(p+".ssh.auth", h.SSH.Auth)...)
 			}
 		}
@@ -148,10 +156,14 @@ func (l *Loaded) validate() Problems {
 	if len(c.Images) == 0 {
 		add(l.at("images", "images: at least one image is needed"))
 	}
+	// An ssh host boots nothing: its image only names the Mac's macOS
+	// and may give the login, so it needs no source; checkProviders
+	// still asks other hosts' sources of it.
+	onlySSH := len(c.Hosts) > 0 && !slices.ContainsFunc(c.Hosts, func(h Host) bool { return h.Provider != ProviderSSH })
 	for _, name := range sortedKeys(c.Images) {
 		img := c.Images[name]
 		p := "images." + name
-		if img.Sim == nil && img.VZ == nil && img.Tart == nil {
+		if img.Sim == nil && img.VZ == nil && img.Tart == nil && !onlySSH {
 			add(l.at(p, "%s: no source: give sim, vz or tart", p))
 		}
 		if s := img.Sim; s != nil {
@@ -431,6 +443,43 @@ func (l *Loaded) checkProviders(used []string) Problems {
 		}
 	}
 	return ps
+}
+
+// hostNameRe is what a host name or IP address may hold; a colon only
+// in an IPv6 address, a percent sign only before its zone.
+var hostNameRe = regexp.MustCompile(`^[A-Za-z0-9._%:-]+$`)
+
+// checkSSHAddress accepts what the ssh provider dials: a host, or
+// host:port with a numeric port (IPv6 as [addr]:port, or bare without a
+// port). The errors say what to write instead.
+func checkSSHAddress(addr string) error {
+	a := strings.TrimSpace(addr)
+	if strings.Contains(a, "://") {
+		return fmt.Errorf("%q: no scheme, only host or host:port (like mac-mini.local or 192.168.64.5:22)", addr)
+	}
+	if user, _, ok := strings.Cut(a, "@"); ok {
+		return fmt.Errorf("%q: the login goes in ssh.user (%q), the address is host or host:port", addr, user)
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		// No port (or a bare IPv6 address): sshd's port 22.
+		host, port = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]"), ""
+		if strings.HasPrefix(a, "[") != strings.HasSuffix(a, "]") {
+			return fmt.Errorf("%q is not a host or host:port: unbalanced brackets (write an IPv6 address as [fe80::1]:22)", addr)
+		}
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: the port %q is not a number from 1 to 65535", addr, port)
+	}
+	if host == "" || !hostNameRe.MatchString(host) {
+		return fmt.Errorf("%q is not a host or host:port (like mac-mini.local or 192.168.64.5:22)", addr)
+	}
+	if strings.Contains(host, ":") {
+		ip, _, _ := strings.Cut(host, "%")
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%q is not a host or host:port: %q is neither a name nor an IPv6 address (a port follows the host after one colon, like mac-mini.local:2222)", addr, host)
+		}
+	}
+	return nil
 }
 
 func (l *Loaded) checkAuth(path string, a Auth) Problems {
