@@ -36,7 +36,7 @@ const (
 	// storeWarn: below this, a day of clones (each grows by what its
 	// attempt writes: installers, logs, sysdiagnose) may fill the disk.
 	storeWarn = 50 << 30
-	signFix   = "build and sign it: `make sign` (or `codesign --entitlements sxlab.entitlements -s - <sxlab>`); a binary from `go run` is never signed"
+	signFix   = "build and sign it: `scripts/sign.sh` (or `codesign --entitlements sxlab.entitlements -s - <sxlab>`); a binary from `go run` is never signed"
 )
 
 // platform states what this OS and architecture can run.
@@ -53,7 +53,7 @@ func (d *doctor) platform() {
 	if !d.appleSilicon() {
 		d.r.Needs = []string{
 			"a Mac with Apple Silicon on macOS 14 or later (13 works but boots every attempt cold: saved state needs 14)",
-			"vz: sxlab signed with the " + entitlement + " entitlement (`make sign`), and golden bundles in hosts[].vz.store (`sxlab image create` or `sxlab image import-tart`)",
+			"vz: sxlab signed with the " + entitlement + " entitlement (`scripts/sign.sh`), and golden bundles in hosts[].vz.store (`sxlab image import-tart`)",
 			"tart: `brew install cirruslabs/cli/tart` and a golden VM (`tart clone ghcr.io/cirruslabs/macos-sequoia-base:latest NAME`)",
 			"on a headless Mac: an unlocked login keychain and Local Network access for sxlab (macOS 15+)",
 			"at most 2 slots per host: Virtualization.framework runs two macOS guests at once",

@@ -114,7 +114,7 @@ func TestLinuxWithTheDemoConfig(t *testing.T) {
 	assert.Contains(t, out, "host local (sim)")
 	assert.Contains(t, out, "80.0 GiB free at /work")
 	assert.Contains(t, out, "vz and tart hosts would need:")
-	assert.Contains(t, out, "com.apple.security.virtualization entitlement (`make sign`)")
+	assert.Contains(t, out, "com.apple.security.virtualization entitlement (`scripts/sign.sh`)")
 	assert.Contains(t, out, "macOS 14 or later")
 	assert.Contains(t, out, "ok: the configured providers can run here (0 failure(s), 0 warning(s))")
 }
@@ -173,7 +173,7 @@ func TestUnhealthyMac(t *testing.T) {
 	f := find(t, r, "entitlement")
 	assert.Equal(t, Failure, f.Level)
 	assert.Contains(t, f.Message, "is not signed")
-	assert.Contains(t, f.Fix, "make sign")
+	assert.Contains(t, f.Fix, "scripts/sign.sh")
 
 	f = find(t, r, "keychain")
 	assert.Equal(t, Warning, f.Level)
@@ -204,7 +204,7 @@ func TestUnhealthyMac(t *testing.T) {
 
 	assert.Equal(t, 3, r.Count(Failure))
 	out := text(t, r)
-	assert.Contains(t, out, "fix: build and sign it: `make sign`")
+	assert.Contains(t, out, "fix: build and sign it: `scripts/sign.sh`")
 	assert.Contains(t, out, "not ready")
 }
 

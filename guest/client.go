@@ -178,6 +178,21 @@ func Dial(ctx context.Context, ep Endpoint, o Options) (*Client, error) {
 // Endpoint is the endpoint the Client dials.
 func (c *Client) Endpoint() Endpoint { return c.ep }
 
+// ServerVersion is the guest sshd's identification string, e.g.
+// "SSH-2.0-OpenSSH_9.8"; the simulated Mac says SimServerVersion.
+func (c *Client) ServerVersion() string {
+	cn, err := c.current()
+	if err != nil {
+		return ""
+	}
+	return string(cn.ssh.ServerVersion())
+}
+
+// SimServerVersion is how the simulated Mac's sshd identifies itself, so
+// a client that reaches one by address (provider ssh pointed at sxlab sim
+// serve) can still label its results simulated.
+const SimServerVersion = "SSH-2.0-sxlab-sim"
+
 // Reconnect drops the current connection, if any, and dials the same
 // endpoint again with the same retry bounds as Dial; use it after a step
 // that reboots the guest. The host key must match the pinned one, or the

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -144,7 +145,8 @@ func TestDialWedgedHandshakeIsBounded(t *testing.T) {
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrConnectTimeout)
-	assert.Contains(t, err.Error(), "ssh handshake with "+s.addr+": no answer within 100ms")
+	// The last try gets what is left of ConnectTimeout, maybe under 100ms.
+	assert.Regexp(t, `ssh handshake with `+regexp.QuoteMeta(s.addr)+`: no answer within \d+ms`, err.Error())
 	assert.GreaterOrEqual(t, s.accepts.Load(), int64(2), "each wedged attempt is given up and retried")
 	assert.GreaterOrEqual(t, elapsed, 500*time.Millisecond)
 	assert.Less(t, elapsed, 3*time.Second)

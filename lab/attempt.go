@@ -185,6 +185,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
 	}
 	own.ep = &ep
+	rec.Simulated = rec.Simulated || ep.Simulated
 	x.phase(slot, a, "connect")
 	conn, err := x.Dial(bootCtx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
 	if err != nil {

@@ -208,6 +208,16 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	runErr := sched.Run(ctx, todo)
 	res.Kept = x.Keep.Kept()
+	// A provider may learn only on contact that its Mac is simulated (an
+	// ssh host pointed at sxlab sim serve): run.json must say so too.
+	for _, p := range providers {
+		if p.Simulated() && !res.Info.Simulated {
+			res.Info.Simulated = true
+			if err := dir.WriteJSON(RunFile, res.Info); err != nil && runErr == nil {
+				runErr = err
+			}
+		}
+	}
 	res.Cells = Summarise(res.Records)
 	res.Remaining = total - len(res.Records)
 	return res, runErr

@@ -17,6 +17,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sxlab/sxlab/guest"
 )
 
 // Limits as OpenSSH's sshd applies them by default.
@@ -31,7 +33,7 @@ const (
 	sshdRebootGrace = 500 * time.Millisecond
 	// sshdVersion says what the server is: nothing pretends to be a Mac's
 	// OpenSSH in the banner.
-	sshdVersion = "SSH-2.0-sxlab-sim"
+	sshdVersion = guest.SimServerVersion
 )
 
 // Why a connection or a command ended (context causes).

@@ -70,6 +70,9 @@ type Provider struct {
 	mu      sync.Mutex
 	hostKey string // pinned, authorized_keys format
 	busy    string // the live machine's name
+	// simulated: the "Mac" turned out to be sxlab's simulated one (sim
+	// serve); every result from it must say so.
+	simulated bool
 }
 
 var (
@@ -128,8 +131,13 @@ func withPort(addr string) (string, error) {
 // Name is "ssh".
 func (p *Provider) Name() string { return "ssh" }
 
-// Simulated is false: the Mac is real.
-func (p *Provider) Simulated() bool { return false }
+// Simulated is false for a real Mac, true once the address turned out to
+// be a simulated Mac (sxlab sim serve), which must never pass for real.
+func (p *Provider) Simulated() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.simulated
+}
 
 // Reap does nothing: an existing Mac leaves no clones behind, and the
 // next attempt's reset cleans up after a dead run.
@@ -243,6 +251,11 @@ func (p *Provider) reset(ctx context.Context, ep guest.Endpoint) error {
 		return err
 	}
 	defer c.Close()
+	if c.ServerVersion() == guest.SimServerVersion {
+		p.mu.Lock()
+		p.simulated = true
+		p.mu.Unlock()
+	}
 	if p.o.Reset == "" {
 		return nil
 	}
@@ -304,7 +317,9 @@ func (m *Machine) Endpoint(context.Context) (guest.Endpoint, error) {
 	if !m.started || m.deleted {
 		return guest.Endpoint{}, fmt.Errorf("ssh host %s: endpoint of %s: the machine is not started", m.p.o.Host, m.name)
 	}
-	return m.ep, nil
+	ep := m.ep
+	ep.Simulated = m.p.Simulated()
+	return ep, nil
 }
 
 // Stop does nothing: the Mac is not ours to shut down.

@@ -60,10 +60,11 @@ func TestAttemptsOnTheSpareMac(t *testing.T) {
 		Reset: "rm -f /tmp/dirty; echo reset >> /tmp/resets"})
 	ctx := t.Context()
 	assert.Equal(t, "ssh", p.Name())
-	assert.False(t, p.Simulated())
+	assert.False(t, p.Simulated(), "a Mac at an address is taken for real until it says otherwise")
 
 	m, err := p.Clone(ctx, vm.Image{Name: "macos"}, "sxlab-abc-r1-t1")
 	require.NoError(t, err)
+	assert.True(t, p.Simulated(), "its sshd said it is sxlab's simulated Mac: results must say so")
 	assert.Equal(t, "reset\n", read(t, simEP, "cat /tmp/resets"), "the reset ran before the attempt")
 
 	_, err = m.Endpoint(ctx)
@@ -74,7 +75,7 @@ func TestAttemptsOnTheSpareMac(t *testing.T) {
 	assert.Equal(t, simEP.Addr, ep.Addr)
 	assert.Equal(t, "admin", ep.User)
 	assert.Equal(t, "s3cret", ep.Password)
-	assert.False(t, ep.Simulated, "the provider does not know it talks to a sim")
+	assert.True(t, ep.Simulated, "the endpoint carries the label to every record")
 	assert.Equal(t, strings.TrimSpace(string(cryptossh.MarshalAuthorizedKey(mac.HostKey()))), ep.HostKey,
 		"the key seen first is pinned")
 
