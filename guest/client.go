@@ -70,7 +70,9 @@ type Options struct {
 
 	// BackoffInitial and BackoffMax shape the retry delays between
 	// connection attempts: doubling from BackoffInitial, capped at
-	// BackoffMax, each jittered by ±20%. Defaults 500ms and 10s.
+	// BackoffMax, each jittered by ±20%. Defaults 500ms and 2s: a refused
+	// connection costs the guest nothing, and a longer wait would be paid
+	// on every boot and reboot step after sshd is already up.
 	BackoffInitial time.Duration
 	BackoffMax     time.Duration
 	// JitterSeed makes the jitter reproducible; 0 derives it from the
@@ -104,7 +106,7 @@ func (o Options) withDefaults(ep Endpoint) Options {
 	}
 	def(&o.TermGrace, 5*time.Second)
 	def(&o.BackoffInitial, 500*time.Millisecond)
-	def(&o.BackoffMax, 10*time.Second)
+	def(&o.BackoffMax, 2*time.Second)
 	if o.BackoffMax < o.BackoffInitial {
 		o.BackoffMax = o.BackoffInitial
 	}

@@ -164,6 +164,7 @@ func (s WaitExtension) Run(ctx context.Context, env *Env) error {
 		return fmt.Errorf("%s: %w", s.Label, err)
 	}
 	deadline := time.Now().Add(env.wait(s.Timeout))
+	poll := env.poller()
 	last := "not installed"
 	for {
 		rows, err := listExtensions(ctx, env, s.Label)
@@ -181,7 +182,7 @@ func (s WaitExtension) Run(ctx context.Context, env *Env) error {
 		if time.Now().After(deadline) {
 			return fail(s.Label, "extension %s did not reach %q within %s; last seen: %s", env.App.Extension.BundleID, s.State, env.wait(s.Timeout), last)
 		}
-		if err := sleep(ctx, env.poll()); err != nil {
+		if err := poll.wait(ctx, deadline); err != nil {
 			return err
 		}
 	}
@@ -253,6 +254,7 @@ func (s VPN) Run(ctx context.Context, env *Env) error {
 		return err
 	}
 	deadline := time.Now().Add(env.wait(s.Timeout))
+	poll := env.poller()
 	for {
 		st, err := vpnStatus(ctx, env, s.Label)
 		if err != nil {
@@ -264,7 +266,7 @@ func (s VPN) Run(ctx context.Context, env *Env) error {
 		if time.Now().After(deadline) {
 			return fail(s.Label, "VPN %q did not become %s within %s: status %s", env.App.VPNService, want, env.wait(s.Timeout), st)
 		}
-		if err := sleep(ctx, env.poll()); err != nil {
+		if err := poll.wait(ctx, deadline); err != nil {
 			return err
 		}
 	}

@@ -61,8 +61,9 @@ type Env struct {
 	// Reconnect re-establishes the guest connection after a reboot; the
 	// host key must not change.
 	Reconnect func(ctx context.Context) error
-	// Poll is the interval of polling steps (default 2s); Wait bounds them
-	// when the step sets no timeout (default 5m).
+	// Poll is the longest interval of polling steps (default 2s): they
+	// check again after 10ms, then back off, doubling, to Poll. Wait
+	// bounds them when the step sets no timeout (default 5m).
 	Poll time.Duration
 	Wait time.Duration
 	// CommandTimeout bounds each guest command and file transfer that
@@ -116,6 +117,32 @@ func (e *Env) poll() time.Duration {
 		return e.Poll
 	}
 	return 2 * time.Second
+}
+
+// firstPoll is the first wait of a polling step. The first check nearly
+// always finds the change under way (a VPN connecting, an extension
+// activating); a fixed Poll would then charge every such step a whole
+// interval, even on a guest that finishes in milliseconds. Doubling from
+// here keeps the checks few on a slow one.
+const firstPoll = 10 * time.Millisecond
+
+// poller spaces the checks of one polling step: firstPoll, doubling up
+// to Env.Poll.
+type poller struct {
+	next, longest time.Duration
+}
+
+func (e *Env) poller() *poller {
+	longest := e.poll()
+	return &poller{next: min(firstPoll, longest), longest: longest}
+}
+
+// wait sleeps until the next check, but not past deadline (the last
+// check then comes at the deadline), or until ctx ends.
+func (p *poller) wait(ctx context.Context, deadline time.Time) error {
+	d := min(p.next, max(time.Until(deadline), 0))
+	p.next = min(2*p.next, p.longest)
+	return sleep(ctx, d)
 }
 
 func (e *Env) wait(d time.Duration) time.Duration {

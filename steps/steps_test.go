@@ -261,3 +261,24 @@ func TestRebootReconnects(t *testing.T) {
 	assert.ErrorContains(t, err, "host key changed")
 	assert.False(t, IsProductFailure(err))
 }
+
+func TestPollingStartsShortAndBacksOffToPoll(t *testing.T) {
+	p := (&Env{Poll: 100 * time.Millisecond}).poller()
+	var waits []time.Duration
+	for range 6 {
+		waits = append(waits, p.next)
+		require.NoError(t, p.wait(context.Background(), time.Now())) // deadline now: no sleep, next wait set
+	}
+	assert.Equal(t, []time.Duration{10 * time.Millisecond, 20 * time.Millisecond, 40 * time.Millisecond,
+		80 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}, waits)
+
+	// Never past the step's deadline: the last check comes at it.
+	p = (&Env{Poll: time.Hour}).poller()
+	p.next = time.Hour
+	start := time.Now()
+	require.NoError(t, p.wait(context.Background(), start.Add(30*time.Millisecond)))
+	assert.Less(t, time.Since(start), 10*time.Second, "the wait was cut at the deadline, not an hour")
+
+	// A Poll shorter than the first wait wins.
+	assert.Equal(t, time.Millisecond, (&Env{Poll: time.Millisecond}).poller().next)
+}
