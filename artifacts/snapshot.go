@@ -93,7 +93,7 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 	}
 	if app.ExtensionBundleID != "" {
 		for _, label := range s.jobLabels(ctx, sub, st.Extensions) {
-			file := launchdPrintFile + fileSafe(label)
+			file := launchdPrintFile + FileSafe(label)
 			j := Job{Label: label, File: file + ".txt"}
 			if job, ok := capture(ctx, s, sub, file, guest.Join("sudo", "launchctl", "print", "system/"+label), guest.ParseLaunchdJob); ok {
 				j.Job = &job
@@ -102,7 +102,7 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 		}
 	}
 	for _, id := range s.packageIDs(ctx, sub) {
-		if info, ok := capture(ctx, s, sub, pkgInfoFile+fileSafe(id), guest.Join("pkgutil", "--pkg-info", id), guest.ParsePkgInfo); ok {
+		if info, ok := capture(ctx, s, sub, pkgInfoFile+FileSafe(id), guest.Join("pkgutil", "--pkg-info", id), guest.ParsePkgInfo); ok {
 			st.Packages = append(st.Packages, info)
 		}
 	}
@@ -191,8 +191,8 @@ func capture[T any](ctx context.Context, s *session, sub, name, line string, par
 	return v, true
 }
 
-// fileSafe keeps a label or id usable as a file name on every host.
-func fileSafe(s string) string {
+// FileSafe keeps a label or id usable as a file name on every host.
+func FileSafe(s string) string {
 	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
@@ -209,4 +209,18 @@ func firstLine(outs ...string) string {
 		}
 	}
 	return "no output"
+}
+
+// HumanSize is a byte count for people: 412.0 MiB.
+func HumanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

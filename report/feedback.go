@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -426,7 +427,7 @@ func (fb *feedback) packageFiles() {
 		}
 		name := filepath.Base(v.src)
 		if clash {
-			name = fileSafe(v.ID) + "-" + name
+			name = artifacts.FileSafe(v.ID) + "-" + name
 		}
 		v.Bundle = packagesDir + "/" + name
 		if v == to && to.Bundle == from.Bundle {
@@ -466,7 +467,7 @@ func newFeedback(r *Run, c *Cell, a *Attempt, workDir string) *feedback {
 			fb.Axes = append(fb.Axes, axisValue{ax.Name, v})
 		}
 	}
-	for _, k := range sortedAxisKeys(c.Axes) {
+	for _, k := range slices.Sorted(maps.Keys(c.Axes)) {
 		if k != imageAxis && k != pathAxis && !slices.ContainsFunc(fb.Axes, func(v axisValue) bool { return v.Name == k }) {
 			fb.Axes = append(fb.Axes, axisValue{k, c.Axes[k]})
 		}
@@ -507,15 +508,6 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func sortedAxisKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (fb *feedback) miss(what, reason string) {
@@ -803,7 +795,7 @@ func probeRows(cfg lab.Config, a *Attempt) []probeRow {
 		}
 		if !p.Held {
 			row.Observed = p.Message
-			for _, k := range sortedAxisKeys(p.Observations) {
+			for _, k := range slices.Sorted(maps.Keys(p.Observations)) {
 				if v := p.Observations[k]; v != "" && !strings.Contains(p.Message, v) {
 					row.Observed += "; " + k + ": " + v
 				}
@@ -924,7 +916,7 @@ func (fb *feedback) VersionRows() [][3]string {
 		if v.Bundle == "" {
 			return "not attached"
 		}
-		return mdSpan(v.Bundle) + " (" + size(v.Size) + ", sha256 " + mdSpan(shorten(v.SHA256, 16)) + ")"
+		return mdSpan(v.Bundle) + " (" + artifacts.HumanSize(v.Size) + ", sha256 " + mdSpan(shorten(v.SHA256, 16)) + ")"
 	})
 	return rows
 }
@@ -1104,7 +1096,7 @@ func (v *appVersion) UUIDList() []string {
 		return nil
 	}
 	var out []string
-	for _, arch := range sortedAxisKeys(v.Sim.Extension.LCUUIDs) {
+	for _, arch := range slices.Sorted(maps.Keys(v.Sim.Extension.LCUUIDs)) {
 		out = append(out, arch+" "+strings.ToUpper(v.Sim.Extension.LCUUIDs[arch]))
 	}
 	return out
@@ -1119,7 +1111,7 @@ var feedbackSource string
 var feedbackTemplate = template.Must(template.New(FeedbackFile).Funcs(template.FuncMap{
 	"code":     mdSpan,
 	"cell":     mdCell,
-	"size":     size,
+	"size":     artifacts.HumanSize,
 	"pct":      pct,
 	"interval": interval,
 	"stamp":    stamp,
@@ -1192,15 +1184,4 @@ func shorten(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
-}
-
-// fileSafe keeps a version id usable in a file name.
-func fileSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
-			return r
-		}
-		return '_'
-	}, s)
 }

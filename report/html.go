@@ -27,7 +27,7 @@ var pageTemplate = template.Must(template.New("report.html").Funcs(template.Func
 	"since":    func(a, b time.Time) string { return dur(b.Sub(a)) },
 	"offset":   func(a, b time.Time) string { return "+" + dur(b.Sub(a)) },
 	"dur":      dur,
-	"size":     size,
+	"size":     artifacts.HumanSize,
 	"output":   output,
 }).Parse(pageSource))
 
@@ -111,19 +111,6 @@ func dur(d time.Duration) string {
 	default:
 		return d.Round(time.Second).String()
 	}
-}
-
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // outputLimit bounds one step's output in the page; the whole tail is in

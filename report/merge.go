@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -145,7 +147,7 @@ func Merge(dirs []string, out string) (*MergeResult, error) {
 			}
 		}
 	}
-	info.Providers = sortedKeys(providers)
+	info.Providers = slices.Sorted(maps.Keys(providers))
 	sort.Strings(res.Overlapping)
 	res.Missing = missingAttempts(plan, records)
 
@@ -202,15 +204,6 @@ func missingAttempts(plan lab.PlanInfo, records []lab.Record) []string {
 		}
 	}
 	return missing
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // emptyOrAbsent refuses to merge into a folder that already holds files:

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/report"
 )
@@ -55,7 +56,7 @@ func newFeedbackCmd() *cobra.Command {
 				total += f.Size
 			}
 			fmt.Fprintf(out, "title: %s\n", b.Title)
-			fmt.Fprintf(out, "bundle: %s (attempt %d of cell %s, %d attachment(s), %s)\n", b.Dir, b.Repeat, b.Cell, len(b.Files), humanSize(total))
+			fmt.Fprintf(out, "bundle: %s (attempt %d of cell %s, %d attachment(s), %s)\n", b.Dir, b.Repeat, b.Cell, len(b.Files), artifacts.HumanSize(total))
 			fmt.Fprintf(out, "feedback: %s\n", b.Markdown)
 			if b.Zip != "" {
 				fmt.Fprintf(out, "zip: %s\n", b.Zip)
@@ -66,17 +67,4 @@ func newFeedbackCmd() *cobra.Command {
 	c.Flags().IntVar(&opt.Attempt, "attempt", 0, "the repeat to report (default: the cell's first failing attempt)")
 	c.Flags().BoolVar(&opt.Zip, "zip", false, "also write RUN_DIR/feedback/<cell>.zip, one archive to drag into Feedback Assistant")
 	return c
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

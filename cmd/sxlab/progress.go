@@ -13,6 +13,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/matrices"
@@ -163,22 +164,8 @@ func (p *plainProgress) Transfer(slot lab.Slot, a matrices.Attempt) guest.Progre
 		}
 		last = q
 		fmt.Fprintf(p.w, "%s %s %s r%d: download %s of %s\n", stamp(p.now().Sub(p.start)), slotName(slot),
-			oneLine(a.Cell.Label), a.Repeat, bytesText(done), bytesText(total))
+			oneLine(a.Cell.Label), a.Repeat, artifacts.HumanSize(done), artifacts.HumanSize(total))
 	}
-}
-
-// bytesText is a byte count for people: 412.0 MiB.
-func bytesText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func (p *plainProgress) Log(line string) {
@@ -551,7 +538,7 @@ func transferBar(act activity) string {
 		progressbar.OptionSetPredictTime(false),
 		progressbar.OptionSetElapsedTime(false),
 	)
-	text := bytesText(act.bytes) + "/" + bytesText(act.size) + "  "
+	text := artifacts.HumanSize(act.bytes) + "/" + artifacts.HumanSize(act.size) + "  "
 	if err := bar.Set64(min(act.bytes, act.size)); err != nil {
 		return text
 	}
