@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/sxlab/sxlab/lab"
@@ -19,15 +21,35 @@ type runSummary struct {
 	Remaining int               `json:"remaining"`
 	Verdicts  map[string]int    `json:"verdicts"` // final records by verdict
 	Cells     []lab.CellSummary `json:"cells"`
-	ExitCode  int               `json:"exit_code"`
+	// Findings names, per failing or flaky cell id, the triage findings of
+	// its failing attempts with their counts ("endpoint-lost ×3").
+	Findings map[string]string `json:"findings,omitempty"`
+	ExitCode int               `json:"exit_code"`
 }
 
 func summarise(res *lab.RunResult) runSummary {
 	s := runSummary{Run: res.Info.ID, Dir: res.Dir, Providers: res.Info.Providers, Simulated: res.Info.Simulated,
 		Attempts: len(res.Records) + res.Remaining, Remaining: res.Remaining,
 		Verdicts: map[string]int{"pass": 0, "fail": 0, "error": 0}, Cells: res.Cells}
+	counts := map[string]map[string]int{}
 	for _, r := range res.Records {
 		s.Verdicts[string(r.Verdict)]++
+		if r.Verdict == lab.Fail && r.Triage != nil && r.Triage.Finding != "" {
+			if counts[r.Cell] == nil {
+				counts[r.Cell] = map[string]int{}
+			}
+			counts[r.Cell][r.Triage.Finding]++
+		}
+	}
+	for cell, byName := range counts {
+		var parts []string
+		for _, name := range slices.Sorted(maps.Keys(byName)) {
+			parts = append(parts, fmt.Sprintf("%s ×%d", name, byName[name]))
+		}
+		if s.Findings == nil {
+			s.Findings = map[string]string{}
+		}
+		s.Findings[cell] = strings.Join(parts, ", ")
 	}
 	lab.SortByVerdict(s.Cells)
 	s.ExitCode = exitCodeOf(s)
@@ -82,6 +104,9 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 		fmt.Fprintf(&b, "  %-10s %s  %d/%d failed (95%%: %.0f%%–%.0f%%)", strings.ToUpper(string(c.Verdict)), c.Label, c.Failures, c.Attempts, 100*c.Low, 100*c.High)
 		if c.Errors > 0 {
 			fmt.Fprintf(&b, ", %d error(s)", c.Errors)
+		}
+		if f := s.Findings[c.Cell]; f != "" {
+			fmt.Fprintf(&b, "; finding: %s", f)
 		}
 		b.WriteString("\n")
 	}

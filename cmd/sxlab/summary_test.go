@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/lab"
 )
 
@@ -30,13 +31,19 @@ func TestSummaryExitCodes(t *testing.T) {
 }
 
 func TestSummaryText(t *testing.T) {
-	s := summarise(resultOf(map[string][]lab.Verdict{"vpn=running": {lab.Fail, lab.Fail, lab.Fail}, "vpn=stopped": {lab.Pass, lab.Pass, lab.Pass}}, 0))
+	res := resultOf(map[string][]lab.Verdict{"vpn=running": {lab.Fail, lab.Fail, lab.Fail}, "vpn=stopped": {lab.Pass, lab.Pass, lab.Pass}}, 0)
+	for i := range res.Records {
+		if res.Records[i].Verdict == lab.Fail {
+			res.Records[i].Triage = &artifacts.Triage{Finding: "endpoint-lost"}
+		}
+	}
+	s := summarise(res)
 	var b bytes.Buffer
 	require.NoError(t, writeSummary(&b, s, false))
 	out := b.String()
 	assert.Contains(t, out, "SIMULATED")
 	assert.Contains(t, out, "attempts: 3 pass, 3 fail, 0 error")
-	assert.Contains(t, out, "FAIL       vpn=running  3/3 failed (95%: 44%–100%)")
+	assert.Contains(t, out, "FAIL       vpn=running  3/3 failed (95%: 44%–100%); finding: endpoint-lost ×3")
 	assert.NotContains(t, out, "vpn=stopped", "passing cells are only counted")
 	assert.Contains(t, out, "run folder: runs/x")
 
