@@ -19,8 +19,8 @@ import (
 // Files of a state snapshot (state/before/, state/after/): each command's
 // output as NAME.txt and, parsed by the guest package, as NAME.json.
 const (
-	swVersFile       = "sw_vers"
-	extensionsFile   = "systemextensionsctl-list"
+	SwVersFile       = "sw_vers"
+	ExtensionsFile   = "systemextensionsctl-list"
 	vpnListFile      = "scutil-nc-list"
 	vpnStatusFile    = "scutil-nc-status"
 	launchdListFile  = "launchctl-list"    // raw only
@@ -73,10 +73,10 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 	}
 	app := s.c.App
 
-	if v, ok := capture(ctx, s, sub, swVersFile, "sw_vers", guest.ParseSwVers); ok {
+	if v, ok := capture(ctx, s, sub, SwVersFile, "sw_vers", guest.ParseSwVers); ok {
 		st.SwVers = &v
 	}
-	rows, _ := capture(ctx, s, sub, extensionsFile, "systemextensionsctl list", guest.ParseExtensions)
+	rows, _ := capture(ctx, s, sub, ExtensionsFile, "systemextensionsctl list", guest.ParseExtensions)
 	for _, r := range rows {
 		if r.BundleID == app.ExtensionBundleID && (app.TeamID == "" || r.TeamID == app.TeamID) {
 			st.Extensions = append(st.Extensions, r)

@@ -314,7 +314,7 @@ func extensionRows(st *State, state string) []Evidence {
 		}
 		out = append(out, Evidence{Time: st.Taken, Process: "systemextensionsctl",
 			Message: fmt.Sprintf("%s %s (%s/%s) [%s]", e.TeamID, e.BundleID, e.ShortVersion, e.Build, e.State),
-			Source:  path.Join(AfterDir, extensionsFile+".txt")})
+			Source:  path.Join(AfterDir, ExtensionsFile+".txt")})
 	}
 	return out
 }

@@ -37,13 +37,6 @@ const (
 	packagesDir  = "packages"
 )
 
-// Files of an attempt's state snapshots that the bundle reads (the
-// artifacts package writes them; see artifacts/snapshot.go).
-const (
-	swVersJSON     = "sw_vers.json"
-	extensionsJSON = "systemextensionsctl-list.json"
-)
-
 // maxEvidenceLines bounds the log lines shown per signature: the rest are
 // in logs.ndjson, which is attached.
 const maxEvidenceLines = 12
@@ -520,7 +513,7 @@ func (fb *feedback) miss(what, reason string) {
 func (fb *feedback) guestOS(attemptDir, image string) guestOS {
 	for _, sub := range []string{artifacts.AfterDir, artifacts.BeforeDir} {
 		var v guest.SwVers
-		if readJSONFile(filepath.Join(attemptDir, filepath.FromSlash(sub), swVersJSON), &v) == nil && v.ProductVersion != "" {
+		if readJSONFile(filepath.Join(attemptDir, filepath.FromSlash(sub), artifacts.SwVersFile+".json"), &v) == nil && v.ProductVersion != "" {
 			ver := v.ProductVersion
 			if v.ProductVersionExtra != "" {
 				ver += " " + v.ProductVersionExtra
@@ -709,7 +702,7 @@ func (fb *feedback) guestVersions(attemptDir string) {
 	}{{artifacts.BeforeDir, fb.From}, {artifacts.AfterDir, fb.To}} {
 		dir := filepath.Join(attemptDir, filepath.FromSlash(side.sub))
 		var rows []guest.Extension
-		if readJSONFile(filepath.Join(dir, extensionsJSON), &rows) == nil {
+		if readJSONFile(filepath.Join(dir, artifacts.ExtensionsFile+".json"), &rows) == nil {
 			var shown []string
 			for _, row := range rows {
 				if ext == "" || row.BundleID == ext {

@@ -152,24 +152,9 @@ func (a Attempt) Lookup(name string) *File {
 // folder the run that writes it still holds.
 func Load(dir string) (*Run, error) {
 	r := &Run{Dir: dir, Verdicts: map[lab.Verdict]int{}}
-	if err := lab.ReadJSON(dir, lab.RunFile, &r.Info); err != nil {
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
-	}
-	if err := lab.ReadJSON(dir, lab.PlanFile, &r.Plan); err != nil {
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
-	}
-	f, err := os.Open(filepath.Join(dir, lab.JournalFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		// Started, nothing finished yet: every cell is incomplete.
-	case err != nil:
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
-	default:
-		r.Records, r.Damage, err = lab.ReadJournal(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("run folder %s: %w", dir, err)
-		}
+	var err error
+	if r.Info, r.Plan, r.Records, r.Damage, err = readRunFiles(dir); err != nil {
+		return nil, err
 	}
 
 	final := finalRecords(r.Plan, r.Records)

@@ -24,33 +24,41 @@ type shard struct {
 	Records []lab.Record
 }
 
-// readShard reads a run folder's run.json, plan.json and journal. A
-// damaged journal line is an error: merging would silently drop a result.
-func readShard(dir string) (*shard, error) {
-	s := &shard{Dir: dir}
-	if err := lab.ReadJSON(dir, lab.RunFile, &s.Info); err != nil {
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
+// readRunFiles reads a run folder's run.json, plan.json and journal; a
+// journal line that does not parse is returned as damage.
+func readRunFiles(dir string) (info lab.RunInfo, plan lab.PlanInfo, recs []lab.Record, damage []lab.JournalDamage, err error) {
+	if err = lab.ReadJSON(dir, lab.RunFile, &info); err != nil {
+		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
-	if err := lab.ReadJSON(dir, lab.PlanFile, &s.Plan); err != nil {
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
+	if err = lab.ReadJSON(dir, lab.PlanFile, &plan); err != nil {
+		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
 	f, err := os.Open(filepath.Join(dir, lab.JournalFile))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return s, nil // started, nothing finished
+		return info, plan, nil, nil, nil // started, nothing finished yet
 	case err != nil:
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
+		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
 	defer f.Close()
-	recs, damage, err := lab.ReadJournal(f)
+	recs, damage, err = lab.ReadJournal(f)
 	if err != nil {
-		return nil, fmt.Errorf("run folder %s: %w", dir, err)
+		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
+	}
+	return info, plan, recs, damage, nil
+}
+
+// readShard reads a run folder for merge and diff. A damaged journal line
+// is an error: merging would silently drop a result.
+func readShard(dir string) (*shard, error) {
+	info, plan, recs, damage, err := readRunFiles(dir)
+	if err != nil {
+		return nil, err
 	}
 	if len(damage) > 0 {
 		return nil, fmt.Errorf("%s line %d: damaged journal line (%s)", filepath.Join(dir, lab.JournalFile), damage[0].Line, damage[0].Err)
 	}
-	s.Records = recs
-	return s, nil
+	return &shard{Dir: dir, Info: info, Plan: plan, Records: recs}, nil
 }
 
 // MergeResult says what a merge joined and what it found wrong.
