@@ -136,12 +136,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	}
 	undo.push(func(context.Context) error { return log.close() })
 
-	imageName := a.Cell.Values[x.Config.Matrix.ImageAxis]
-	if imageName == "" && len(x.Images) == 1 {
-		for name := range x.Images {
-			imageName = name
-		}
-	}
+	imageName := imageOf(x.Config, x.Images, a)
 	img, ok := x.Images[imageName]
 	if !ok {
 		return Error, fmt.Sprintf("cell names image %q, which is not configured", imageName), nil
@@ -391,4 +386,15 @@ func (k *Keeper) Kept() *Kept {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.kept
+}
+
+// imageOf names the image a runs: its image axis value, or the only image.
+func imageOf(c *Config, images map[string]vm.Image, a matrices.Attempt) string {
+	name := a.Cell.Values[c.Matrix.ImageAxis]
+	if name == "" && len(images) == 1 {
+		for n := range images {
+			name = n
+		}
+	}
+	return name
 }

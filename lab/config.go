@@ -108,6 +108,10 @@ type Image struct {
 	Tart *TartImage `yaml:"tart,omitempty"`
 	User string     `yaml:"user,omitempty"`
 	Auth Auth       `yaml:"auth,omitempty"`
+	// Prepare runs in the golden, in order, when `sxlab image warm` has
+	// booted it and before its state is saved (e.g. wait for Spotlight,
+	// turn off software update checks).
+	Prepare []string `yaml:"prepare,omitempty"`
 }
 
 // SimImage is what a simulated Mac reports and which field-report faults
@@ -138,9 +142,21 @@ func SimFaults() []string {
 	return []string{"endpoint-lost-on-replace-while-running", "endpoint-registration-race", "approval-coalesced"}
 }
 
-// VZImage is a golden bundle in the vz store.
+// VZImage is a golden bundle in the vz store, or a pool of them. A warm
+// golden (one with a saved state) restores into one clone at a time, as
+// the state is tied to its MAC; a host with two slots needs two warm
+// goldens of the image to restore two at once.
 type VZImage struct {
-	Bundle string `yaml:"bundle"`
+	Bundle  string   `yaml:"bundle,omitempty"`
+	Bundles []string `yaml:"bundles,omitempty"`
+}
+
+// Goldens lists the image's bundles, whichever key named them.
+func (v VZImage) Goldens() []string {
+	if v.Bundle != "" {
+		return append([]string{v.Bundle}, v.Bundles...)
+	}
+	return v.Bundles
 }
 
 // TartImage is a tart VM to clone.

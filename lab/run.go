@@ -39,6 +39,8 @@ type RunOptions struct {
 	Finished func(r Record, done, total int)
 	// Transfer, when set, shows an attempt's sysdiagnose download.
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
+	// Note receives each of run.json's notes before the first attempt.
+	Note func(string)
 	// Keep leaves the machine of the first failing attempt running; the
 	// result's Kept says which, and the caller deletes it when done.
 	Keep bool
@@ -125,8 +127,9 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	defer dir.Close()
 
-	info.Providers, info.Simulated = nil, false // what runs now, also on resume
+	info.Providers, info.Simulated, info.Notes = nil, false, nil // what runs now, also on resume
 	providers := map[string]vm.Provider{}
+	limits := map[string]int{} // host + image → machines at once, from vm.Limiter
 	var slots []Slot
 	seen := map[string]bool{}
 	for _, h := range cfg.Hosts {
@@ -150,6 +153,18 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		// Leftovers of runs killed before their cleanup ran.
 		if err := p.Reap(ctx); err != nil {
 			return nil, fmt.Errorf("host %s: remove leftovers of dead runs: %w", h.Name, err)
+		}
+		if lim, ok := p.(vm.Limiter); ok {
+			for _, name := range sortedKeys(images) {
+				n := lim.MaxMachines(images[name])
+				if n <= 0 {
+					continue
+				}
+				limits[limitKey(h.Name, name)] = n
+				if n < h.Slots {
+					info.Notes = append(info.Notes, fmt.Sprintf("host %s restores image %s into %d clone(s) at a time (its warm goldens) though it has %d slots: attempts of %s wait for each other there; make another warm golden (sxlab image copy, then sxlab image warm) and list both in images.%s.vz.bundles", h.Name, name, n, h.Slots, name, name))
+				}
+			}
 		}
 	}
 	sort.Strings(info.Providers)
@@ -189,7 +204,14 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	total := len(shard.Attempts)
 	var mu sync.Mutex // slots finish concurrently
-	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute, Record: func(r Record) error {
+	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute}
+	if len(limits) > 0 {
+		sched.Limit = func(slot Slot, a matrices.Attempt) (string, int) {
+			k := limitKey(slot.Host, imageOf(cfg, images, a))
+			return k, limits[k]
+		}
+	}
+	sched.Record = func(r Record) error {
 		if err := journal.Append(r); err != nil {
 			return err
 		}
@@ -202,7 +224,12 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 			o.Finished(r, len(res.Records), total)
 		}
 		return nil
-	}}
+	}
+	if o.Note != nil {
+		for _, n := range info.Notes {
+			o.Note(n)
+		}
+	}
 	if o.Started != nil {
 		o.Started(total, len(res.Records))
 	}
@@ -248,7 +275,7 @@ func (l *Loaded) ResolveImages(lookup func(string) (string, bool)) (map[string]v
 			vi.Sim = si
 		}
 		if img.VZ != nil {
-			vi.VZ = &vm.VZImage{Bundle: img.VZ.Bundle}
+			vi.VZ = &vm.VZImage{Bundles: img.VZ.Goldens()}
 		}
 		if img.Tart != nil {
 			vi.Tart = &vm.TartImage{VM: img.Tart.VM}
@@ -301,3 +328,5 @@ func (l *Loaded) ResolveHost(h Host, lookup func(string) (string, bool)) (Host, 
 	}
 	return h, nil
 }
+
+func limitKey(host, image string) string { return host + "\x00" + image }

@@ -46,6 +46,9 @@ type RunInfo struct {
 	ConfigDir  string    `json:"config_dir"`  // base of its relative paths, for resume
 	// MergedFrom names the runs (shards) a merged run was joined from.
 	MergedFrom []string `json:"merged_from,omitempty"`
+	// Notes say what shaped the run beyond the configuration, such as a
+	// host that restores an image into fewer clones than it has slots.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // PlanInfo is plan.json: the whole plan and this run's share of it.

@@ -32,6 +32,11 @@ type Scheduler struct {
 	// (the journal appends it). An error stops the run: a journal that
 	// cannot be written means results would be lost.
 	Record func(Record) error
+	// Limit, when set, caps how many attempts of one key run at once: an
+	// attempt whose key on a slot has limit n > 0 waits there while n run.
+	// The vz provider restores a warm golden into one clone at a time, so
+	// its key is host and image, its limit the image's warm goldens.
+	Limit func(slot Slot, a matrices.Attempt) (key string, n int)
 }
 
 type task struct {
@@ -60,7 +65,14 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		inFlight int
 		changed  = make(chan struct{})
 		recErr   error
+		busy     = map[string]int{} // attempts running per Limit key
 	)
+	limit := func(slot Slot, a matrices.Attempt) (string, int) {
+		if s.Limit == nil {
+			return "", 0
+		}
+		return s.Limit(slot, a)
+	}
 	for _, a := range attempts {
 		queue = append(queue, task{attempt: a, try: 1})
 	}
@@ -72,7 +84,7 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 
 	// next blocks until a task is due, or returns false when there is
 	// nothing left to do for this slot.
-	next := func() (task, bool) {
+	next := func(slot Slot) (task, bool) {
 		mu.Lock()
 		for {
 			if ctx.Err() != nil {
@@ -82,9 +94,15 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 			now := time.Now()
 			var wait time.Duration = -1
 			for i, t := range queue {
+				if key, n := limit(slot, t.attempt); n > 0 && busy[key] >= n {
+					continue // a finishing attempt of key broadcasts
+				}
 				if !t.notBefore.After(now) {
 					queue = append(queue[:i], queue[i+1:]...)
 					inFlight++
+					if key, n := limit(slot, t.attempt); n > 0 {
+						busy[key]++
+					}
 					mu.Unlock()
 					return t, true
 				}
@@ -122,7 +140,7 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		go func() {
 			defer wg.Done()
 			for {
-				t, ok := next()
+				t, ok := next(slot)
 				if !ok {
 					return
 				}
@@ -144,6 +162,9 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--
+				if key, n := limit(slot, t.attempt); n > 0 {
+					busy[key]--
+				}
 				broadcast()
 				mu.Unlock()
 			}

@@ -142,3 +142,47 @@ func TestSchedulerWithNoSlots(t *testing.T) {
 	s := Scheduler{}
 	assert.Error(t, s.Run(context.Background(), nil))
 }
+
+func TestSchedulerKeepsToLimitsAndFillsSlotsWithOtherWork(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	// run runs attempts on two slots, image a limited to limitA at once
+	// (0: no limit); it returns the peak of a, and whether b ever ran
+	// while a did.
+	run := func(attempts []matrices.Attempt, limitA int) (peakA int, bBesideA bool) {
+		var c collector
+		var mu sync.Mutex
+		running := map[string]int{}
+		s := Scheduler{Slots: slots(2), Record: c.add,
+			Limit: func(slot Slot, a matrices.Attempt) (string, int) {
+				if a.Cell.Values["x"] == "a" {
+					return slot.Host + "/a", limitA
+				}
+				return "", 0
+			},
+			Exec: func(ctx context.Context, sl Slot, a matrices.Attempt, try int) Record {
+				x := a.Cell.Values["x"]
+				mu.Lock()
+				running[x]++
+				peakA = max(peakA, running["a"])
+				bBesideA = bBesideA || running["a"] > 0 && running["b"] > 0
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+				mu.Lock()
+				running[x]--
+				mu.Unlock()
+				return Record{Cell: a.Cell.ID, Repeat: a.Repeat, Verdict: Pass}
+			}}
+		require.NoError(t, s.Run(t.Context(), attempts))
+		assert.Len(t, c.recs, len(attempts), "every attempt ran")
+		return peakA, bBesideA
+	}
+	onlyA := attemptsOf(t, 1, 4)
+	peak, _ := run(onlyA, 0)
+	assert.Equal(t, 2, peak, "without a limit both slots run a")
+	peak, _ = run(onlyA, 1)
+	assert.Equal(t, 1, peak, "one warm golden: one attempt of a at a time")
+
+	peak, beside := run(attemptsOf(t, 2, 4), 1)
+	assert.Equal(t, 1, peak)
+	assert.True(t, beside, "the other slot runs b meanwhile instead of idling")
+}

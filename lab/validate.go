@@ -187,8 +187,33 @@ func (l *Loaded) validate() Problems {
 				}
 			}
 		}
-		if img.VZ != nil && img.VZ.Bundle == "" {
-			add(l.at(p+".vz", "%s.vz.bundle: missing (the golden bundle's name or path)", p))
+		if v := img.VZ; v != nil {
+			switch {
+			case v.Bundle == "" && len(v.Bundles) == 0:
+				add(l.at(p+".vz", "%s.vz.bundle: missing (the golden bundle's name or path; or bundles, a list of warm goldens)", p))
+			case v.Bundle != "" && len(v.Bundles) > 0:
+				add(l.at(p+".vz.bundles", "%s.vz: give bundle or bundles, not both", p))
+			}
+			seen := map[string]bool{}
+			for j, b := range v.Bundles {
+				bp := fmt.Sprintf("%s.vz.bundles[%d]", p, j)
+				switch {
+				case strings.TrimSpace(b) == "":
+					add(l.at(bp, "%s: empty (a golden bundle's name or path)", bp))
+				case seen[b]:
+					add(l.at(bp, "%s: %q is listed twice; each warm golden restores into one clone at a time, so a pool needs distinct bundles", bp, b))
+				}
+				seen[b] = true
+			}
+		}
+		for j, c := range img.Prepare {
+			if strings.TrimSpace(c) == "" {
+				cp := fmt.Sprintf("%s.prepare[%d]", p, j)
+				add(l.at(cp, "%s: empty command", cp))
+			}
+		}
+		if len(img.Prepare) > 0 && img.VZ == nil {
+			add(l.at(p+".prepare", "%s.prepare: only vz images are warmed (sxlab image warm); give %s.vz or drop prepare", p, p))
 		}
 		if img.Tart != nil && img.Tart.VM == "" {
 			add(l.at(p+".tart", "%s.tart.vm: missing (the tart VM to clone)", p))

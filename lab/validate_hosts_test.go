@@ -81,3 +81,38 @@ func TestImageOfSSHHostsNeedsNoSource(t *testing.T) {
 	_, err = Load(LoadOptions{File: writeConfig(t, mixed), LookupEnv: noEnv})
 	assert.Contains(t, strings.Join(problemLines(t, err), "\n"), "images.macos-15.3: host local (hosts[0]) uses provider sim, but the image has no sim source")
 }
+
+// withVZImage gives the image of validConfig vz lines after its sim line
+// (line 8), so they start at line 9.
+func withVZImage(lines string) string {
+	return strings.Replace(validConfig, "    sim: {product_version: \"15.3\", build: 24D60}\n", "    sim: {product_version: \"15.3\", build: 24D60}\n"+lines, 1)
+}
+
+func TestVZImageIsABundleOrAPoolOfThem(t *testing.T) {
+	for _, ok := range []string{
+		"    vz: {bundle: sequoia}\n",
+		"    vz: {bundles: [sequoia-a, sequoia-b]}\n    prepare: [\"sudo mdutil -i off /\"]\n",
+	} {
+		l, err := Load(LoadOptions{File: writeConfig(t, withVZImage(ok)), LookupEnv: noEnv})
+		require.NoError(t, err, ok)
+		images, err := l.ResolveImages(noEnv)
+		require.NoError(t, err)
+		assert.NotEmpty(t, images["macos-15.3"].VZ.Bundles)
+	}
+
+	for lines, want := range map[string]string{
+		"    vz: {}\n":                               ":9:9: images.macos-15.3.vz.bundle: missing",
+		"    vz: {bundle: a, bundles: [b]}\n":        ":9:30: images.macos-15.3.vz: give bundle or bundles, not both",
+		"    vz: {bundles: [a, a]}\n":                `:9:23: images.macos-15.3.vz.bundles[1]: "a" is listed twice`,
+		"    vz: {bundles: [a, \"\"]}\n":             ":9:23: images.macos-15.3.vz.bundles[1]: empty",
+		"    vz: {bundle: a}\n    prepare: [\"\"]\n": ":10:15: images.macos-15.3.prepare[0]: empty command",
+		"    prepare: [\"sudo mdutil -i off /\"]\n":  ":9:14: images.macos-15.3.prepare: only vz images are warmed",
+	} {
+		path := writeConfig(t, withVZImage(lines))
+		_, err := Load(LoadOptions{File: path, LookupEnv: noEnv})
+		got := problemLines(t, err)
+		if assert.Len(t, got, 1, "%q", lines) {
+			assert.True(t, strings.HasPrefix(got[0], path+want), "want %s at the key: %s", want, got[0])
+		}
+	}
+}

@@ -23,6 +23,14 @@ type Provider interface {
 	Reap(ctx context.Context) error
 }
 
+// Limiter is a provider that can run only so many machines of an image at
+// once on its host: vz restores a golden's saved state into one clone at a
+// time, as the state is tied to the golden's MAC. The scheduler keeps to it.
+type Limiter interface {
+	// MaxMachines is the limit for img; 0 means none.
+	MaxMachines(img Image) int
+}
+
 // Machine is one throwaway guest.
 type Machine interface {
 	Name() string
@@ -63,8 +71,9 @@ type Fault struct {
 	Probability float64
 }
 
-// VZImage is a golden bundle for the vz provider.
-type VZImage struct{ Bundle string }
+// VZImage is the golden bundles of one image for the vz provider: one,
+// or a pool of warm goldens (each restores into one clone at a time).
+type VZImage struct{ Bundles []string }
 
 // TartImage is a tart VM to clone.
 type TartImage struct{ VM string }

@@ -17,7 +17,7 @@ import (
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Golden macOS images (bundles) for the vz provider"}
-	cmd.AddCommand(newImageInspectCmd(), newImageListCmd(), newImageImportTartCmd())
+	cmd.AddCommand(newImageInspectCmd(), newImageListCmd(), newImageImportTartCmd(), newImageCopyCmd(), newImageWarmCmd())
 	return cmd
 }
 
@@ -40,6 +40,14 @@ func (f *storeFlags) resolve() (string, error) {
 		return vz.DefaultStore()
 	case err != nil:
 		return "", err
+	}
+	return f.storeOf(l)
+}
+
+// storeOf is resolve with the configuration loaded already.
+func (f *storeFlags) storeOf(l *lab.Loaded) (string, error) {
+	if f.store != "" {
+		return vz.ExpandHome(f.store), nil
 	}
 	for _, h := range l.Config.Hosts {
 		if h.Provider == lab.ProviderVZ && h.VZ != nil && h.VZ.Store != "" {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -46,7 +47,7 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 				return nil, err
 			}
 		}
-		return vz.NewProvider(vz.Options{Store: store})
+		return vz.NewProvider(vzOptions(store))
 	case lab.ProviderTart:
 		o := tart.Options{}
 		if h.Tart != nil {
@@ -61,6 +62,40 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 			Password: h.SSH.Auth.Password, KeyFile: h.SSH.Auth.Key, Reset: h.SSH.Reset})
 	}
 	return nil, fmt.Errorf("provider %s is unknown (use sim, vz, tart or ssh)", h.Provider)
+}
+
+// vzOptions are the vz provider's options for sxlab run and image warm.
+func vzOptions(store string) vz.Options {
+	return vz.Options{Store: store, Shutdown: shutdownGuest(func(ctx context.Context, ep guest.Endpoint) (lab.Conn, error) {
+		// The run pinned the clone's host key under its own alias; this
+		// short connection only powers the guest off, so it trusts on
+		// first use in memory.
+		return guest.Dial(ctx, ep, guest.Options{ConnectTimeout: 15 * time.Second})
+	})}
+}
+
+// shutdownGuest asks macOS to power off over SSH: a macOS guest ignores
+// Virtualization.framework's stop request, and pulling the plug on a
+// golden (image warm) could leave its disk unclean.
+func shutdownGuest(dial func(context.Context, guest.Endpoint) (lab.Conn, error)) func(context.Context, guest.Endpoint) error {
+	return func(ctx context.Context, ep guest.Endpoint) error {
+		c, err := dial(ctx, ep)
+		if err != nil {
+			return fmt.Errorf("shut down %s: %w", ep, err)
+		}
+		defer c.Close()
+		const line = "sudo -n shutdown -h now"
+		res, err := c.Run(ctx, guest.Cmd{Line: line})
+		switch {
+		case errors.Is(err, guest.ErrConnectionLost):
+			return nil // it went down under the command
+		case err != nil:
+			return fmt.Errorf("shut down %s: %w", ep, err)
+		case res.Exit != 0:
+			return fmt.Errorf("shut down %s: %s: exit %d: %s", ep, line, res.Exit, strings.TrimSpace(res.Stderr))
+		}
+		return nil
+	}
 }
 
 func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
@@ -131,6 +166,7 @@ func newRunCmd() *cobra.Command {
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
 			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
+		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {

@@ -61,7 +61,10 @@ type Provider struct {
 	live map[string]*Machine // clone folder → machine, until Delete
 }
 
-var _ vm.Provider = (*Provider)(nil)
+var (
+	_ vm.Provider = (*Provider)(nil)
+	_ vm.Limiter  = (*Provider)(nil)
+)
 
 // NewProvider checks o and fills in the defaults.
 func NewProvider(o Options) (*Provider, error) {
@@ -126,20 +129,15 @@ func (p *Provider) Simulated() bool { return false }
 // Store is the provider's store folder.
 func (p *Provider) Store() string { return p.o.Store }
 
-// Clone makes a clone of img's golden bundle for the attempt name: a
-// restoring clone (golden's MAC and saved state) when the golden has a
-// saved state, the host restores states and no live clone uses the
-// golden's MAC; otherwise a cold-boot clone with a fresh MAC.
+// Clone makes a clone of one of img's golden bundles for the attempt
+// name: a restoring clone (the golden's MAC and saved state) of the first
+// warm golden whose MAC no live clone uses, when the host restores
+// states; otherwise a cold-boot clone of the first golden with a fresh MAC.
+// A golden that a worker runs (sxlab image warm) is passed over.
 func (p *Provider) Clone(ctx context.Context, img vm.Image, name string) (vm.Machine, error) {
-	if img.VZ == nil || img.VZ.Bundle == "" {
-		return nil, fmt.Errorf("clone %s: image %s has no vz bundle (images.%s.vz.bundle)", name, img.Name, img.Name)
-	}
-	golden, err := LoadBundle(ResolveBundle(p.o.Store, img.VZ.Bundle))
+	goldens, err := p.goldens(img)
 	if err != nil {
-		return nil, fmt.Errorf("clone %s of image %s: %w", name, img.Name, err)
-	}
-	if err := golden.CheckBootable(); err != nil {
-		return nil, fmt.Errorf("clone %s of image %s: %w", name, img.Name, err)
+		return nil, fmt.Errorf("clone %s: %w", name, err)
 	}
 	dir, err := CloneDir(p.o.Store, p.o.Run, name)
 	if err != nil {
@@ -150,7 +148,27 @@ func (p *Provider) Clone(ctx context.Context, img vm.Image, name string) (vm.Mac
 	// golden, as two VMs with one MAC share one DHCP lease.
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	restore := golden.HasSavedState && p.o.CanRestore() && !p.macInUse(golden.Config.MACAddress)
+	var golden *Bundle
+	restore := false
+	var warming []string
+	for _, g := range goldens {
+		if pid, err := lockHolder(g.Path(ConfigFile)); err == nil && pid > 0 {
+			// Its disk is changing under the worker and its saved state is
+			// about to be replaced: a clone now would be neither.
+			warming = append(warming, fmt.Sprintf("%s (worker %d)", g.Dir, pid))
+			continue
+		}
+		if g.HasSavedState && p.o.CanRestore() && !p.macInUse(g.Config.MACAddress) {
+			golden, restore = g, true
+			break
+		}
+		if golden == nil {
+			golden = g
+		}
+	}
+	if golden == nil {
+		return nil, fmt.Errorf("clone %s of image %s: every golden is running in a worker (sxlab image warm?): %s; run again when that has finished", name, img.Name, strings.Join(warming, ", "))
+	}
 	plan, err := PlanClone(golden, dir, restore, p.o.Rand)
 	if err != nil {
 		return nil, fmt.Errorf("clone %s: %w", name, err)
@@ -162,6 +180,53 @@ func (p *Provider) Clone(ctx context.Context, img vm.Image, name string) (vm.Mac
 	m := &Machine{p: p, name: name, dir: dir, img: img, plan: plan, owner: owner}
 	p.live[dir] = m
 	return m, nil
+}
+
+// goldens loads img's golden bundles and checks they can boot; warm ones
+// must not share a MAC, as each restores only with its own.
+func (p *Provider) goldens(img vm.Image) ([]*Bundle, error) {
+	if img.VZ == nil || len(img.VZ.Bundles) == 0 {
+		return nil, fmt.Errorf("image %s has no vz bundle (images.%s.vz.bundle)", img.Name, img.Name)
+	}
+	var out []*Bundle
+	macs := map[string]string{}
+	for _, name := range img.VZ.Bundles {
+		g, err := LoadBundle(ResolveBundle(p.o.Store, name))
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		if err := g.CheckBootable(); err != nil {
+			return nil, fmt.Errorf("image %s: %w", img.Name, err)
+		}
+		if g.HasSavedState {
+			mac := guest.NormaliseMAC(g.Config.MACAddress)
+			if other, ok := macs[mac]; ok {
+				return nil, fmt.Errorf("image %s: warm goldens %s and %s have the same macAddress %s; a saved state restores only with its own MAC, so each warm golden needs its own (make the second with sxlab image copy, then warm it)", img.Name, other, g.Dir, g.Config.MACAddress)
+			}
+			macs[mac] = g.Dir
+		}
+		out = append(out, g)
+	}
+	return out, nil
+}
+
+// MaxMachines is the number of warm goldens of img when every one of them
+// is warm and the host restores states: each restores into one clone at a
+// time. Otherwise there is no limit (cold-boot clones draw fresh MACs).
+func (p *Provider) MaxMachines(img vm.Image) int {
+	if !p.o.CanRestore() {
+		return 0
+	}
+	goldens, err := p.goldens(img)
+	if err != nil {
+		return 0 // Clone says what is wrong
+	}
+	for _, g := range goldens {
+		if !g.HasSavedState {
+			return 0
+		}
+	}
+	return len(goldens)
 }
 
 // make applies plan in a hidden folder and renames it into place, so every
@@ -286,6 +351,10 @@ type Machine struct {
 	plan  ClonePlan
 	owner *ownerLock
 
+	// saveable starts the VM with the device set a saved state needs
+	// (image warm).
+	saveable bool
+
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser // the worker's stdin: closing it tells the worker the run is gone
@@ -340,7 +409,7 @@ func (m *Machine) Start(ctx context.Context) error {
 	if err := m.waitReady(ctx); err != nil {
 		return fmt.Errorf("start %s: %w", m.name, err)
 	}
-	resp, err := Call(ctx, m.socket(), Request{Op: OpStart})
+	resp, err := Call(ctx, m.socket(), Request{Op: OpStart, Saveable: m.saveable})
 	if err != nil {
 		return fmt.Errorf("start %s: %w%s", m.name, err, m.logTail())
 	}
@@ -536,7 +605,11 @@ func (m *Machine) SaveState(ctx context.Context, path string) error {
 
 // Stop shuts the guest down (Options.Shutdown), then has the worker stop
 // the VM, then kills the worker if it lingers.
-func (m *Machine) Stop(ctx context.Context) error {
+func (m *Machine) Stop(ctx context.Context) error { return m.stop(ctx, true) }
+
+// stop is Stop; shutdown false pulls the plug at once, as a VM paused
+// after saving its state needs (its guest cannot answer).
+func (m *Machine) stop(ctx context.Context, shutdown bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmd == nil {
@@ -544,7 +617,7 @@ func (m *Machine) Stop(ctx context.Context) error {
 	}
 	defer m.stdin.Close()
 	o := m.p.o
-	if o.Shutdown != nil && m.ep != nil && !m.workerExited() {
+	if shutdown && o.Shutdown != nil && m.ep != nil && !m.workerExited() {
 		sctx, cancel := context.WithTimeout(ctx, o.ShutdownTimeout)
 		if err := o.Shutdown(sctx, *m.ep); err == nil {
 			// The worker exits when the guest has powered off.

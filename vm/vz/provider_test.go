@@ -41,14 +41,14 @@ func newTestLab(t *testing.T, savedState bool) *testLab {
 		require.NoError(t, os.WriteFile(filepath.Join(golden, StateFile), []byte("saved"), 0o644))
 	}
 	return &testLab{store: store, leases: filepath.Join(root, "dhcpd_leases"),
-		img: vm.Image{Name: "macos-14", User: "admin", Password: "admin", VZ: &vm.VZImage{Bundle: "sonoma"}}}
+		img: vm.Image{Name: "macos-14", User: "admin", Password: "admin", VZ: &vm.VZImage{Bundles: []string{"sonoma"}}}}
 }
 
 // provider makes a provider whose workers are this test binary playing
 // the fake worker with behaviour.
-func (l *testLab) provider(t *testing.T, run, behaviour string) *Provider {
+func (l *testLab) provider(t *testing.T, run, behaviour string, edits ...func(*Options)) *Provider {
 	t.Helper()
-	p, err := NewProvider(Options{
+	o := Options{
 		Store: l.store, Run: run,
 		Worker:     []string{"/usr/bin/env", fakeWorkerEnv + "=" + behaviour, quickRaceExit(), os.Args[0]},
 		LeasesFile: l.leases,
@@ -59,7 +59,11 @@ func (l *testLab) provider(t *testing.T, run, behaviour string) *Provider {
 		CanRestore:  func() bool { return true },
 		Poll:        10 * time.Millisecond,
 		StopTimeout: 5 * time.Second, ReadyTimeout: 10 * time.Second,
-	})
+	}
+	for _, e := range edits {
+		e(&o)
+	}
+	p, err := NewProvider(o)
 	require.NoError(t, err)
 	return p
 }

@@ -3,6 +3,7 @@ package vz
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -127,32 +128,71 @@ func ImportTart(tartHome, name, store, as string) (Import, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return imp, fmt.Errorf("import tart VM %s: %s exists already (choose another name with --as, or delete it)", name, dst)
 	}
-	if err := os.MkdirAll(store, 0o755); err != nil {
-		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
-	}
-	tmp, err := os.MkdirTemp(store, ".importing-"+as+"-")
+	err = buildBundle(dst, func(tmp string) error {
+		for _, f := range []string{DiskFile, NVRAMFile} {
+			if err := cloneFile(b.Path(f), filepath.Join(tmp, f)); err != nil {
+				return err
+			}
+		}
+		// config.json verbatim: the golden keeps its MAC; clones draw theirs.
+		return copyFile(b.Path(ConfigFile), filepath.Join(tmp, ConfigFile))
+	})
 	if err != nil {
 		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
 	}
-	done := false
-	defer func() {
-		if !done {
-			os.RemoveAll(tmp)
-		}
-	}()
-	for _, f := range []string{DiskFile, NVRAMFile} {
-		if err := cloneFile(b.Path(f), filepath.Join(tmp, f)); err != nil {
-			return imp, fmt.Errorf("import tart VM %s: %w", name, err)
-		}
-	}
-	// config.json verbatim: the golden keeps its MAC; clones draw theirs.
-	if err := copyFile(b.Path(ConfigFile), filepath.Join(tmp, ConfigFile)); err != nil {
-		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, dst); err != nil {
-		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
-	}
-	done = true
 	imp.SkippedState = b.HasSavedState
 	return imp, nil
+}
+
+// buildBundle makes the bundle dst: fill writes its files into a hidden
+// folder beside it, renamed into place only when fill succeeds, so a
+// half-made bundle is never listed or cloned.
+func buildBundle(dst string, fill func(tmp string) error) error {
+	store := filepath.Dir(dst)
+	if err := os.MkdirAll(store, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.MkdirTemp(store, ".making-"+filepath.Base(dst)+"-")
+	if err != nil {
+		return err
+	}
+	if err := fill(tmp); err != nil {
+		return errors.Join(err, os.RemoveAll(tmp))
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return errors.Join(err, os.RemoveAll(tmp))
+	}
+	return nil
+}
+
+// CopyBundle makes the golden as in store from the golden src (a name in
+// the store or a path): disk and NVRAM cloned, a fresh MAC, no saved
+// state. It is how a pool of warm goldens is made: each restores into one
+// clone at a time, so two slots need two, each warmed on its own.
+func CopyBundle(store, src, as string, rand io.Reader) (string, error) {
+	if !namePart.MatchString(as) || as == ClonesDir {
+		return "", fmt.Errorf("copy bundle %s: %q is not a usable bundle name (letters, digits, dots, dashes, underscores; not %q)", src, as, ClonesDir)
+	}
+	b, err := LoadBundle(ResolveBundle(store, src))
+	if err != nil {
+		return "", fmt.Errorf("copy bundle %s: %w", src, err)
+	}
+	if err := b.CheckBootable(); err != nil {
+		return "", fmt.Errorf("copy bundle %s: %w", src, err)
+	}
+	if pid, err := lockHolder(b.Path(ConfigFile)); err == nil && pid > 0 {
+		return "", fmt.Errorf("copy bundle %s: worker %d runs it; copy it when it has stopped", src, pid)
+	}
+	dst := filepath.Join(store, as)
+	if _, err := os.Stat(dst); err == nil {
+		return "", fmt.Errorf("copy bundle %s: %s exists already", src, dst)
+	}
+	plan, err := PlanClone(b, dst, false, rand)
+	if err != nil {
+		return "", fmt.Errorf("copy bundle %s: %w", src, err)
+	}
+	if err := buildBundle(dst, plan.Apply); err != nil {
+		return "", fmt.Errorf("copy bundle %s to %s: %w", src, dst, err)
+	}
+	return dst, nil
 }

@@ -73,6 +73,10 @@ const (
 type Request struct {
 	Op   string `json:"op"`
 	Path string `json:"path,omitempty"`
+	// Saveable (start) builds a cold-booting VM with the device set of a
+	// restore, so the state saved from it later can be restored into
+	// clones: `sxlab image warm` boots goldens this way.
+	Saveable bool `json:"saveable,omitempty"`
 }
 
 // Response is the worker's line in reply.
@@ -272,7 +276,11 @@ func (w *worker) handle(req Request) Response {
 			return Response{Error: fmt.Sprintf("the VM was started already (state %s)", w.vm.State())}
 		}
 		restore := w.b.HasSavedState && w.hyp.CanRestore()
-		vm, err := w.hyp.New(w.b, restore)
+		saveable := restore || req.Saveable
+		if saveable {
+			w.logf("building the VM with the saved-state device set (no entropy device)")
+		}
+		vm, err := w.hyp.New(w.b, saveable)
 		if err != nil {
 			return failed(fmt.Errorf("build the VM of %s: %w", w.b.Dir, err))
 		}

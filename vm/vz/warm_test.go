@@ -1,0 +1,246 @@
+package vz
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/vm"
+)
+
+// goldenOf loads the test lab's golden bundle.
+func goldenOf(t *testing.T, l *testLab) *Bundle {
+	t.Helper()
+	b, err := LoadBundle(filepath.Join(l.store, "sonoma"))
+	require.NoError(t, err)
+	return b
+}
+
+func workerLog(t *testing.T, dir string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, WorkerLogFile))
+	require.NoError(t, err)
+	return string(data)
+}
+
+func TestWarmSavesAStateThatClonesRestore(t *testing.T) {
+	l := newTestLab(t, true) // an old state, from before the last boot
+	p := l.provider(t, "run1", "ok")
+	golden := goldenOf(t, l)
+	l.lease(t, golden.Config.MACAddress, "192.168.64.9")
+
+	var got []guest.Endpoint
+	res, err := p.Warm(t.Context(), l.img, "sonoma", func(_ context.Context, ep guest.Endpoint) error {
+		got = append(got, ep)
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []guest.Endpoint{{Addr: "192.168.64.9:22", User: "admin", Password: "admin"}}, got,
+		"prepare logs in to the golden itself, at its own MAC's address")
+	assert.True(t, res.ReplacedState, "the old state no longer fits the booted disk")
+	assert.Equal(t, golden.Config.MACAddress, res.MAC)
+
+	state, err := os.ReadFile(golden.Path(StateFile))
+	require.NoError(t, err)
+	assert.Equal(t, "fake saved state", string(state), "the state the VM saved, not the old one")
+	assert.EqualValues(t, len(state), res.StateBytes)
+	assert.False(t, exists(golden.Path(warmingStateFile)))
+	assert.False(t, exists(golden.Path(SocketFile)), "the worker has gone")
+	log := workerLog(t, golden.Dir)
+	assert.Contains(t, log, "saved-state device set", "booted as a restore will rebuild it")
+	assert.Contains(t, log, " save\n")
+
+	// The warmed golden's clone restores with the golden's MAC.
+	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
+	assert.Equal(t, golden.Config.MACAddress, m.MAC())
+	require.NoError(t, m.Start(t.Context()))
+	assert.True(t, m.Restored())
+}
+
+func TestWarmThatFailsShutsTheGuestDownAndLeavesNoState(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prepare func(ctx context.Context, cancel context.CancelFunc) error
+		want    string
+	}{
+		{"prepare fails", func(context.Context, context.CancelFunc) error {
+			return errors.New("images.macos-14.prepare[0]: exit 1")
+		}, "prepare: images.macos-14.prepare[0]: exit 1"},
+		{"interrupted", func(ctx context.Context, cancel context.CancelFunc) error {
+			cancel()
+			<-ctx.Done()
+			return ctx.Err()
+		}, "context canceled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newTestLab(t, false)
+			var (
+				mu        sync.Mutex
+				shutdowns []string
+			)
+			p := l.provider(t, "run1", "ok", func(o *Options) {
+				o.ShutdownTimeout = 100 * time.Millisecond
+				o.Shutdown = func(ctx context.Context, ep guest.Endpoint) error {
+					mu.Lock()
+					defer mu.Unlock()
+					shutdowns = append(shutdowns, ep.Addr)
+					return ctx.Err()
+				}
+			})
+			golden := goldenOf(t, l)
+			l.lease(t, golden.Config.MACAddress, "192.168.64.9")
+
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			_, err := p.Warm(ctx, l.img, "sonoma", func(ctx context.Context, _ guest.Endpoint) error { return tc.prepare(ctx, cancel) })
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "warm image macos-14 ("+golden.Dir+")")
+			assert.Contains(t, err.Error(), tc.want)
+			mu.Lock()
+			assert.Equal(t, []string{"192.168.64.9:22"}, shutdowns, "a golden's disk is kept: its guest is shut down, not unplugged")
+			mu.Unlock()
+			after, err := LoadBundle(golden.Dir)
+			require.NoError(t, err)
+			assert.False(t, after.HasSavedState)
+			assert.False(t, exists(golden.Path(warmingStateFile)))
+			pid, err := lockHolder(golden.Path(ConfigFile))
+			require.NoError(t, err)
+			assert.Zero(t, pid, "no worker runs the golden any more")
+		})
+	}
+}
+
+func TestWarmAndClonesOfTheSameGoldenExcludeEachOther(t *testing.T) {
+	l := newTestLab(t, true)
+	p := l.provider(t, "run1", "ok")
+	golden := goldenOf(t, l)
+	l.lease(t, golden.Config.MACAddress, "192.168.64.9")
+
+	// While the golden is being warmed, another run cannot clone it.
+	_, err := p.Warm(t.Context(), l.img, "sonoma", func(ctx context.Context, _ guest.Endpoint) error {
+		_, err := l.provider(t, "run2", "ok").Clone(ctx, l.img, "sxlab-bbb-r1-t1")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "every golden is running in a worker")
+		assert.Contains(t, err.Error(), "sxlab image warm")
+		return nil
+	})
+	require.NoError(t, err)
+
+	// While a clone restores it (so uses its MAC), it cannot be warmed.
+	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
+	require.NoError(t, m.Start(t.Context()))
+	require.True(t, m.Restored())
+	_, err = l.provider(t, "run3", "ok").Warm(t.Context(), l.img, "sonoma", func(context.Context, guest.Endpoint) error {
+		t.Error("prepare must not run")
+		return nil
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "a clone restoring it (MAC "+golden.Config.MACAddress+") is running")
+	assert.Contains(t, err.Error(), "sxlab-run1-aaa-r1-t1")
+	assert.True(t, goldenOf(t, l).HasSavedState, "a refused warm leaves the state alone")
+}
+
+func TestWarmNeedsAGoodBundle(t *testing.T) {
+	l := newTestLab(t, false)
+	p := l.provider(t, "run1", "ok")
+	img := l.img
+	img.VZ = nil
+	_, err := p.Warm(t.Context(), img, "", func(context.Context, guest.Endpoint) error { return nil })
+	assert.ErrorContains(t, err, "images.macos-14.vz.bundle")
+
+	require.NoError(t, os.Remove(filepath.Join(l.store, "sonoma", NVRAMFile)))
+	_, err = p.Warm(t.Context(), l.img, "sonoma", func(context.Context, guest.Endpoint) error { return nil })
+	assert.ErrorContains(t, err, "nvram.bin")
+	assert.ErrorIs(t, err, ErrMissingFile)
+}
+
+// pool makes a second golden of the lab's image with its own MAC, warmed.
+func pool(t *testing.T, l *testLab) (a, b *Bundle) {
+	t.Helper()
+	dst, err := CopyBundle(l.store, "sonoma", "sonoma-b", rand.Reader)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dst, StateFile), []byte("saved"), 0o644))
+	a = goldenOf(t, l)
+	b, err = LoadBundle(dst)
+	require.NoError(t, err)
+	return a, b
+}
+
+func TestCopyBundleMakesAGoldenWithItsOwnMAC(t *testing.T) {
+	l := newTestLab(t, true)
+	a, b := pool(t, l)
+	assert.NotEqual(t, a.Config.MACAddress, b.Config.MACAddress)
+	assert.Equal(t, a.Config.HardwareModel, b.Config.HardwareModel)
+	assert.Equal(t, a.Config.MachineIdentifier, b.Config.MachineIdentifier)
+	assert.Equal(t, a.DiskBytes, b.DiskBytes)
+
+	_, err := CopyBundle(l.store, "sonoma", "sonoma-b", rand.Reader)
+	assert.ErrorContains(t, err, "exists already")
+	_, err = CopyBundle(l.store, "sonoma", "clones", rand.Reader)
+	assert.ErrorContains(t, err, "not a usable bundle name")
+	_, err = CopyBundle(l.store, "nope", "x", rand.Reader)
+	assert.ErrorIs(t, err, ErrMissingFile)
+	entries, err := os.ReadDir(l.store)
+	require.NoError(t, err)
+	for _, e := range entries {
+		assert.False(t, strings.HasPrefix(e.Name(), "."), "no half-made bundle is left: %s", e.Name())
+	}
+}
+
+func TestAPoolOfWarmGoldensRestoresOneCloneEach(t *testing.T) {
+	l := newTestLab(t, true)
+	a, b := pool(t, l)
+	p := l.provider(t, "run1", "ok")
+	img := l.img
+	img.VZ = &vm.VZImage{Bundles: []string{"sonoma", "sonoma-b"}}
+	assert.Equal(t, 2, p.MaxMachines(img), "two warm goldens: two clones restore at once")
+
+	first := clone(t, p, img, "sxlab-aaa-r1-t1")
+	require.NoError(t, first.Start(t.Context()))
+	second := clone(t, p, img, "sxlab-bbb-r1-t1")
+	require.NoError(t, second.Start(t.Context()))
+	assert.Equal(t, a.Config.MACAddress, first.MAC())
+	assert.Equal(t, b.Config.MACAddress, second.MAC())
+	assert.True(t, first.Restored())
+	assert.True(t, second.Restored())
+
+	// A third (another run on the host) finds both MACs taken: cold boot.
+	third := clone(t, l.provider(t, "run2", "ok"), img, "sxlab-ccc-r1-t1")
+	assert.NotContains(t, []string{a.Config.MACAddress, b.Config.MACAddress}, third.MAC())
+	require.NoError(t, third.Start(t.Context()))
+	assert.False(t, third.Restored())
+}
+
+func TestMaxMachines(t *testing.T) {
+	l := newTestLab(t, true)
+	_, b := pool(t, l)
+	img := l.img
+	assert.Equal(t, 1, l.provider(t, "run1", "ok").MaxMachines(img), "one warm golden restores into one clone at a time")
+	assert.Equal(t, 0, l.provider(t, "run1", "ok", func(o *Options) { o.CanRestore = func() bool { return false } }).MaxMachines(img),
+		"a host that cannot restore boots every clone cold, with fresh MACs")
+
+	require.NoError(t, os.Remove(b.Path(StateFile)))
+	img.VZ = &vm.VZImage{Bundles: []string{"sonoma", "sonoma-b"}}
+	assert.Equal(t, 0, l.provider(t, "run1", "ok").MaxMachines(img), "a cold golden in the pool takes the overflow")
+}
+
+func TestWarmGoldensOfOneImageMustNotShareAMAC(t *testing.T) {
+	l := newTestLab(t, true)
+	require.NoError(t, os.CopyFS(filepath.Join(l.store, "twin"), os.DirFS(filepath.Join(l.store, "sonoma"))))
+	img := l.img
+	img.VZ = &vm.VZImage{Bundles: []string{"sonoma", "twin"}}
+	_, err := l.provider(t, "run1", "ok").Clone(t.Context(), img, "sxlab-aaa-r1-t1")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "have the same macAddress")
+	assert.Contains(t, err.Error(), "sxlab image copy")
+}
