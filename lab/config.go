@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -444,6 +445,9 @@ func (b *ByteSize) DecodeScalar(s string) error {
 	}
 	if rest := strings.TrimLeft(t, "0123456789.eE+-"); rest != "" {
 		return fmt.Errorf("%q is not a size (write it like 5GiB or 500MB)", s)
+	}
+	if n*float64(mult) >= math.MaxInt64 {
+		return fmt.Errorf("%q is too large a size", s)
 	}
 	*b = ByteSize(n * float64(mult))
 	return nil

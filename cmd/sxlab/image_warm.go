@@ -59,7 +59,8 @@ func newImageWarmCmd() *cobra.Command {
 		Short: "Boot an image's golden bundles, run its prepare commands and save their state",
 		Long: `Boot each golden bundle of images.IMAGE.vz (bundle, or every one of
 bundles) itself, with its own MAC; wait for SSH (lab.timeouts.boot) with the
-image's user and auth; run sw_vers and then images.IMAGE.prepare in order
+image's user and auth; run sw_vers, check passwordless sudo, then run
+images.IMAGE.prepare in order
 (each bounded by lab.timeouts.command); then pause the VM, save its state
 next to the bundle as state.vzvmsave and stop it. Clones of a warm golden
 restore that state in seconds instead of booting for minutes (macOS 14+
@@ -110,7 +111,9 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 		defer stop()
 		out, errw := c.OutOrStdout(), c.ErrOrStderr()
 		prep := prepareGuest(cfgImg.Prepare, name, time.Duration(l.Config.Lab.Timeouts.Boot), time.Duration(l.Config.Lab.Timeouts.Command), errw,
-			func(ctx context.Context, ep guest.Endpoint, o guest.Options) (guest.Guest, error) { return guest.Dial(ctx, ep, o) })
+			func(ctx context.Context, ep guest.Endpoint, o guest.Options) (guest.Guest, error) {
+				return guest.Dial(ctx, ep, o)
+			})
 		var results []vz.WarmResult
 		for _, b := range bundles {
 			fmt.Fprintf(errw, "warming %s (bundle %s): booting\n", name, b)
@@ -146,8 +149,8 @@ func sortedImageNames(l *lab.Loaded) []string {
 }
 
 // prepareGuest logs in to a booted golden (waiting up to boot for sshd),
-// runs sw_vers, then each prepare command (each up to command), and says
-// which failed and how.
+// runs sw_vers, checks passwordless sudo, then runs each prepare command
+// (each up to command), and says which failed and how.
 func prepareGuest(cmds []string, image string, boot, command time.Duration, log io.Writer,
 	dial func(context.Context, guest.Endpoint, guest.Options) (guest.Guest, error)) vz.Prepare {
 	return func(ctx context.Context, ep guest.Endpoint) error {
@@ -174,6 +177,11 @@ func prepareGuest(cmds []string, image string, boot, command time.Duration, log 
 		}
 		if err := run("sw_vers", "sw_vers"); err != nil {
 			return err
+		}
+		// Every lab step and the shutdown at the end of an attempt need it;
+		// better found now than after the state is saved.
+		if err := run("passwordless sudo", "sudo -n true"); err != nil {
+			return fmt.Errorf("%w (%s needs passwordless sudo: echo '%s ALL=(ALL) NOPASSWD: ALL' | sudo tee /etc/sudoers.d/%s)", err, ep.User, ep.User, ep.User)
 		}
 		for i, line := range cmds {
 			if err := run(fmt.Sprintf("images.%s.prepare[%d]", image, i), line); err != nil {

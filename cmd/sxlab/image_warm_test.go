@@ -56,9 +56,17 @@ func TestPrepareRunsTheImagesCommandsAndNamesTheOneThatFails(t *testing.T) {
 	err := prep(t.Context(), guest.Endpoint{Addr: "192.168.64.9:22", User: "admin"})
 	require.Error(t, err)
 	assert.Equal(t, "images.macos-15.prepare[1] (softwareupdate x): exit 1: softwareupdate: unknown option x", err.Error())
-	assert.Equal(t, []string{"sw_vers", "mdutil -i off /", "softwareupdate x"}, g.ran, "stops at the first failure")
+	assert.Equal(t, []string{"sw_vers", "sudo -n true", "mdutil -i off /", "softwareupdate x"}, g.ran, "stops at the first failure")
 	assert.Equal(t, 7*time.Minute, dialled.ConnectTimeout, "sshd gets lab.timeouts.boot")
-	assert.Equal(t, 3*time.Minute, g.opts[1].Timeout, "each command gets lab.timeouts.command")
+	assert.Equal(t, 3*time.Minute, g.opts[2].Timeout, "each command gets lab.timeouts.command")
+
+	noSudo := &scriptedGuest{answers: map[string]guest.Result{"sudo -n true": {Exit: 1, Stderr: "sudo: a password is required\n"}}}
+	err = prepareGuest(nil, "macos-15", time.Second, time.Second, io.Discard,
+		func(context.Context, guest.Endpoint, guest.Options) (guest.Guest, error) { return noSudo, nil },
+	)(t.Context(), guest.Endpoint{Addr: "192.168.64.9:22", User: "admin"})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "passwordless sudo (sudo -n true): exit 1: sudo: a password is required")
+	assert.Contains(t, err.Error(), "echo 'admin ALL=(ALL) NOPASSWD: ALL' | sudo tee /etc/sudoers.d/admin")
 	assert.True(t, g.closed)
 
 	failDial := prepareGuest(nil, "macos-15", time.Second, time.Second, io.Discard,

@@ -61,7 +61,7 @@ func ListBundles(store string) ([]StoreEntry, error) {
 	}
 	var out []StoreEntry
 	for _, e := range entries {
-		if !e.IsDir() || e.Name() == ClonesDir || strings.HasPrefix(e.Name(), ".") {
+		if !e.IsDir() || e.Name() == ClonesDir || e.Name() == IPSWDir || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		dir := filepath.Join(store, e.Name())
@@ -106,11 +106,11 @@ func ImportTart(tartHome, name, store, as string) (Import, error) {
 	if !namePart.MatchString(name) || strings.Contains(name, "/") {
 		return Import{}, fmt.Errorf("import tart VM %q: not a local VM name (pull remote images with tart first: tart clone REMOTE %s)", name, name)
 	}
-	if !namePart.MatchString(as) || as == ClonesDir {
-		return Import{}, fmt.Errorf("import tart VM %s: %q is not a usable bundle name (letters, digits, dots, dashes, underscores; not %q)", name, as, ClonesDir)
+	dst, err := CheckNewBundle(store, as)
+	if err != nil {
+		return Import{}, fmt.Errorf("import tart VM %s: %w (choose another name with --as)", name, err)
 	}
 	src := filepath.Join(tartHome, "vms", name)
-	dst := filepath.Join(store, as)
 	imp := Import{From: src, To: dst, Method: cloneMethod}
 	if _, err := os.Stat(src); errors.Is(err, fs.ErrNotExist) {
 		return imp, fmt.Errorf("import tart VM %s: %s does not exist (tart list shows the local VMs; TART_HOME moves them)", name, src)
@@ -124,9 +124,6 @@ func ImportTart(tartHome, name, store, as string) (Import, error) {
 	}
 	if pid, err := lockHolder(b.Path(ConfigFile)); err == nil && pid > 0 {
 		return imp, fmt.Errorf("import tart VM %s: it is running (process %d); stop it first: tart stop %s", name, pid, name)
-	}
-	if _, err := os.Stat(dst); err == nil {
-		return imp, fmt.Errorf("import tart VM %s: %s exists already (choose another name with --as, or delete it)", name, dst)
 	}
 	err = buildBundle(dst, func(tmp string) error {
 		for _, f := range []string{DiskFile, NVRAMFile} {
@@ -159,6 +156,11 @@ func buildBundle(dst string, fill func(tmp string) error) error {
 	if err := fill(tmp); err != nil {
 		return errors.Join(err, os.RemoveAll(tmp))
 	}
+	// Another command may have made dst meanwhile; rename would replace
+	// an empty folder, so look first.
+	if _, err := os.Lstat(dst); err == nil {
+		return errors.Join(fmt.Errorf("%s appeared meanwhile (another sxlab image command?); this one was discarded", dst), os.RemoveAll(tmp))
+	}
 	if err := os.Rename(tmp, dst); err != nil {
 		return errors.Join(err, os.RemoveAll(tmp))
 	}
@@ -170,8 +172,9 @@ func buildBundle(dst string, fill func(tmp string) error) error {
 // state. It is how a pool of warm goldens is made: each restores into one
 // clone at a time, so two slots need two, each warmed on its own.
 func CopyBundle(store, src, as string, rand io.Reader) (string, error) {
-	if !namePart.MatchString(as) || as == ClonesDir {
-		return "", fmt.Errorf("copy bundle %s: %q is not a usable bundle name (letters, digits, dots, dashes, underscores; not %q)", src, as, ClonesDir)
+	dst, err := CheckNewBundle(store, as)
+	if err != nil {
+		return "", fmt.Errorf("copy bundle %s: %w", src, err)
 	}
 	b, err := LoadBundle(ResolveBundle(store, src))
 	if err != nil {
@@ -182,10 +185,6 @@ func CopyBundle(store, src, as string, rand io.Reader) (string, error) {
 	}
 	if pid, err := lockHolder(b.Path(ConfigFile)); err == nil && pid > 0 {
 		return "", fmt.Errorf("copy bundle %s: worker %d runs it; copy it when it has stopped", src, pid)
-	}
-	dst := filepath.Join(store, as)
-	if _, err := os.Stat(dst); err == nil {
-		return "", fmt.Errorf("copy bundle %s: %s exists already", src, dst)
 	}
 	plan, err := PlanClone(b, dst, false, rand)
 	if err != nil {
