@@ -19,8 +19,12 @@
 #      store has that image already; sxlab image inspect;
 #   5. times one clonefile(2) of the image's disk by hand (cp -c);
 #   6. sxlab run --progress plain, and reads clone, boot-to-SSH and cleanup
-#      times per attempt from its progress lines (0.1 s resolution);
-#   7. the shutdown check: no vz-worker process and no Virtualization
+#      times per attempt from its progress lines (0.1 s resolution): cold
+#      boots, when the image has no saved state yet;
+#   7. sxlab image warm (boot the golden, check passwordless sudo, save its
+#      state), then a second run whose attempts restore that state:
+#      restore-to-SSH; skipped with --no-warm;
+#   8. the shutdown check: no vz-worker process and no Virtualization
 #      VM process of ours left, nothing left in the store's clones/.
 #
 # Options:
@@ -30,6 +34,7 @@
 #   --user NAME       the guest login (default admin); the password is read
 #                     from SXLAB_GUEST_PASSWORD (default admin)
 #   --bin PATH        use this signed sxlab instead of building bin/sxlab
+#   --no-warm         do not warm the image (it keeps what state it has)
 #   --print-config    print the lab configuration it would use and exit
 #                     (works on any OS)
 #
@@ -85,6 +90,9 @@ images:
     user: $5
     auth:
       password_env: SXLAB_GUEST_PASSWORD
+    # image warm runs these before saving the state (it checks sw_vers and
+    # passwordless sudo itself): no Spotlight indexing in throwaway clones.
+    prepare: ["sudo mdutil -a -i off"]
 # The schema wants an app; nothing installs it: the scenario only probes.
 app:
   name: No-op
@@ -150,6 +158,25 @@ phase_figures() {
 	}' "$1"
 }
 
+# run_lab KIND: sxlab run with plain progress; keeps KIND.progress.log,
+# KIND.summary.txt, KIND.exit, KIND.seconds and KIND.run_dir in $work.
+# Uses bin, cfg and work of main.
+run_lab() {
+	local kind=$1 t0 code=0
+	echo "== sxlab run: $kind boots (progress in $work/$kind.progress.log)"
+	t0=$(now)
+	"$bin" run --config "$cfg" --progress plain 2> >(tee "$work/$kind.progress.log" >&2) | tee "$work/$kind.summary.txt" || code=$?
+	since "$t0" >"$work/$kind.seconds"
+	echo "$code" >"$work/$kind.exit"
+	sleep 1 # let tee finish the progress log
+	sed -n 's/^run folder: //p' "$work/$kind.summary.txt" | tail -n 1 >"$work/$kind.run_dir"
+}
+
+# json_seconds JSON KEY: a nanosecond field of JSON as seconds.
+json_seconds() {
+	awk -v ns="$(inspect_field "$1" "$2")" 'BEGIN { printf "%.1f", ns / 1e9 }'
+}
+
 # inspect_field JSON KEY: a scalar of sxlab image inspect's output.
 inspect_field() {
 	sed -n 's/^ *"'"$2"'": *"\{0,1\}\([^",]*\)"\{0,1\},\{0,1\}$/\1/p' "$1" | head -n 1
@@ -162,7 +189,7 @@ vm_processes() {
 }
 
 main() {
-	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" t0
+	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 t0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--store) store=${2:?--store needs a folder}; shift 2 ;;
@@ -170,6 +197,7 @@ main() {
 		--user) user=${2:?--user needs a name}; shift 2 ;;
 		--bin) bin=${2:?--bin needs a path}; shift 2 ;;
 		--print-config) print_config=1; shift ;;
+		--no-warm) warm=0; shift ;;
 		-h | --help) usage; exit 0 ;;
 		-*) die "unknown option $1 (see --help)" ;;
 		*)
@@ -249,16 +277,23 @@ main() {
 	clonefile_s=$(since "$t0")
 	rm -rf "$probe"
 
-	# 6. the run
-	local before run_code=0 run_s
+	# 6. the first run: cold boots unless the image is warm already
+	local before
 	before=$(vm_processes | wc -l | tr -d ' ')
-	echo "== sxlab run (progress in $work/progress.log)"
-	t0=$(now)
-	"$bin" run --config "$cfg" --progress plain 2> >(tee "$work/progress.log" >&2) | tee "$work/summary.txt" || run_code=$?
-	run_s=$(since "$t0")
-	sleep 1 # let tee finish the progress log
-	local run_dir
-	run_dir=$(sed -n 's/^run folder: //p' "$work/summary.txt" | tail -n 1)
+	local first=cold
+	[ "$saved_state" != true ] || first=restore
+	run_lab "$first"
+
+	# 7. warm the golden, then a run that restores it
+	local warm_s="not run (--no-warm)" warm_figures=""
+	if [ "$warm" = 1 ]; then
+		echo "== sxlab image warm golden"
+		t0=$(now)
+		"$bin" image warm golden --config "$cfg" --json | tee "$work/warm.json"
+		warm_s="$(since "$t0") s"
+		warm_figures="boot to address $(json_seconds "$work/warm.json" boot_to_address_ns) s, prepare $(json_seconds "$work/warm.json" prepare_ns) s, save $(json_seconds "$work/warm.json" save_ns) s, state $(inspect_field "$work/warm.json" state_bytes) bytes"
+		[ "$first" = restore ] || run_lab restore
+	fi
 
 	# 7. nothing left behind
 	local leftovers="" after
@@ -277,7 +312,7 @@ $clones"
 
 	# The label follows what sxlab says of its own run, never an assumption.
 	local guests="REAL macOS guests, provider vz"
-	if grep -q SIMULATED "$work/summary.txt"; then
+	if grep -q SIMULATED "$work"/*.summary.txt; then
 		guests="SIMULATED guests, not real macOS"
 	fi
 	{
@@ -287,27 +322,34 @@ $clones"
 		echo
 		echo "import-tart:            $import_s"
 		echo "clonefile of disk.img:  ${clonefile_s} s (cp -c, by hand)"
-		echo "whole run:              ${run_s} s, exit $run_code"
+		echo "image warm:             $warm_s${warm_figures:+ ($warm_figures)}"
+		local kind
+		for kind in cold restore; do
+			[ -f "$work/$kind.summary.txt" ] || {
+				echo
+				echo "$kind boots: not measured$([ "$kind" = cold ] && echo " (the image was warm already)" || echo " (--no-warm)")"
+				continue
+			}
+			echo
+			echo "$kind boots (boot-to-SSH is $([ "$kind" = cold ] && echo "power-on" || echo "restore") to SSH): whole run $(cat "$work/$kind.seconds") s, exit $(cat "$work/$kind.exit")"
+			phase_figures "$work/$kind.progress.log"
+			grep -q 'restoring .* failed' "$work/$kind.progress.log" 2>/dev/null && echo "  note: a restore fell back to a cold boot (see the worker logs in the run folder)"
+		done
 		echo
-		if [ -s "$work/progress.log" ]; then
-			phase_figures "$work/progress.log"
-		fi
-		echo
-		if [ "$saved_state" = true ]; then
-			echo "boot-to-SSH above is restore-to-SSH: the image has a saved state and this host restores it (cold boot not measured)."
-		else
-			echo "boot-to-SSH above is a cold boot. restore-to-SSH: not measured: the image has no saved state (sxlab image warm is not implemented yet)."
-		fi
 		if [ -n "$leftovers" ]; then
 			echo "shutdown check: FAILED"
 			echo "$leftovers"
 		else
 			echo "shutdown check: ok: no vz-worker or VM process of the run left, nothing in $store/clones"
 		fi
-		echo "run folder: ${run_dir:-none}"
+		echo "run folders: $(cat "$work"/*.run_dir 2>/dev/null | tr '\n' ' ')"
 	} | tee "$work/figures.txt"
 
-	[ "$run_code" = 0 ] || die "sxlab run exited $run_code (1: a probe failed, 2: attempts without a verdict, 3: configuration); see $work/progress.log"
+	local kind
+	for kind in cold restore; do
+		[ ! -f "$work/$kind.exit" ] || [ "$(cat "$work/$kind.exit")" = 0 ] ||
+			die "the $kind run exited $(cat "$work/$kind.exit") (1: a probe failed, 2: attempts without a verdict, 3: configuration); see $work/$kind.progress.log"
+	done
 	[ -z "$leftovers" ] || die "something was left behind after the run"
 	echo "$prog: ok; figures in $work/figures.txt"
 }
