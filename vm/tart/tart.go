@@ -101,8 +101,26 @@ type Provider struct {
 
 var (
 	_ vm.Provider = (*Provider)(nil)
+	_ vm.Limiter  = (*Provider)(nil)
 	_ vm.Machine  = (*Machine)(nil)
 )
+
+// stateFile is where tart keeps a suspended VM's saved state.
+const stateFile = "state.vzvmsave"
+
+// MaxMachines is 1 for an image whose tart VM is suspended: tart clones a
+// suspended VM with its MAC (the state needs it), so two clones running
+// at once would share one DHCP lease. Otherwise there is no limit.
+func (p *Provider) MaxMachines(img vm.Image) int {
+	if img.Tart == nil || img.Tart.VM == "" || strings.ContainsAny(img.Tart.VM, "/:") {
+		return 0 // a remote image: tart pulls it; Clone says what is wrong
+	}
+	fi, err := os.Stat(filepath.Join(p.home, "vms", img.Tart.VM, stateFile))
+	if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
+		return 1
+	}
+	return 0
+}
 
 // NewProvider returns the tart provider, or ErrNotInstalled (with how to
 // install tart) when the tart executable is not found.

@@ -440,3 +440,16 @@ func TestClassify(t *testing.T) {
 		assert.Equal(t, want, classify(text), text)
 	}
 }
+
+func TestASuspendedGoldenRunsOneCloneAtATime(t *testing.T) {
+	l := newLab(t)
+	p := l.provider(Options{})
+	assert.Equal(t, 0, p.MaxMachines(image()), "a stopped golden: clones draw fresh MACs")
+
+	require.NoError(t, os.WriteFile(filepath.Join(l.home, "vms", "golden", stateFile), []byte("saved"), 0o644))
+	assert.Equal(t, 1, p.MaxMachines(image()), "tart keeps a suspended golden's MAC in its clones")
+
+	remote := image()
+	remote.Tart.VM = "ghcr.io/cirruslabs/macos-sequoia-base:latest"
+	assert.Equal(t, 0, p.MaxMachines(remote))
+}
