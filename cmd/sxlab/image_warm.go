@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
-	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/vm/vz"
 )
 
@@ -79,7 +79,7 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 		}
 		cfgImg, ok := l.Config.Images[name]
 		if !ok {
-			return fmt.Errorf("image %s is not in %s (known: %s)", name, l.File, strings.Join(sortedImageNames(l), ", "))
+			return fmt.Errorf("image %s is not in %s (known: %s)", name, l.File, strings.Join(slices.Sorted(maps.Keys(l.Config.Images)), ", "))
 		}
 		if cfgImg.VZ == nil {
 			return fmt.Errorf("images.%s has no vz section: only vz goldens are warmed (give images.%s.vz.bundle)", name, name)
@@ -137,15 +137,6 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 		return nil
 	}
 	return cmd
-}
-
-func sortedImageNames(l *lab.Loaded) []string {
-	var names []string
-	for n := range l.Config.Images {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // prepareGuest logs in to a booted golden (waiting up to boot for sshd),
