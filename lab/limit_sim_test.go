@@ -20,7 +20,9 @@ type limitedProvider struct {
 	live, peak int
 }
 
-func (p *limitedProvider) MaxMachines(vm.Image) int { return 1 }
+func (p *limitedProvider) MaxMachines(img vm.Image) (int, string) {
+	return 1, "make another warm golden and list it in images." + img.Name + ".vz.bundles"
+}
 
 func (p *limitedProvider) Clone(ctx context.Context, img vm.Image, name string) (vm.Machine, error) {
 	m, err := p.Provider.Clone(ctx, img, name)

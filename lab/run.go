@@ -156,13 +156,13 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		}
 		if lim, ok := p.(vm.Limiter); ok {
 			for _, name := range sortedKeys(images) {
-				n := lim.MaxMachines(images[name])
+				n, why := lim.MaxMachines(images[name])
 				if n <= 0 {
 					continue
 				}
 				limits[limitKey(h.Name, name)] = n
 				if n < h.Slots {
-					info.Notes = append(info.Notes, fmt.Sprintf("host %s restores image %s into %d clone(s) at a time (its warm goldens) though it has %d slots: attempts of %s wait for each other there; make another warm golden (sxlab image copy, then sxlab image warm) and list both in images.%s.vz.bundles", h.Name, name, n, h.Slots, name, name))
+					info.Notes = append(info.Notes, fmt.Sprintf("host %s restores image %s into %d clone(s) at a time though it has %d slots, so attempts of %s wait for each other there: %s", h.Name, name, n, h.Slots, name, why))
 				}
 			}
 		}

@@ -43,6 +43,7 @@ type task struct {
 	attempt   matrices.Attempt
 	try       int
 	notBefore time.Time
+	limitKey  string // the Limit key it counts against while it runs, if any
 }
 
 // ErrInterrupted is returned by Run when ctx was cancelled before every
@@ -67,12 +68,6 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		recErr   error
 		busy     = map[string]int{} // attempts running per Limit key
 	)
-	limit := func(slot Slot, a matrices.Attempt) (string, int) {
-		if s.Limit == nil {
-			return "", 0
-		}
-		return s.Limit(slot, a)
-	}
 	for _, a := range attempts {
 		queue = append(queue, task{attempt: a, try: 1})
 	}
@@ -94,13 +89,18 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 			now := time.Now()
 			var wait time.Duration = -1
 			for i, t := range queue {
-				if key, n := limit(slot, t.attempt); n > 0 && busy[key] >= n {
+				key, n := "", 0
+				if s.Limit != nil {
+					key, n = s.Limit(slot, t.attempt)
+				}
+				if n > 0 && busy[key] >= n {
 					continue // a finishing attempt of key broadcasts
 				}
 				if !t.notBefore.After(now) {
 					queue = append(queue[:i], queue[i+1:]...)
 					inFlight++
-					if key, n := limit(slot, t.attempt); n > 0 {
+					if n > 0 {
+						t.limitKey = key
 						busy[key]++
 					}
 					mu.Unlock()
@@ -162,8 +162,8 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--
-				if key, n := limit(slot, t.attempt); n > 0 {
-					busy[key]--
+				if t.limitKey != "" {
+					busy[t.limitKey]--
 				}
 				broadcast()
 				mu.Unlock()

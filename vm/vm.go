@@ -27,8 +27,9 @@ type Provider interface {
 // once on its host: vz restores a golden's saved state into one clone at a
 // time, as the state is tied to the golden's MAC. The scheduler keeps to it.
 type Limiter interface {
-	// MaxMachines is the limit for img; 0 means none.
-	MaxMachines(img Image) int
+	// MaxMachines is the limit for img, 0 meaning none; why says what sets
+	// it and how to raise it, for the run's notes.
+	MaxMachines(img Image) (n int, why string)
 }
 
 // Machine is one throwaway guest.

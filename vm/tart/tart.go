@@ -111,15 +111,15 @@ const stateFile = "state.vzvmsave"
 // MaxMachines is 1 for an image whose tart VM is suspended: tart clones a
 // suspended VM with its MAC (the state needs it), so two clones running
 // at once would share one DHCP lease. Otherwise there is no limit.
-func (p *Provider) MaxMachines(img vm.Image) int {
+func (p *Provider) MaxMachines(img vm.Image) (int, string) {
 	if img.Tart == nil || img.Tart.VM == "" || strings.ContainsAny(img.Tart.VM, "/:") {
-		return 0 // a remote image: tart pulls it; Clone says what is wrong
+		return 0, "" // a remote image: tart pulls it; Clone says what is wrong
 	}
 	fi, err := os.Stat(filepath.Join(p.home, "vms", img.Tart.VM, stateFile))
 	if err == nil && fi.Mode().IsRegular() && fi.Size() > 0 {
-		return 1
+		return 1, fmt.Sprintf("its tart VM %s is suspended, and tart clones a suspended VM with its MAC; stop it (tart run, then shut it down) for cold boots in parallel", img.Tart.VM)
 	}
-	return 0
+	return 0, ""
 }
 
 // NewProvider returns the tart provider, or ErrNotInstalled (with how to

@@ -282,6 +282,16 @@ type Bundle struct {
 	HasSavedState bool
 }
 
+// runBy is the PID of the process that runs the bundle in dir (a worker,
+// or tart, both of which lock its config.json), or 0 when none does.
+func runBy(dir string) int {
+	pid, err := lockHolder(filepath.Join(dir, ConfigFile))
+	if err != nil || pid < 0 {
+		return 0
+	}
+	return pid
+}
+
 // Path is the path of one of the bundle's files.
 func (b *Bundle) Path(file string) string { return filepath.Join(b.Dir, file) }
 

@@ -152,7 +152,7 @@ func (p *Provider) Clone(ctx context.Context, img vm.Image, name string) (vm.Mac
 	restore := false
 	var warming []string
 	for _, g := range goldens {
-		if pid, err := lockHolder(g.Path(ConfigFile)); err == nil && pid > 0 {
+		if pid := runBy(g.Dir); pid > 0 {
 			// Its disk is changing under the worker and its saved state is
 			// about to be replaced: a clone now would be neither.
 			warming = append(warming, fmt.Sprintf("%s (worker %d)", g.Dir, pid))
@@ -213,20 +213,20 @@ func (p *Provider) goldens(img vm.Image) ([]*Bundle, error) {
 // MaxMachines is the number of warm goldens of img when every one of them
 // is warm and the host restores states: each restores into one clone at a
 // time. Otherwise there is no limit (cold-boot clones draw fresh MACs).
-func (p *Provider) MaxMachines(img vm.Image) int {
+func (p *Provider) MaxMachines(img vm.Image) (int, string) {
 	if !p.o.CanRestore() {
-		return 0
+		return 0, ""
 	}
 	goldens, err := p.goldens(img)
 	if err != nil {
-		return 0 // Clone says what is wrong
+		return 0, "" // Clone says what is wrong
 	}
 	for _, g := range goldens {
 		if !g.HasSavedState {
-			return 0
+			return 0, ""
 		}
 	}
-	return len(goldens)
+	return len(goldens), fmt.Sprintf("each of its %d warm golden(s) restores into one clone at a time; make another warm golden (sxlab image copy, then sxlab image warm) and list it in images.%s.vz.bundles", len(goldens), img.Name)
 }
 
 // make applies plan in a hidden folder and renames it into place, so every
@@ -293,8 +293,7 @@ func cloneAlive(dir string) bool {
 		}
 		l.release()
 	}
-	pid, err := lockHolder(filepath.Join(dir, ConfigFile))
-	return err == nil && pid > 0
+	return runBy(dir) > 0
 }
 
 // Reap deletes clones of dead runs: those whose owner lock is free and
@@ -330,7 +329,7 @@ func (p *Provider) Reap(ctx context.Context) error {
 		if err != nil || !free {
 			continue
 		}
-		if pid, err := lockHolder(filepath.Join(dir, ConfigFile)); err == nil && pid > 0 {
+		if runBy(dir) > 0 {
 			owner.release()
 			continue
 		}

@@ -122,7 +122,7 @@ func ImportTart(tartHome, name, store, as string) (Import, error) {
 	if err := b.CheckBootable(); err != nil {
 		return imp, fmt.Errorf("import tart VM %s: %w", name, err)
 	}
-	if pid, err := lockHolder(b.Path(ConfigFile)); err == nil && pid > 0 {
+	if pid := runBy(b.Dir); pid > 0 {
 		return imp, fmt.Errorf("import tart VM %s: it is running (process %d); stop it first: tart stop %s", name, pid, name)
 	}
 	err = buildBundle(dst, func(tmp string) error {
@@ -183,7 +183,7 @@ func CopyBundle(store, src, as string, rand io.Reader) (string, error) {
 	if err := b.CheckBootable(); err != nil {
 		return "", fmt.Errorf("copy bundle %s: %w", src, err)
 	}
-	if pid, err := lockHolder(b.Path(ConfigFile)); err == nil && pid > 0 {
+	if pid := runBy(b.Dir); pid > 0 {
 		return "", fmt.Errorf("copy bundle %s: worker %d runs it; copy it when it has stopped", src, pid)
 	}
 	plan, err := PlanClone(b, dst, false, rand)

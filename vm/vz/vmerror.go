@@ -77,8 +77,7 @@ func RunningClones(store string) []RunningClone {
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), ClonePrefix) {
 			continue
 		}
-		pid, err := lockHolder(filepath.Join(store, ClonesDir, e.Name(), ConfigFile))
-		if err == nil && pid > 0 {
+		if pid := runBy(filepath.Join(store, ClonesDir, e.Name())); pid > 0 {
 			out = append(out, RunningClone{Name: e.Name(), PID: pid})
 		}
 	}

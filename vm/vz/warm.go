@@ -149,7 +149,7 @@ func (p *Provider) Warm(ctx context.Context, img vm.Image, bundle string, prepar
 // claimGolden refuses a golden that a worker runs already, or whose MAC a
 // live restoring clone uses (two VMs with one MAC share one DHCP lease).
 func (p *Provider) claimGolden(golden *Bundle) error {
-	if pid, err := lockHolder(golden.Path(ConfigFile)); err == nil && pid > 0 {
+	if pid := runBy(golden.Dir); pid > 0 {
 		return fmt.Errorf("worker %d runs it already", pid)
 	}
 	p.mu.Lock()
