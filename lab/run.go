@@ -264,7 +264,7 @@ func (l *Loaded) ResolveImages(lookup func(string) (string, bool)) (map[string]v
 		}
 		vi := vm.Image{Name: name, User: img.User, Password: auth.Password, KeyFile: auth.Key}
 		if s := img.Sim; s != nil {
-			si := &vm.SimImage{ProductVersion: s.ProductVersion, Build: s.Build}
+			si := &vm.SimImage{ProductVersion: s.ProductVersion, Build: s.Build, Golden: s.Golden.vm()}
 			for _, f := range s.Faults {
 				vf := vm.Fault{Name: f.Name}
 				if f.Probability != nil {

@@ -186,6 +186,21 @@ func (l *Loaded) validate() Problems {
 					add(l.at(fp+".probability", "%s.probability: must be above 0 and at most 1", fp))
 				}
 			}
+			if g := s.Golden; g != nil && g.MDM != nil {
+				gp := p + ".sim.golden.mdm"
+				for j, pol := range g.MDM.SystemExtensionPolicies {
+					pp := fmt.Sprintf("%s.system_extension_policies[%d]", gp, j)
+					if !simTeamID.MatchString(pol.Team) {
+						add(l.at(pp+".team", "%s.team: %q is not a team ID (10 uppercase letters or digits): the policy allows the extensions of this developer team", pp, pol.Team))
+					}
+				}
+				for j, vp := range g.MDM.VPN {
+					pp := fmt.Sprintf("%s.vpn[%d]", gp, j)
+					if vp.Name == "" || vp.Provider == "" {
+						add(l.at(pp, "%s: give name (the configuration's name) and provider (the extension's bundle ID)", pp))
+					}
+				}
+			}
 		}
 		if v := img.VZ; v != nil {
 			switch {
@@ -684,3 +699,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// simTeamID is an Apple developer team ID, as a system extension policy
+// names it.
+var simTeamID = regexp.MustCompile(`^[A-Z0-9]{10}$`)

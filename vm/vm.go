@@ -63,6 +63,41 @@ type SimImage struct {
 	ProductVersion string
 	Build          string
 	Faults         []Fault
+	Golden         SimGolden
+}
+
+// SimGolden says how the simulated Mac's golden was prepared, as macOS
+// would have it. A nil field takes the default of a well-prepared golden
+// (like tart's base images): automatic login on, SIP on, FileVault off,
+// Accessibility and Apple Events granted to sshd-keygen-wrapper and
+// osascript, no MDM, NE debug logging off.
+type SimGolden struct {
+	AutoLogin      *bool     // the console user is logged in by automatic login
+	SIP            *bool     // System Integrity Protection enabled
+	FileVault      *bool     // FileVault on (macOS then turns automatic login off)
+	Accessibility  *[]string // TCC clients allowed Accessibility (paths or bundle IDs)
+	AppleEvents    *[]string // TCC clients allowed to send Apple events
+	MDM            *SimMDM   // nil: not enrolled
+	NEDebugLogging *bool     // com.apple.networkextension debug logging persisted
+}
+
+// SimMDM is a user-approved MDM enrolment and the payloads it installed.
+type SimMDM struct {
+	SystemExtensionPolicies []SimSysextPolicy // com.apple.system-extension-policy
+	VPNs                    []SimVPNPayload   // com.apple.vpn.managed
+}
+
+// SimSysextPolicy allows a team's system extensions (all, or the bundle
+// IDs listed: AllowedSystemExtensions).
+type SimSysextPolicy struct {
+	Team      string
+	BundleIDs []string
+}
+
+// SimVPNPayload is a VPN configuration an MDM installed for a provider.
+type SimVPNPayload struct {
+	Name     string // UserDefinedName
+	Provider string // VPNSubType / ProviderBundleIdentifier: the extension
 }
 
 // Fault is a named misbehaviour of the simulated Mac. Probability 0 means

@@ -126,7 +126,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	}
 	cfg := MacConfig{
 		Name: name, User: img.User, ProductVersion: img.Sim.ProductVersion, Build: img.Sim.Build,
-		Faults: img.Sim.Faults, Seed: p.o.Seed,
+		Faults: img.Sim.Faults, Seed: p.o.Seed, Golden: goldenOf(img.Sim.Golden),
 	}
 	if cfg.User == "" {
 		cfg.User = defaultUser
@@ -146,6 +146,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	if sab.Password != "" {
 		sshdPassword = sab.Password
 	}
+	cfg.Password = sshdPassword // what System Settings' password sheet accepts
 	keys := append([]ssh.PublicKey(nil), p.o.AuthorizedKeys...)
 	if img.KeyFile != "" {
 		k, err := publicKeyOf(img.KeyFile)

@@ -36,6 +36,11 @@ type Config struct {
 	Build          string // "24D60"
 	Faults         []vm.Fault
 	Seed           int64 // with Name, makes every random choice reproducible
+	// Password is the image user's password, which System Settings'
+	// authorization sheet asks for.
+	Password string
+	// Golden is how the golden was prepared; nil: DefaultGolden.
+	Golden *Golden
 }
 
 // KernelRelease maps a macOS product version to its kernel release:

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,24 +39,33 @@ type Mac struct {
 	faultRand  *rand.Rand
 	detailRand *rand.Rand
 
-	mu        sync.Mutex
-	booted    bool
-	bootGen   int // incremented by every Boot; operations that slept check it
-	bootTime  time.Time
-	bootUUID  string
-	nextPID   int
-	daemons   daemons
-	receipts  map[string]*receipt      // by package ID
-	apps      map[string]*installedApp // by app bundle ID
-	running   map[string]*appProcess   // by app bundle ID
-	exts      []*extRow                // sysextd's database, oldest first
-	staged    map[string]bool          // extension versions ever staged here (see FaultEndpointLost)
-	policies  []sysextPolicy
-	prompt    *extRow // the extension the on-screen approval prompt is for
-	vpns      []*vpnConfig
-	logs      []logEntry
-	lastStamp time.Time
-	persist   map[string]bool // subsystems whose info/debug messages survive reboot
+	golden Golden
+	// golden0 is when the golden was made: the install date of its
+	// profiles.
+	golden0 time.Time
+
+	mu       sync.Mutex
+	booted   bool
+	bootGen  int // incremented by every Boot; operations that slept check it
+	bootTime time.Time
+	bootUUID string
+	nextPID  int
+	daemons  daemons
+	receipts map[string]*receipt      // by package ID
+	apps     map[string]*installedApp // by app bundle ID
+	running  map[string]*appProcess   // by app bundle ID
+	exts     []*extRow                // sysextd's database, oldest first
+	staged   map[string]bool          // extension versions ever staged here (see FaultEndpointLost)
+	policies []sysextPolicy
+	prompt   *extRow // the extension the on-screen approval prompt is for
+	// settingsPane is the pane System Settings shows ("" when it is not
+	// open); settingsSheet the extension its password sheet would approve.
+	settingsPane  string
+	settingsSheet *extRow
+	vpns          []*vpnConfig
+	logs          []logEntry
+	lastStamp     time.Time
+	persist       map[string]bool // subsystems whose info/debug messages survive reboot
 }
 
 // daemons are the system processes that log; pids change at every boot.
@@ -115,8 +125,17 @@ func New(cfg Config, host Host, fs *shell.FS) *Mac {
 	if cfg.Build == "" {
 		cfg.Build = "24G84"
 	}
-	return &Mac{
+	if cfg.Password == "" {
+		cfg.Password = "admin" // tart's public images use admin/admin
+	}
+	golden := DefaultGolden()
+	if cfg.Golden != nil {
+		golden = *cfg.Golden
+	}
+	mac := &Mac{
 		cfg:        cfg,
+		golden:     golden,
+		golden0:    host.Now().Add(-72 * time.Hour).Truncate(time.Second),
 		host:       host,
 		fs:         fs,
 		dur:        defaultDurations(),
@@ -129,6 +148,26 @@ func New(cfg Config, host Host, fs *shell.FS) *Mac {
 		staged:     map[string]bool{},
 		persist:    map[string]bool{},
 	}
+	mac.installGolden()
+	return mac
+}
+
+// installGolden lays down what the golden came with: the enrolment's
+// policies and VPN configurations, NE debug logging, and the console
+// device whose owner says who is logged in.
+func (m *Mac) installGolden() {
+	if m.golden.MDMEnrolled {
+		for _, p := range m.golden.Policies {
+			m.policies = append(m.policies, sysextPolicy{TeamID: p.Team, BundleIDs: slices.Clone(p.BundleIDs)})
+		}
+		for _, v := range m.golden.VPNs {
+			m.vpns = append(m.vpns, &vpnConfig{id: hashUUID("vpn " + v.Name), name: v.Name, provider: v.Provider})
+		}
+	}
+	if m.golden.NEDebugLogging {
+		m.persist["com.apple.networkextension"] = true
+	}
+	_ = m.writeFile("/dev/console", "")
 }
 
 // Commands returns the programs of the simulated Mac by name.
@@ -147,6 +186,9 @@ func (m *Mac) Commands() map[string]shell.Command {
 		"shutdown":            m.cmdShutdown,
 		"reboot":              m.cmdReboot,
 		"spctl":               m.cmdSpctl,
+		"profiles":            m.cmdProfiles,
+		"csrutil":             m.cmdCsrutil,
+		"fdesetup":            m.cmdFdesetup,
 		simMDMCommand:         m.cmdSimMDM,
 		simSettingsCommand:    m.cmdSimSettings,
 	}
@@ -168,6 +210,9 @@ var systemPaths = map[string]string{
 	"/sbin/shutdown":                       "shutdown",
 	"/sbin/reboot":                         "reboot",
 	"/usr/sbin/spctl":                      "spctl",
+	"/usr/bin/profiles":                    "profiles",
+	"/usr/bin/csrutil":                     "csrutil",
+	"/usr/bin/fdesetup":                    "fdesetup",
 	"/usr/local/bin/" + simMDMCommand:      simMDMCommand,
 	"/usr/local/bin/" + simSettingsCommand: simSettingsCommand,
 }
@@ -231,6 +276,7 @@ func (m *Mac) Boot() {
 	}
 	m.running = map[string]*appProcess{}
 	m.prompt = nil
+	m.settingsPane, m.settingsSheet = "", nil
 	for _, v := range m.vpns {
 		v.status, v.polls = vpnDisconnected, 0
 	}

@@ -222,6 +222,16 @@ func (m *Mac) cmdOpen(ctx context.Context, p *shell.Proc) int {
 			paths = append(paths, a)
 		}
 	}
+	if len(paths) == 1 && strings.HasPrefix(paths[0], "x-apple.systempreferences:") && appArg == "" {
+		pane, ok := settingsURLs[paths[0]]
+		if !ok {
+			pane = "General" // an anchor the sim does not know opens System Settings all the same
+		}
+		return m.openSettings(p, paths[0], pane)
+	}
+	if strings.EqualFold(strings.TrimSuffix(path.Base(appArg), ".app"), settingsApp) || bundleArg == settingsBundleID {
+		return m.openSettings(p, "/System/Applications/System Settings.app", "")
+	}
 	m.begin()
 	var app *installedApp
 	switch {
@@ -262,6 +272,9 @@ func (m *Mac) cmdOpen(ctx context.Context, p *shell.Proc) int {
 		fmt.Fprintf(stderr(p), "The application %s does not exist.\n", dir)
 		return exitFailure
 	}
+	if m.consoleUser() == "" {
+		return noSessionOpen(p, dir) // nobody is logged in: no GUI session to open it in
+	}
 	return m.launchApp(ctx, bundleID)
 }
 
@@ -294,7 +307,19 @@ func (m *Mac) cmdOsascript(ctx context.Context, p *shell.Proc) int {
 		fmt.Fprintln(stderr(p), "usage: osascript [-l language] [-e script] [-i] [-s {ehso}] [programfile] [argument ...]")
 		return exitFailure
 	}
+	lower := strings.ToLower(script)
+	if strings.Contains(lower, `"system events"`) {
+		if code := m.mayScriptUI(p, script); code != exitOK {
+			return code
+		}
+		if strings.Contains(lower, `process "system settings"`) {
+			return m.settingsScript(ctx, p, script)
+		}
+	}
 	if target, byID, ok := quitTarget(script); ok {
+		if code := m.mayAppleEvent(p, script, target, byID); code != exitOK {
+			return code
+		}
 		m.begin()
 		bundleID := ""
 		if byID {
@@ -320,7 +345,6 @@ func (m *Mac) cmdOsascript(ctx context.Context, p *shell.Proc) int {
 		m.quitApp(ctx, bundleID)
 		return exitOK
 	}
-	lower := strings.ToLower(script)
 	if strings.Contains(lower, "click") {
 		allow := strings.Contains(lower, `"allow"`) && !strings.Contains(lower, "don't allow") && !strings.Contains(lower, "don’t allow")
 		return m.clickPrompt(ctx, allow)
@@ -366,4 +390,42 @@ func (m *Mac) clickPrompt(ctx context.Context, allow bool) int {
 	}
 	m.approve(row)
 	return exitOK
+}
+
+// mayScriptUI applies macOS's rules to UI scripting through System
+// Events: root's Apple events do not reach the user's session (-1743),
+// there must be a GUI session, and the session's responsible client
+// (sshd-keygen-wrapper over SSH) needs Apple Events and Accessibility in
+// TCC (-1743, -1719).
+func (m *Mac) mayScriptUI(p *shell.Proc, script string) int {
+	at := scriptRange(script, "")
+	switch {
+	case p.Root, !granted(m.golden.AppleEvents):
+		fmt.Fprintf(stderr(p), "%s: execution error: Not authorized to send Apple events to System Events. (-1743)\n", at)
+	case m.consoleUser() == "":
+		fmt.Fprintf(stderr(p), "%s: execution error: System Events got an error: Connection is invalid. (-609)\n", at)
+	case !granted(m.golden.Accessibility):
+		fmt.Fprintf(stderr(p), "%s: execution error: System Events got an error: osascript is not allowed assistive access. (-1719)\n", at)
+	default:
+		return exitOK
+	}
+	return exitFailure
+}
+
+// mayAppleEvent applies the rules to an Apple event sent to an app (quit):
+// refused from root, and without the Apple Events grant (-1743).
+func (m *Mac) mayAppleEvent(p *shell.Proc, script, target string, byID bool) int {
+	if !p.Root && granted(m.golden.AppleEvents) {
+		return exitOK
+	}
+	name := target
+	if byID {
+		m.begin()
+		if app, ok := m.apps[target]; ok {
+			name = app.pkg.App.Name
+		}
+		m.mu.Unlock()
+	}
+	fmt.Fprintf(stderr(p), "%s: execution error: Not authorized to send Apple events to %s. (-1743)\n", scriptRange(script, ""), name)
+	return exitFailure
 }

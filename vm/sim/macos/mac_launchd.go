@@ -55,6 +55,12 @@ func (m *Mac) launchctlAsUser(ctx context.Context, p *shell.Proc, args []string)
 		fmt.Fprintln(stderr(p), "launchctl asuser: Operation not permitted (run it with sudo)")
 		return exitFailure
 	}
+	// The command runs as the user, in their session's bootstrap: through
+	// the shell when it offers (so `launchctl asuser UID sudo -u USER …`
+	// works), else straight to the model's program.
+	if p.Exec != nil {
+		return p.Exec(ctx, args[1:], false)
+	}
 	name := args[1]
 	var cmd shell.Command
 	if strings.HasPrefix(name, "/") {

@@ -214,6 +214,11 @@ func (st *shState) sortEntries(es []shEntry, o *shOpts) {
 
 // shOwner says who owns a guest path on the simulated Mac.
 func (st *shState) owner(guest string) (user, group string) {
+	if o, ok := st.sh.programs.(Owners); ok {
+		if u, g, ok := o.Owner(guest); ok {
+			return u, g
+		}
+	}
 	home := st.sh.Home(st.sh.user)
 	switch {
 	case guest == home || strings.HasPrefix(guest, home+"/"):

@@ -47,6 +47,13 @@ type Programs interface {
 	Program(guestPath string) (Command, bool)
 }
 
+// Owners is what Programs may also implement: the owners of files the
+// machine's tree cannot say, such as /dev/console (owned by whoever is
+// logged in on the console).
+type Owners interface {
+	Owner(guestPath string) (user, group string, ok bool)
+}
+
 // Clock is the guest's clock, which the shell's sleep, date, touch and
 // ls read.
 type Clock interface {
