@@ -169,9 +169,11 @@ const (
 	securityURL   = "x-apple.systempreferences:com.apple.preference.security?Security"
 	clickSwitch   = `tell application "System Events" to tell process "System Settings" to click checkbox "Example VPN" of group 1 of sheet 1 of window 1`
 	clickAllowIn  = `tell application "System Events" to tell process "System Settings" to click button "Allow" of group 1 of scroll area 1 of group 1 of window 1`
-	answerSheet   = `tell application "System Events" to tell process "System Settings"
+	answerSheet   = `tell application "System Events"
+tell process "System Settings"
 set value of text field 1 of sheet 1 of window 1 to "admin"
 click button "OK" of sheet 1 of window 1
+end tell
 end tell`
 )
 
@@ -215,4 +217,40 @@ func TestSystemSettingsOffersNothingForACoalescedCopy(t *testing.T) {
 	closed := newSimMac(t)
 	r = closed.run("osascript -e '" + clickSwitch + "'")
 	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(clickSwitch)) + ": execution error: System Events got an error: Can’t get process \"System Settings\". (-1728)\n", 1}, r)
+}
+
+func TestNEDebugLoggingOfTheGolden(t *testing.T) {
+	on := newSimMac(t, withGolden(func(g *Golden) { g.NEDebugLogging = true }))
+	assert.Equal(t, "Mode for 'com.apple.networkextension'  DEBUG PERSIST_DEBUG\n", on.ok(true, "log config --status --subsystem com.apple.networkextension"))
+	off := newSimMac(t)
+	assert.Equal(t, "Mode for 'com.apple.networkextension'  DEFAULT PERSIST_DEFAULT\n", off.ok(true, "log config --status --subsystem com.apple.networkextension"))
+}
+
+// TestTheDocumentedCommandLines runs docs/macos-behaviour.md's command
+// lines, as the steps would send them, through the shell.
+func TestTheDocumentedCommandLines(t *testing.T) {
+	const asUser = "sudo launchctl asuser $(id -u admin) sudo -u admin "
+	for _, v := range []struct{ version, build, pane, click string }{
+		{"14.7", "23H124", "x-apple.systempreferences:com.apple.preference.security?Security",
+			`tell application "System Events" to tell process "System Settings" to click button "Allow" of window 1`},
+		{"15.3", "24D60", "x-apple.systempreferences:com.apple.LoginItems-Settings.extension",
+			`tell application "System Events" to tell process "System Settings" to click checkbox "Example VPN" of window 1`},
+	} {
+		t.Run(v.version, func(t *testing.T) {
+			s := newSimMac(t, withVersion(v.version, v.build))
+			require.Equal(t, result{"admin\n", "", 0}, s.shellRun("stat -f %Su /dev/console"))
+			s.install(1)
+			for _, line := range []string{
+				asUser + `open -a "/Applications/Example VPN.app"`,
+				asUser + `open "` + v.pane + `"`,
+				asUser + `osascript -e '` + v.click + `'`,
+				asUser + `osascript -e 'tell application "System Events"' -e 'tell process "System Settings"' -e 'set value of text field 1 of sheet 1 of window 1 to "admin"' -e 'click button "OK" of sheet 1 of window 1' -e 'end tell' -e 'end tell'`,
+				asUser + `osascript -e 'quit app id "com.example.vpn"'`,
+			} {
+				r := s.shellRun(line)
+				require.Equal(t, 0, r.code, "%s\n%s", line, r.err)
+			}
+			assert.Equal(t, []string{"1.0/100 activated enabled"}, s.extStates())
+		})
+	}
 }

@@ -243,6 +243,18 @@ func (m *Mac) logConfig(p *shell.Proc, args []string) int {
 			return exitUsage
 		}
 	}
+	if mode == "" && subsystem != "" {
+		// the subsystem's mode: what the golden (or a log config) persisted
+		m.begin()
+		persisted := m.persist[subsystem]
+		m.mu.Unlock()
+		level := "DEFAULT PERSIST_DEFAULT"
+		if persisted {
+			level = "DEBUG PERSIST_DEBUG"
+		}
+		fmt.Fprintf(stdout(p), "Mode for '%s'  %s\n", subsystem, level)
+		return exitOK
+	}
 	if mode == "" {
 		fmt.Fprintln(stdout(p), "System mode = INFO")
 		return exitOK

@@ -43,6 +43,17 @@ package macos
 // (sim-only) approves a waiting copy, or deletes every copy at once.
 // systemextensionsctl developer/uninstall/reset refuse (SIP is on).
 //
+// The golden (golden.go, settings.go). The image says how its golden was
+// prepared (Golden): who automatic login puts on the console, SIP,
+// FileVault, TCC grants, the MDM enrolment with its policies and VPN
+// payloads. The model keeps macOS's rules for them: no GUI session → open
+// fails; root's Apple events and scripting without the grants fail
+// (-1743, -1719); System Settings offers its approval control on the
+// pane of the version (Privacy & Security on 13/14, Login Items &
+// Extensions on 15+), behind the password sheet, and none for a copy
+// whose request was never presented. docs/macos-behaviour.md lists every
+// rule with its source.
+//
 // Providers and launchd. An enabled extension has the launchd job
 // NetworkExtension.<bundle>.<short>.<build>, whose endpoints block lists
 // its Mach service unless a fault lost it. The provider process runs while
