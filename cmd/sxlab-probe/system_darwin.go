@@ -47,16 +47,19 @@ type darwinSystem struct {
 	cancel            func(conn uintptr)
 	dictCreate        func(keys, values uintptr, count uintptr) uintptr
 	dictSetString     func(dict uintptr, key, value string)
-	dictGetString     func(dict uintptr, key *byte) string
+	dictGetString     func(dict uintptr, key uintptr) string
 	sendSync          func(conn, msg uintptr) uintptr
 	getType           func(obj uintptr) uintptr
 	copyDescription   func(obj uintptr) *byte
 	release           func(obj uintptr)
 	free              func(p *byte)
+	// memcpy reads the C globals: it takes their addresses as integers,
+	// which keeps uintptr-to-pointer conversions out of Go code.
+	memcpy func(dst unsafe.Pointer, src uintptr, n uintptr) uintptr
 
 	errInvalid, errInterrupted, errTermination uintptr
 	typeError, typeDictionary                  uintptr
-	keyDescription                             *byte
+	keyDescription                             uintptr // a const char *
 }
 
 // openSystem loads libSystem and resolves every symbol up front, so a
@@ -89,13 +92,14 @@ func openSystem() (sys system, err error) {
 	purego.RegisterLibFunc(&d.copyDescription, h, "xpc_copy_description")
 	purego.RegisterLibFunc(&d.release, h, "xpc_release")
 	purego.RegisterLibFunc(&d.free, h, "free")
+	purego.RegisterLibFunc(&d.memcpy, h, "memcpy")
 
 	// mach_task_self() is a macro reading the global mach_task_self_.
 	taskVar, err := purego.Dlsym(h, "mach_task_self_")
 	if err != nil {
 		return nil, fmt.Errorf("mach_task_self_: %w", err)
 	}
-	d.task = *(*uint32)(unsafe.Pointer(taskVar))
+	d.memcpy(unsafe.Pointer(&d.task), taskVar, unsafe.Sizeof(d.task))
 	for _, g := range []struct {
 		name string
 		addr *uintptr
@@ -115,7 +119,7 @@ func openSystem() (sys system, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("_xpc_error_key_description: %w", err)
 	}
-	d.keyDescription = *(**byte)(unsafe.Pointer(keyVar))
+	d.memcpy(unsafe.Pointer(&d.keyDescription), keyVar, unsafe.Sizeof(d.keyDescription))
 	return d, nil
 }
 
