@@ -107,6 +107,7 @@ func run(args []string, stdout, stderr io.Writer, open func() (system, error)) i
 	rep := probe(req, open)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false) // reply descriptions are full of <...>
 	if err := enc.Encode(rep); err != nil {
 		fmt.Fprintf(stderr, "sxlab-probe: writing the report: %v\n", err)
 		return 2

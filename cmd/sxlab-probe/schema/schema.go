@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Version is the schema version in every report. A lab that reads a
@@ -182,7 +183,7 @@ func ClassifyConnect(l Lookup, x XPC) (Outcome, string) {
 	case EventInvalid, EventInterrupted:
 		return Rejected, fmt.Sprintf("reachable, rejected the message (%s): the service is registered but closed the connection, as an NSXPC-only service or one that checks its client's signature does", x.Event)
 	case EventTimeout:
-		return Timeout, fmt.Sprintf("the service is registered but neither answered nor closed the connection within %gms", x.TimeoutMS)
+		return Timeout, fmt.Sprintf("the service is registered but neither answered nor closed the connection within %s", time.Duration(x.TimeoutMS*float64(time.Millisecond)))
 	case EventTermination:
 		return Error, "the probe's own process was told it is about to terminate"
 	}
