@@ -72,6 +72,7 @@ func InstallCommands(uploaded string) []string {
 		fmt.Sprintf("sudo chown root:wheel %s && sudo chmod 644 %s", PlistPath, PlistPath),
 		// bootout fails when the job is not loaded yet; that is fine.
 		fmt.Sprintf("sudo launchctl bootout system/%s 2>/dev/null; sudo launchctl bootstrap system %s", Label, PlistPath),
-		fmt.Sprintf("sudo launchctl print system/%s | grep -q 'state = running'", Label),
+		// launchd starts the job right away; give it a moment to run.
+		fmt.Sprintf("sleep 1; sudo launchctl print system/%s | grep -q 'state = running'", Label),
 	}
 }

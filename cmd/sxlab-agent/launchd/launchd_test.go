@@ -3,6 +3,8 @@ package launchd
 import (
 	"bytes"
 	"encoding/xml"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -48,4 +50,18 @@ func TestInstallCommandsQuoteTheUpload(t *testing.T) {
 	cmds := InstallCommands("/tmp/it's here/sxlab-agent")
 	assert.Contains(t, strings.Join(cmds, "\n"), `'/tmp/it'\''s here/sxlab-agent'`)
 	assert.Contains(t, cmds[len(cmds)-2], "launchctl bootstrap system /Library/LaunchDaemons/com.sxlab.agent.plist")
+}
+
+// TestDocsShowTheInstallCommands keeps docs/agent.md's one-time install
+// equal to what the code would run.
+func TestDocsShowTheInstallCommands(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "agent.md"))
+	require.NoError(t, err)
+	doc := string(b)
+	for _, c := range InstallCommands("/tmp/sxlab-agent") {
+		assert.Contains(t, doc, "\n"+c+"\n")
+	}
+	p, err := Plist(Binary, Port, Target)
+	require.NoError(t, err)
+	assert.Contains(t, doc, string(p), "the plist shown is the one printed")
 }
