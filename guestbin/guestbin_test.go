@@ -143,3 +143,28 @@ func TestGuestProgramsImportNothingElseOfTheModule(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPathCacheHit is what every run after the first pays for its
+// probe: go env GOVERSION, hashing the sources, a stat and a Mach-O check.
+func BenchmarkPathCacheHit(b *testing.B) {
+	cache := b.TempDir()
+	if _, err := (&Builder{CacheDir: cache}).Path(b.Context(), Probe); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := (&Builder{CacheDir: cache}).Path(b.Context(), Probe); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPathBuild is a run's first probe on a machine whose Go build
+// cache already holds the probe's packages: a cross-link.
+func BenchmarkPathBuild(b *testing.B) {
+	for b.Loop() {
+		if _, err := (&Builder{CacheDir: b.TempDir()}).Path(b.Context(), Probe); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
