@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"github.com/ebitengine/purego"
@@ -78,7 +79,11 @@ func openSystem() (sys system, err error) {
 	d := &darwinSystem{}
 	purego.RegisterLibFunc(&d.taskGetSpecialPort, h, "task_get_special_port")
 	purego.RegisterLibFunc(&d.bootstrapLookUp, h, "bootstrap_look_up")
-	purego.RegisterLibFunc(&d.bootstrapStrerror, h, "bootstrap_strerror")
+	// bootstrap_strerror only adds the Mac's own words: without it the
+	// report still names the code.
+	if sym, err := purego.Dlsym(h, "bootstrap_strerror"); err == nil {
+		purego.RegisterFunc(&d.bootstrapStrerror, sym)
+	}
 	purego.RegisterLibFunc(&d.machPortDeallocate, h, "mach_port_deallocate")
 	purego.RegisterLibFunc(&d.createMachService, h, "xpc_connection_create_mach_service")
 	purego.RegisterLibFunc(&d.setEventHandler, h, "xpc_connection_set_event_handler")
@@ -140,7 +145,11 @@ func (d *darwinSystem) Lookup(service string) (int32, string, error) {
 		// The probe only needed to know that a send right exists.
 		d.machPortDeallocate(d.task, port)
 	}
-	return code, d.bootstrapStrerror(code), nil
+	text := ""
+	if d.bootstrapStrerror != nil {
+		text = d.bootstrapStrerror(code)
+	}
+	return code, text, nil
 }
 
 func (d *darwinSystem) Send(ctx context.Context, service string, privileged bool) (schema.Event, string, error) {
@@ -182,11 +191,17 @@ func (d *darwinSystem) Send(ctx context.Context, service string, privileged bool
 	case a = <-done:
 		d.cancel(conn)
 	case <-ctx.Done():
-		// Cancelling makes the blocked send return
+		// Cancelling should make the blocked send return
 		// XPC_ERROR_CONNECTION_INVALID; that answer is ours, not the
-		// service's, so it is waited for and dropped.
+		// service's, so it is dropped. If it does not come, the objects
+		// stay with the blocked call: the process is about to exit.
 		d.cancel(conn)
-		<-done
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			runtime.KeepAlive(name)
+			return schema.EventTimeout, "the blocked send did not return after xpc_connection_cancel", nil
+		}
 		a = answer{schema.EventTimeout, ""}
 	}
 	d.release(msg)
