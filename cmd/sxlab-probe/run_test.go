@@ -173,3 +173,13 @@ func TestLongRepliesAreClipped(t *testing.T) {
 	rep, _, _ := probeRun(t, &fakeSystem{event: schema.EventReply, desc: strings.Repeat("x", 5000)}, "xpc-connect", "svc")
 	assert.Less(t, len(rep.XPC.Description), 500)
 }
+
+// FuzzParseArgs: no command line makes the probe panic.
+func FuzzParseArgs(f *testing.F) {
+	f.Add("xpc-connect svc --timeout 5s")
+	f.Add("mach-lookup -- --x")
+	f.Add("xpc-connect --timeout=-1s svc")
+	f.Fuzz(func(t *testing.T, line string) {
+		_, _ = parseArgs(strings.Fields(line))
+	})
+}
