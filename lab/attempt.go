@@ -52,6 +52,8 @@ type Attempts struct {
 	Keep *Keeper
 	// Transfer, when set, shows the sysdiagnose download of an attempt.
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
+	// ProbeBinary is steps.Env.ProbeBinary for every attempt.
+	ProbeBinary func(ctx context.Context) (string, error)
 }
 
 // cleanups is a stack of undo functions, run in reverse.
@@ -202,6 +204,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 			return conn.Reconnect(ctx)
 		},
 		Poll: x.Poll, Wait: x.Wait, CommandTimeout: time.Duration(x.Config.Lab.Timeouts.Command),
+		ProbeBinary: x.ProbeBinary,
 	}
 	// The log window starts at the first step, in the guest's clock.
 	since, err := artifacts.GuestNow(ctx, conn)

@@ -412,13 +412,15 @@ type Probe struct {
 
 // ProbeKinds lists the probe kinds.
 func ProbeKinds() []string {
-	return []string{"extension-state", "mach-endpoint", "vpn-status", "xpc", "command"}
+	return []string{"extension-state", "mach-endpoint", "mach-lookup", "xpc-connect", "vpn-status", "xpc", "command"}
 }
 
 // probeFields says which kind-specific keys each probe kind takes.
 var probeFields = map[string][]string{
 	"extension-state": {"state", "version", "old"},
 	"mach-endpoint":   {"service"},
+	"mach-lookup":     {"service"},           // sxlab-probe: bootstrap_look_up (docs/probe.md)
+	"xpc-connect":     {"service", "expect"}, // sxlab-probe: one XPC message; expect reachable|reply
 	"vpn-status":      {"expect"},
 	"xpc":             {"run", "expect_exit", "expect_stdout"},
 	"command":         {"run", "expect_exit", "expect_stdout"},

@@ -41,6 +41,10 @@ type RunOptions struct {
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
 	// Note receives each of run.json's notes before the first attempt.
 	Note func(string)
+	// ProbeBinary gives the local darwin/arm64 sxlab-probe for the
+	// mach-lookup and xpc-connect probes (the CLI builds it with
+	// guestbin); called only when such a probe runs.
+	ProbeBinary func(ctx context.Context) (string, error)
 	// Keep leaves the machine of the first failing attempt running; the
 	// result's Kept says which, and the caller deletes it when done.
 	Keep bool
@@ -198,7 +202,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	x := &Attempts{RunDir: dir.Path, Config: cfg, App: app, Probes: probes, Images: images, Providers: providers,
 		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout,
-		Collect: cfg.Collector(app), Catalog: catalog, Transfer: o.Transfer}
+		Collect: cfg.Collector(app), Catalog: catalog, Transfer: o.Transfer, ProbeBinary: o.ProbeBinary}
 	if o.Keep {
 		x.Keep = &Keeper{}
 	}

@@ -377,6 +377,9 @@ func (l *Loaded) validate() Problems {
 		if pr.Old != "" {
 			oneOf(p+".old", "old", pr.Old, oldVersionRules)
 		}
+		if pr.Kind == "xpc-connect" && pr.Expect != "" {
+			oneOf(p+".expect", "expect", pr.Expect, []string{"reachable", "reply"})
+		}
 		ps = append(ps, l.checkWhen(p+".when", pr.When, axisValues)...)
 		ps = append(ps, l.checkTemplates(p, map[string]string{"state": pr.State, "version": pr.Version, "run": pr.Run})...)
 	}

@@ -73,6 +73,13 @@ type Env struct {
 	CommandTimeout time.Duration
 	// Results collects the probes' outcomes, in order.
 	Results []ProbeResult
+	// ProbeBinary returns the local path of a darwin/arm64 sxlab-probe
+	// (package guestbin builds it); the mach-lookup and xpc-connect
+	// probes upload it once per attempt. nil makes them a lab error.
+	ProbeBinary func(ctx context.Context) (string, error)
+	// Set by the first guest probe of the attempt: where the probe was
+	// uploaded, and the console user's uid.
+	probeRemote, consoleUID string
 }
 
 // Entry is one line of steps.jsonl.

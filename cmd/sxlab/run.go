@@ -164,7 +164,8 @@ func newRunCmd() *cobra.Command {
 		}()
 
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
-			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
+			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv,
+			ProbeBinary: probeBinary()}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		res, err := lab.Run(ctx, opts)
