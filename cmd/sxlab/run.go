@@ -189,6 +189,11 @@ func newRunCmd() *cobra.Command {
 					fmt.Fprintf(c.ErrOrStderr(), "sxlab: remove the unused run folder: %v\n", rerr)
 				}
 			}
+			if ctx.Err() != nil {
+				// Interrupted while setting up: nothing is wrong with the
+				// configuration, the run just did not happen.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("interrupted before the first attempt: %w", err)}
+			}
 			if errors.Is(err, syscall.ENOSPC) {
 				// Not the configuration's fault: the same run succeeds
 				// once there is room, like any attempt left undone.

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,4 +41,27 @@ func TestRunThatSelectsNothingIsAUsageError(t *testing.T) {
 	}
 	_, err = os.Stat(runs)
 	assert.ErrorIs(t, err, os.ErrNotExist, "no run folder is written")
+}
+
+// TestRunInterruptedBeforeItStartsIsIncomplete: a signal that comes
+// before the first attempt is not a configuration error.
+func TestRunInterruptedBeforeItStartsIsIncomplete(t *testing.T) {
+	ws := t.TempDir()
+	src, err := os.ReadFile(demoConfig)
+	require.NoError(t, err)
+	cfg := regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(string(src), "runs_dir: "+filepath.Join(ws, "runs"))
+	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(cfg), 0o644))
+	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "sim"), os.DirFS("../../examples/sim")))
+	// A dead run's machine makes the start reap, which sees the signal.
+	require.NoError(t, os.MkdirAll(filepath.Join(ws, "runs", simMachinesDir, "sxlab-sim-dead-1", "root"), 0o755))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errs bytes.Buffer
+	code := run(ctx, []string{"run", "--config", filepath.Join(ws, "config.yaml"), "--progress", "none"}, &out, &errs)
+	assert.Equal(t, exitIncomplete, code, "%s\n%s", &out, &errs)
+	assert.Contains(t, errs.String(), "interrupted before the first attempt")
+	left, err := os.ReadDir(filepath.Join(ws, "runs"))
+	require.NoError(t, err)
+	require.Len(t, left, 1, "only the machines' folder; the run folder is removed")
+	assert.Equal(t, simMachinesDir, left[0].Name())
 }
