@@ -20,7 +20,7 @@ type TimeoutError struct {
 }
 
 func (e *TimeoutError) Error() string {
-	msg := fmt.Sprintf("%s: did not finish within its timeout of %s; the command under way got SIGTERM, then its session was closed", e.Step, e.Timeout)
+	msg := fmt.Sprintf("%s: did not finish within its timeout of %s (a guest command under way gets SIGTERM, then its session is closed)", e.Step, e.Timeout)
 	if e.Err != nil {
 		msg += " (" + e.Err.Error() + ")"
 	}
