@@ -452,6 +452,26 @@ type Retry struct {
 	Backoff Duration `yaml:"backoff"`
 }
 
+// Bounds of the retry policy: a lab that fails an attempt ten times in a
+// row is broken, and more tries only hide that (and keep its slot).
+const (
+	MaxRetries = 10
+	MaxBackoff = 5 * time.Minute
+)
+
+// Delay is the wait before try (2 is the first retry): backoff, doubling
+// with each further try, at most MaxBackoff.
+func (r Retry) Delay(try int) time.Duration {
+	d := time.Duration(r.Backoff)
+	if d <= 0 || try < 2 {
+		return 0
+	}
+	for i := 2; i < try && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}
+
 // Duration is a time.Duration written as "30s", "5m", "1h30m".
 type Duration time.Duration
 

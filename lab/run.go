@@ -48,6 +48,10 @@ type RunOptions struct {
 	// Keep leaves the machine of the first failing attempt running; the
 	// result's Kept says which, and the caller deletes it when done.
 	Keep bool
+	// Created, when set, learns a new run's folder as soon as it exists:
+	// when Run then fails before its first attempt (no result), the
+	// caller may remove it (a full disk must not leave an empty folder).
+	Created func(dir string)
 	// Tuning for tests.
 	Poll, Wait, CleanupTimeout time.Duration
 }
@@ -123,6 +127,9 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		id := NewRunID(time.Now())
 		if dir, err = CreateRunDir(cfg.Lab.RunsDir, id); err != nil {
 			return nil, err
+		}
+		if o.Created != nil {
+			o.Created(dir.Path)
 		}
 		info = RunInfo{ID: id, Lab: cfg.Lab.Name, Tool: o.Tool, Started: time.Now().UTC(), Seed: cfg.Lab.Seed,
 			PlanDigest: PlanDigest(whole), Hosts: cfg.Redact().Hosts, Config: cfg.Redact(),

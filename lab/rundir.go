@@ -151,7 +151,7 @@ func (d *RunDir) WriteJSON(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := renameio.WriteFile(filepath.Join(d.Path, name), append(b, '\n'), 0o644); err != nil {
+	if err := renameio.WriteFile(filepath.Join(d.Path, name), append(b, '\n'), 0o644, renameio.WithTempDir(d.Path)); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

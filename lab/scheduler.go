@@ -158,7 +158,7 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					cancel(err)
 				}
 				if retry && err == nil {
-					backoff := time.Duration(s.Retry.Backoff) << (t.try - 1)
+					backoff := s.Retry.Delay(t.try + 1)
 					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--

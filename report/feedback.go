@@ -298,7 +298,7 @@ func linkOrCopy(src, dst string) error {
 // Assistant, entries under <cell>/. Archives already compressed
 // (the sysdiagnose) are stored as they are.
 func writeZip(dir, cell, dst string) error {
-	t, err := renameio.TempFile("", dst)
+	t, err := renameio.TempFile(filepath.Dir(dst), dst)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}

@@ -38,7 +38,7 @@ func Write(runDir string) error {
 		name string
 		data []byte
 	}{{HTMLFile, page}, {JUnitFile, junit}, {SummaryFile, Markdown(r)}} {
-		if err := renameio.WriteFile(filepath.Join(runDir, f.name), f.data, 0o644); err != nil {
+		if err := renameio.WriteFile(filepath.Join(runDir, f.name), f.data, 0o644, renameio.WithTempDir(runDir)); err != nil {
 			return fmt.Errorf("write %s: %w", f.name, err)
 		}
 	}

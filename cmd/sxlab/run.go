@@ -26,16 +26,31 @@ import (
 	"github.com/sxlab/sxlab/vm/vz"
 )
 
-// newProvider maps a host's provider name to its implementation. Only
-// providers that work are here; the others say so plainly.
-func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
+// simMachinesDir is where a run's simulated Macs keep their folders,
+// under the runs folder rather than bare $TMPDIR: every run there reaps,
+// at its start, the folders of runs that died (sim.Provider.Reap goes by
+// their locks), and nothing of a run is left where nobody looks.
+const simMachinesDir = ".sim-machines"
+
+// providers maps a host's provider name to its implementation. Only
+// providers that work are here; the others say so plainly. runsDir holds
+// the simulated Macs' folders (simMachinesDir).
+func providers(runsDir string) func(h lab.Host, seed int64) (vm.Provider, error) {
+	return func(h lab.Host, seed int64) (vm.Provider, error) { return newProvider(h, seed, runsDir) }
+}
+
+func newProvider(h lab.Host, seed int64, runsDir string) (vm.Provider, error) {
 	switch h.Provider {
 	case lab.ProviderSim:
 		scale := 1.0
 		if h.Sim != nil && h.Sim.TimeScale != nil {
 			scale = *h.Sim.TimeScale
 		}
-		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed}), nil
+		base, err := filepath.Abs(filepath.Join(runsDir, simMachinesDir))
+		if err != nil {
+			return nil, fmt.Errorf("simulated machines' folder: %w", err)
+		}
+		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: base}), nil
 	case lab.ProviderVZ:
 		store := ""
 		if h.VZ != nil {
@@ -141,36 +156,49 @@ func newRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		// The first interrupt cancels the run (cleanups still run); a
-		// second one exits at once.
+		// The first interrupt stops the run in order (cleanups still run,
+		// then the journal, reports and summary); only one after
+		// stopGrace exits at once (see stopper).
 		ctx, cancel := context.WithCancel(c.Context())
 		defer cancel()
-		sigs := make(chan os.Signal, 2)
+		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sigs)
-		go func() {
-			select {
-			case <-sigs:
-			case <-ctx.Done():
-				return
-			}
-			prog.Log("sxlab: interrupted: stopping, cleaning up (interrupt again to exit at once)")
-			cancel()
-			select {
-			case <-sigs:
-				os.Exit(exitIncomplete)
-			case <-time.After(10 * time.Minute):
-			}
-		}()
+		done := make(chan struct{})
+		defer close(done)
+		go stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
 
+		runsDir := l.Config.Lab.RunsDir
+		if resume != "" {
+			runsDir = filepath.Dir(filepath.Clean(resume))
+		}
+		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
+		var created string
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
-			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv,
-			ProbeBinary: probeBinary()}
+			Tool: toolVersion(), NewProvider: providers(runsDir), Dial: dialGuest, LookupEnv: os.LookupEnv,
+			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
+			// Nothing ran, so nothing is lost: a folder made for the run
+			// would only be an empty run for report and diff to trip on.
+			if created != "" {
+				if rerr := os.RemoveAll(created); rerr != nil {
+					fmt.Fprintf(c.ErrOrStderr(), "sxlab: remove the unused run folder: %v\n", rerr)
+				}
+			}
+			if ctx.Err() != nil {
+				// Interrupted while setting up: nothing is wrong with the
+				// configuration, the run just did not happen.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("interrupted before the first attempt: %w", err)}
+			}
+			if errors.Is(err, syscall.ENOSPC) {
+				// Not the configuration's fault: the same run succeeds
+				// once there is room, like any attempt left undone.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("%w (the disk under lab.runs_dir %s is full; free space and run again)", err, l.Config.Lab.RunsDir)}
+			}
 			return &exitError{code: exitUsage, err: err}
 		}
 		s := summarise(res)
@@ -194,6 +222,20 @@ func newRunCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// reapBareTempDir removes the simulated Macs that dead processes left in
+// bare $TMPDIR, where sxlab before .sim-machines (and sim serve) kept
+// them. A live machine's folder is locked, so it stays.
+func reapBareTempDir(ctx context.Context, hosts []lab.Host, log func(string)) {
+	for _, h := range hosts {
+		if h.Provider == lab.ProviderSim {
+			if err := sim.NewProvider(sim.Options{BaseDir: os.TempDir()}).Reap(ctx); err != nil {
+				log("sxlab: warning: " + err.Error())
+			}
+			return
+		}
+	}
 }
 
 func verdictWord(code int) string {
