@@ -62,6 +62,14 @@ func TestPlanJSONOfDemo(t *testing.T) {
 	}
 }
 
+// The upgrade path reads as the user wrote it, not as "2-\u003e3".
+func TestJSONOutputKeepsArrows(t *testing.T) {
+	code, out, errs := sxlab(t, "plan", "--config", demoConfig, "--format", "json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `"path": "2->3"`)
+	assert.NotContains(t, out, `\u003e`)
+}
+
 func TestShardsPartitionThePlan(t *testing.T) {
 	whole := planJSONOf(t)
 	seen := map[string]int{}

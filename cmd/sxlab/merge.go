@@ -1,11 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/report"
 )
 
@@ -68,7 +68,7 @@ nightly job's gate.`,
 			return &exitError{code: exitUsage, err: err}
 		}
 		if asJSON {
-			enc := json.NewEncoder(c.OutOrStdout())
+			enc := plainjson.NewEncoder(c.OutOrStdout())
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(d); err != nil {
 				return err

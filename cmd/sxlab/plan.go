@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/matrices"
 )
@@ -130,7 +130,7 @@ func writePlanJSON(w io.Writer, p matrices.Plan) error {
 	for _, a := range p.Attempts {
 		out.Attempts = append(out.Attempts, attemptJSON{Cell: a.Cell.ID, Label: a.Cell.Label, Repeat: a.Repeat, Axes: a.Cell.Values})
 	}
-	enc := json.NewEncoder(w)
+	enc := plainjson.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
@@ -155,7 +155,7 @@ func writeGitHubMatrix(w io.Writer, whole matrices.Plan, n int, by string) error
 		}
 		out.Include = append(out.Include, entry)
 	}
-	return json.NewEncoder(w).Encode(out)
+	return plainjson.NewEncoder(w).Encode(out)
 }
 
 func writePlanTable(w io.Writer, l *lab.Loaded, p, whole matrices.Plan) error {
