@@ -135,7 +135,8 @@ func TestPinnedEndpointHostKey(t *testing.T) {
 }
 
 func TestHostKeyAlgorithmFollowsThePinnedKey(t *testing.T) {
-	h := &hostKeys{name: "cell:22", file: filepath.Join(t.TempDir(), "known_hosts"), logf: func(string, ...any) {}}
+	h, err := newHostKeys(Endpoint{Addr: "cell:22"}, Options{KnownHosts: filepath.Join(t.TempDir(), "known_hosts")})
+	require.NoError(t, err)
 	assert.Nil(t, h.algorithms(), "nothing known, nothing asked")
 
 	ed := newSigner(t).PublicKey()

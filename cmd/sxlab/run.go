@@ -98,8 +98,14 @@ func shutdownGuest(dial func(context.Context, guest.Endpoint) (lab.Conn, error))
 	}
 }
 
-func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
-	o := guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias}
+// dialGuest dials for one run: keys keeps the run's known_hosts in memory.
+func dialGuest(keys *guest.HostKeyCache) func(context.Context, guest.Endpoint, string, string) (lab.Conn, error) {
+	return func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
+		return dialGuestWith(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys})
+	}
+}
+
+func dialGuestWith(ctx context.Context, ep guest.Endpoint, o guest.Options) (lab.Conn, error) {
 	// The lab bounds the wait for sshd (lab.timeouts.boot) with ctx; the
 	// client's own default must not cut it shorter.
 	if d, ok := ctx.Deadline(); ok {
@@ -164,7 +170,7 @@ func newRunCmd() *cobra.Command {
 		}()
 
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
-			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
+			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		res, err := lab.Run(ctx, opts)
