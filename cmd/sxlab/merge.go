@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -73,7 +74,7 @@ nightly job's gate.`,
 			if err := enc.Encode(d); err != nil {
 				return err
 			}
-		} else if err := report.WriteDiff(c.OutOrStdout(), d); err != nil {
+		} else if err := writeBuffered(c.OutOrStdout(), func(w io.Writer) error { return report.WriteDiff(w, d) }); err != nil {
 			return err
 		}
 		if d.NewlyFailing() {

@@ -100,14 +100,15 @@ func newPlanCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := c.OutOrStdout()
-		switch format {
-		case "json":
-			return writePlanJSON(out, plan)
-		case "github-matrix":
-			return writeGitHubMatrix(out, whole, shards, pf.shardBy)
-		}
-		return writePlanTable(out, l, plan, whole)
+		return writeBuffered(c.OutOrStdout(), func(out io.Writer) error {
+			switch format {
+			case "json":
+				return writePlanJSON(out, plan)
+			case "github-matrix":
+				return writeGitHubMatrix(out, whole, shards, pf.shardBy)
+			}
+			return writePlanTable(out, l, plan, whole)
+		})
 	}
 	return cmd
 }
