@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -96,4 +97,13 @@ func writeBuffered(w io.Writer, write func(io.Writer) error) error {
 		err = ferr
 	}
 	return err
+}
+
+// absPath is p made absolute for a person to paste elsewhere; p itself if
+// the working directory cannot be read.
+func absPath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }

@@ -222,12 +222,15 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		if k.Simulated {
 			kind = "SIMULATED machine"
 		}
-		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(res.Dir, k.Dir))
+		// Absolute paths: the person pastes the command in another
+		// terminal, from another folder.
+		dir := absPath(res.Dir)
+		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, filepath.Join(res.Dir, "known_hosts"), k.Machine.Name(), k.Endpoint.User, host)
+			port, guest.Quote(filepath.Join(dir, "known_hosts")), k.Machine.Name(), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
-			fmt.Fprintf(stdout, "  key: %s\n", k.Endpoint.KeyFile)
+			fmt.Fprintf(stdout, "  key: %s\n", absPath(k.Endpoint.KeyFile))
 		case k.Simulated:
 			fmt.Fprintf(stdout, "  password: %s\n", k.Endpoint.Password)
 		default:
