@@ -38,7 +38,7 @@ func (p *planFlags) options(shard matrices.Shard) lab.PlanOptions {
 
 // resolve loads the configuration and builds the plan the flags ask for.
 func (p *planFlags) resolve(fs *pflag.FlagSet, stderr io.Writer) (*lab.Loaded, matrices.Plan, matrices.Plan, error) {
-	l, err := load(p.config, map[string]*pflag.Flag{"matrix.repeat": fs.Lookup("repeat")})
+	l, err := loadTo(stderr, p.config, map[string]*pflag.Flag{"matrix.repeat": fs.Lookup("repeat")})
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, err
 	}

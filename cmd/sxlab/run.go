@@ -139,7 +139,7 @@ func newRunCmd() *cobra.Command {
 			return err
 		}
 		flags := map[string]*pflag.Flag{"matrix.repeat": c.Flags().Lookup("repeat"), "lab.seed": c.Flags().Lookup("seed")}
-		l, err := load(pf.config, flags)
+		l, err := loadTo(c.ErrOrStderr(), pf.config, flags)
 		if err != nil {
 			return err
 		}

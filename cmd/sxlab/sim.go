@@ -102,7 +102,7 @@ func simServe(ctx context.Context, f simServeFlags, stdout, stderr io.Writer) er
 	if err := checkListen(f.listen, stderr); err != nil {
 		return err
 	}
-	l, err := load(f.config, nil)
+	l, err := loadTo(stderr, f.config, nil)
 	if err != nil {
 		return err
 	}
