@@ -147,7 +147,13 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	l := &Loaded{File: file, Dir: filepath.Dir(file), origins: map[*yaml.Node]string{}}
+	// Dir is absolute: messages name it ("the configuration's folder ."
+	// says nothing), and packages resolve the same from any folder.
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		dir = filepath.Dir(file)
+	}
+	l := &Loaded{File: file, Dir: dir, origins: map[*yaml.Node]string{}}
 	doc, perr := parseYAML(file, data)
 	if perr != nil {
 		return l, Problems{*perr}
@@ -203,6 +209,26 @@ func findFile(explicit, dir string, lookup func(string) (string, bool)) (string,
 
 var yamlLineRe = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
+// yamlParserProblem tells the YAML parser's errors from the scanner's:
+// go.yaml.in/yaml/v3 (decode.go, parser.fail) prints the parser's 0-based
+// mark as the line, one before the line with the unclosed "[" (the
+// scanner's it prints 1-based). These are parserc.go's messages.
+func yamlParserProblem(msg string) bool {
+	for _, m := range []string{
+		"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+		"did not find expected '-' indicator", "did not find expected <document start>",
+		"did not find expected <stream-start>", "did not find expected key",
+		"did not find expected node content", "found duplicate %TAG directive",
+		"found duplicate %YAML directive", "found incompatible YAML document",
+		"found undefined tag handle",
+	} {
+		if strings.HasPrefix(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
 func parseYAML(file string, data []byte) (*yaml.Node, *Problem) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -215,6 +241,9 @@ func parseYAML(file string, data []byte) (*yaml.Node, *Problem) {
 		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 			if m[1] != "" {
 				p.Line, _ = strconv.Atoi(m[1])
+				if yamlParserProblem(m[2]) {
+					p.Line++
+				}
 			}
 			p.Msg = "YAML syntax: " + m[2]
 		}
