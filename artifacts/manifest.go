@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
+	"github.com/sxlab/sxlab/internal/plainjson"
 )
 
 // Manifest is manifest.json: every file of an attempt folder with its
@@ -61,7 +62,7 @@ func WriteManifest(dir string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s: %w", dir, err)
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := plainjson.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s: %w", dir, err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/matrices"
 	"github.com/sxlab/sxlab/steps"
 	"github.com/sxlab/sxlab/vm"
@@ -327,7 +328,7 @@ func newStepLog(path string) (*stepLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create steps log: %w", err)
 	}
-	return &stepLog{f: f, enc: json.NewEncoder(f)}, nil
+	return &stepLog{f: f, enc: plainjson.NewEncoder(f)}, nil
 }
 
 func (l *stepLog) write(e steps.Entry) {

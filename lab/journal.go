@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sxlab/sxlab/artifacts"
+	"github.com/sxlab/sxlab/internal/plainjson"
 )
 
 // Verdict is the outcome of one try of an attempt.
@@ -84,7 +85,7 @@ func OpenJournal(path string) (*Journal, error) {
 
 // Append writes one record and syncs it.
 func (j *Journal) Append(r Record) error {
-	b, err := json.Marshal(r)
+	b, err := plainjson.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("journal %s: %w", r.AttemptKey(), err)
 	}

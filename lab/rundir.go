@@ -14,6 +14,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/google/renameio/v2"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/matrices"
 )
 
@@ -147,7 +148,7 @@ func (d *RunDir) Close() error {
 // WriteJSON writes a file of the run folder atomically: a reader sees the
 // old file or the new one, never half of one.
 func (d *RunDir) WriteJSON(name string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := plainjson.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/report"
 )
 
@@ -68,12 +69,12 @@ nightly job's gate.`,
 			return &exitError{code: exitUsage, err: err}
 		}
 		if asJSON {
-			enc := json.NewEncoder(c.OutOrStdout())
+			enc := plainjson.NewEncoder(c.OutOrStdout())
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(d); err != nil {
 				return err
 			}
-		} else if err := report.WriteDiff(c.OutOrStdout(), d); err != nil {
+		} else if err := writeBuffered(c.OutOrStdout(), func(w io.Writer) error { return report.WriteDiff(w, d) }); err != nil {
 			return err
 		}
 		if d.NewlyFailing() {

@@ -113,8 +113,14 @@ func shutdownGuest(dial func(context.Context, guest.Endpoint) (lab.Conn, error))
 	}
 }
 
-func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
-	o := guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias}
+// dialGuest dials for one run: keys keeps the run's known_hosts in memory.
+func dialGuest(keys *guest.HostKeyCache) func(context.Context, guest.Endpoint, string, string) (lab.Conn, error) {
+	return func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
+		return dialGuestWith(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys})
+	}
+}
+
+func dialGuestWith(ctx context.Context, ep guest.Endpoint, o guest.Options) (lab.Conn, error) {
 	// The lab bounds the wait for sshd (lab.timeouts.boot) with ctx; the
 	// client's own default must not cut it shorter.
 	if d, ok := ctx.Deadline(); ok {
@@ -148,7 +154,7 @@ func newRunCmd() *cobra.Command {
 			return err
 		}
 		flags := map[string]*pflag.Flag{"matrix.repeat": c.Flags().Lookup("repeat"), "lab.seed": c.Flags().Lookup("seed")}
-		l, err := load(pf.config, flags)
+		l, err := loadTo(c.ErrOrStderr(), pf.config, flags)
 		if err != nil {
 			return err
 		}
@@ -175,7 +181,7 @@ func newRunCmd() *cobra.Command {
 		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
 		var created string
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
-			Tool: toolVersion(), NewProvider: providers(runsDir), Dial: dialGuest, LookupEnv: os.LookupEnv,
+			Tool: toolVersion(), NewProvider: providers(runsDir), Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
 			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
@@ -259,12 +265,15 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		if k.Simulated {
 			kind = "SIMULATED machine"
 		}
-		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(res.Dir, k.Dir))
+		// Absolute paths: the person pastes the command in another
+		// terminal, from another folder.
+		dir := absPath(res.Dir)
+		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, filepath.Join(res.Dir, "known_hosts"), k.Machine.Name(), k.Endpoint.User, host)
+			port, guest.Quote(filepath.Join(dir, "known_hosts")), k.Machine.Name(), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
-			fmt.Fprintf(stdout, "  key: %s\n", k.Endpoint.KeyFile)
+			fmt.Fprintf(stdout, "  key: %s\n", absPath(k.Endpoint.KeyFile))
 		case k.Simulated:
 			fmt.Fprintf(stdout, "  password: %s\n", k.Endpoint.Password)
 		default:

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strings"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/lab"
 )
 
@@ -78,7 +78,7 @@ func exitCodeOf(s runSummary) int {
 
 func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(w)
+		enc := plainjson.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(s)
 	}
