@@ -189,11 +189,9 @@ func pointer() (vzf.PointingDeviceConfiguration, error) {
 func frameworkError(doing string, err error) error {
 	var ns *vzf.NSError
 	if errors.As(err, &ns) {
-		return &VMError{
-			Kind: ClassifyFrameworkError(ns.Domain, ns.Code, ns.LocalizedDescription),
-			Code: ns.Code,
-			Msg:  doing + ": " + ns.LocalizedDescription,
-		}
+		// Every field survives: the cause is often in user-info only.
+		return NewFrameworkError(doing, NSErrorInfo{Domain: ns.Domain, Code: ns.Code,
+			Description: ns.LocalizedDescription, UserInfo: ns.UserInfo})
 	}
 	if errors.Is(err, vzf.ErrUnsupportedOSVersion) {
 		v, _ := hostMacOSVersion()

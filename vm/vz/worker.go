@@ -91,7 +91,10 @@ type Response struct {
 	Error string    `json:"error,omitempty"`
 	Kind  ErrorKind `json:"kind,omitempty"`
 	Code  int       `json:"code,omitempty"`
-	PID   int       `json:"pid,omitempty"`
+	// Domain is the framework error's NSError domain (its user-info is in
+	// Error, rendered by VMError).
+	Domain string `json:"domain,omitempty"`
+	PID    int    `json:"pid,omitempty"`
 }
 
 // WorkerOptions configure RunWorker.
@@ -259,7 +262,7 @@ func failed(err error) Response {
 	r := Response{Error: err.Error()}
 	var ve *VMError
 	if errors.As(err, &ve) {
-		r.Kind, r.Code = ve.Kind, ve.Code
+		r.Kind, r.Code, r.Domain = ve.Kind, ve.Code, ve.Domain
 	}
 	return r
 }
