@@ -583,6 +583,28 @@ func (m *Machine) lookup(ctx context.Context) (string, error) {
 	return ip, problem
 }
 
+var _ vm.StreamDialer = (*Machine)(nil)
+
+// DialGuest connects to port on the guest's side of the VM's
+// virtio-socket device, through the clone's worker: the channel does not
+// depend on the guest's network, which a VPN under test may take.
+func (m *Machine) DialGuest(ctx context.Context, port uint32) (net.Conn, error) {
+	m.mu.Lock()
+	started, exited := m.cmd != nil, m.workerExited()
+	m.mu.Unlock()
+	switch {
+	case !started:
+		return nil, fmt.Errorf("dial %s over vsock: not started", m.name)
+	case exited:
+		return nil, fmt.Errorf("dial %s over vsock: the VM has stopped%s", m.name, m.logTail())
+	}
+	c, err := DialStream(ctx, m.socket(), port)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s over vsock: %w", m.name, err)
+	}
+	return c, nil
+}
+
 // SaveState pauses the VM and saves its state to path (the clone's
 // state.vzvmsave when empty); the VM stays paused. `sxlab image warm`
 // uses it on a golden.
