@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -52,6 +53,9 @@ type Attempts struct {
 	Keep *Keeper
 	// Transfer, when set, shows the sysdiagnose download of an attempt.
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
+	// RequireRestore makes a restore that fell back to a cold boot an
+	// error (run --require-restore).
+	RequireRestore bool
 }
 
 // cleanups is a stack of undo functions, run in reverse.
@@ -152,6 +156,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	x.phase(slot, a, "clone")
 	m, err := prov.Clone(ctx, img, name)
 	if err != nil {
+		hostFault(err, rec)
 		return Error, infraReason(ctx, "clone "+imageName, err), nil
 	}
 	own.m, own.img = m, img
@@ -166,7 +171,9 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	bootCtx, bootDone := x.bootContext(ctx)
 	defer bootDone()
 	x.phase(slot, a, "boot")
+	powerOn := time.Now()
 	if err := m.Start(bootCtx); err != nil {
+		hostFault(err, rec)
 		return Error, infraReason(ctx, "boot", err), nil
 	}
 	undo.push(func(ctx context.Context) error {
@@ -175,6 +182,9 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		}
 		return m.Stop(ctx)
 	})
+	if why := recordStart(m, rec); why != "" && x.RequireRestore {
+		return Error, "the saved state did not restore and the machine booted cold (--require-restore makes that an error): " + why, nil
+	}
 	ep, err := m.Endpoint(bootCtx)
 	if err != nil {
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
@@ -182,10 +192,11 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	own.ep = &ep
 	rec.Simulated = rec.Simulated || ep.Simulated
 	x.phase(slot, a, "connect")
-	conn, err := x.Dial(bootCtx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
+	conn, err := x.connect(ctx, bootCtx, m, img, ep, name, rec)
 	if err != nil {
 		return Error, infraReason(ctx, "connect to "+ep.String(), err), nil
 	}
+	rec.ToSSH = time.Since(powerOn).Round(time.Millisecond).Seconds()
 	undo.push(func(context.Context) error { return conn.Close() })
 	bootDone()
 
@@ -211,6 +222,69 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	verdict, reason, probes := x.runScenario(ctx, slot, a, env, scenario, dir, rec)
 	x.collect(ctx, slot, a, conn, dir, since, verdict, probes, rec)
 	return verdict, reason, probes
+}
+
+// connect dials the guest's sshd: over the machine's guest channel
+// (vm.StreamDialer, the agent's vsock port) when the image has the agent,
+// so a VPN that takes the guest's routes cannot cut the lab off, and over
+// TCP otherwise or when the agent does not answer. The journal says which.
+func (x *Attempts) connect(ctx, bootCtx context.Context, m vm.Machine, img vm.Image, ep guest.Endpoint, name string, rec *Record) (Conn, error) {
+	knownHosts := filepath.Join(x.RunDir, "known_hosts")
+	sd, ok := m.(vm.StreamDialer)
+	if img.Agent && ok {
+		vep := ep
+		vep.Stream = func(ctx context.Context) (net.Conn, error) { return sd.DialGuest(ctx, vm.AgentPort) }
+		// Half of what is left of the boot bound, so TCP still has time
+		// when the agent is not there.
+		actx, cancel := halfContext(bootCtx)
+		conn, err := x.Dial(actx, vep, knownHosts, name)
+		cancel()
+		if err == nil {
+			rec.Channel = ChannelVsock
+			return conn, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, guest.ErrHostKeyChanged) || errors.Is(err, guest.ErrAuth) {
+			return nil, err // TCP would meet the same sshd
+		}
+		rec.ChannelNote = fmt.Sprintf("the guest agent's vsock port %d did not answer (%v); over TCP instead", vm.AgentPort, err)
+	} else if img.Agent {
+		rec.ChannelNote = fmt.Sprintf("provider %s has no guest channel; over TCP", rec.Provider)
+	}
+	rec.Channel = ChannelTCP
+	return x.Dial(bootCtx, ep, knownHosts, name)
+}
+
+// halfContext bounds ctx to half of its remaining time, if it has a
+// deadline.
+func halfContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+}
+
+// recordStart notes how m started, when its provider says, and returns
+// why a restore fell back to a cold boot ("" when it did not).
+func recordStart(m vm.Machine, rec *Record) string {
+	sr, ok := m.(vm.StartReporter)
+	if !ok {
+		return ""
+	}
+	si := sr.StartInfo()
+	rec.Start = StartCold
+	if si.Restored {
+		rec.Start = StartRestored
+	}
+	rec.StartNote = si.Fallback
+	return si.Fallback
+}
+
+// hostFault marks the record when err says the host is broken.
+func hostFault(err error, rec *Record) {
+	if hf, ok := errors.AsType[*vm.HostFault](err); ok {
+		rec.Quarantine = hf.Reason
+	}
 }
 
 // runScenario runs the steps, snapshotting the state right before the

@@ -63,6 +63,34 @@ type StreamDialer interface {
 	DialGuest(ctx context.Context, port uint32) (net.Conn, error)
 }
 
+// StartReporter is a machine that says how its last Start started it.
+// Optional: the journal leaves the start empty without it.
+type StartReporter interface {
+	StartInfo() StartInfo
+}
+
+// StartInfo is how a machine started.
+type StartInfo struct {
+	// Restored: from a saved state; false: a cold boot.
+	Restored bool
+	// Fallback, when set, says why a restore that was tried failed and the
+	// machine booted cold instead (a device set or MAC that no longer
+	// matches the saved state fails without a word otherwise).
+	Fallback string
+}
+
+// HostFault is an error saying the host, not the attempt, is broken until
+// something outside the lab fixes it (a reboot): the lab gives the host
+// no more attempts this run, and counts nothing of it against the product.
+type HostFault struct {
+	// Reason says what is wrong with the host and what fixes it.
+	Reason string
+	Err    error
+}
+
+func (e *HostFault) Error() string { return e.Err.Error() }
+func (e *HostFault) Unwrap() error { return e.Err }
+
 // Image is a golden guest as the lab resolved it from the configuration:
 // credentials are final (environment variables already read).
 type Image struct {

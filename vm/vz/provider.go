@@ -382,6 +382,16 @@ func (m *Machine) Restored() bool {
 	return m.restored
 }
 
+var _ vm.StartReporter = (*Machine)(nil)
+
+// StartInfo says whether Start restored the saved state, and why a
+// restore fell back to a cold boot.
+func (m *Machine) StartInfo() vm.StartInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return vm.StartInfo{Restored: m.restored, Fallback: m.note}
+}
+
 // Note is what the worker said beyond success, such as a restore that fell
 // back to a cold boot.
 func (m *Machine) Note() string {
@@ -413,7 +423,15 @@ func (m *Machine) Start(ctx context.Context) error {
 		return fmt.Errorf("start %s: %w%s", m.name, err, m.logTail())
 	}
 	if !resp.OK {
-		return fmt.Errorf("start %s: %s", m.name, explain(resp.Kind, resp.Error, m.facts(ctx)))
+		f := m.facts(ctx)
+		err := fmt.Errorf("start %s: %s", m.name, explain(resp.Kind, resp.Error, f))
+		if resp.Kind == KindVMLimit && leakedSlot(f) {
+			if lerr := recordLeak(m.p.o.Store, Leak{At: m.p.o.Now().UTC(), VMProcesses: f.vmProcs, Clones: len(f.clones), Message: resp.Error}); lerr != nil {
+				err = fmt.Errorf("%w (and recording it for sxlab doctor failed: %v)", err, lerr)
+			}
+			return &vm.HostFault{Reason: leakReason(f), Err: err}
+		}
+		return err
 	}
 	m.restored, m.note = resp.Restored, resp.Note
 	return nil

@@ -3,6 +3,7 @@ package vz
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -324,4 +325,50 @@ func TestNewProviderNeedsAStore(t *testing.T) {
 // process sleeps a second on exit by default, once per worker.
 func quickRaceExit() string {
 	return strings.TrimSpace("GORACE=" + os.Getenv("GORACE") + " atexit_sleep_ms=0")
+}
+
+// TestProviderReportsAHostThatLeakedAVMSlot: the framework refuses a VM
+// with its limit while no VM runs (a fake worker answering "limit", no VM
+// process in ps): the host is broken, not the attempt.
+func TestProviderReportsAHostThatLeakedAVMSlot(t *testing.T) {
+	l := newTestLab(t, false)
+	p := l.provider(t, "run1", "limit", func(o *Options) {
+		o.PS = func(context.Context) ([]byte, error) { return []byte("  PID COMMAND\n  1 /sbin/launchd\n"), nil }
+	})
+	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
+	err := m.Start(t.Context())
+	require.Error(t, err)
+	hf, ok := errors.AsType[*vm.HostFault](err)
+	require.True(t, ok, "a vm.HostFault: %v", err)
+	assert.Contains(t, hf.Reason, "the host leaked a VM slot, which only a reboot frees")
+	assert.Contains(t, hf.Reason, "while 0 VM process(es) ran")
+	assert.Contains(t, err.Error(), "at most two macOS VMs run per host", "the framework's words stay")
+
+	leak, found, err := ReadLeak(l.store)
+	require.NoError(t, err)
+	require.True(t, found, "recorded for sxlab doctor")
+	assert.Equal(t, 0, leak.VMProcesses)
+	assert.Contains(t, leak.Message, "exceeds the limit")
+}
+
+// TestProviderLimitWithTwoVMsIsNoLeak: two VMs running is the licence's
+// limit, not a broken host.
+func TestProviderLimitWithTwoVMsIsNoLeak(t *testing.T) {
+	l := newTestLab(t, false)
+	m := clone(t, l.provider(t, "run1", "limit"), l.img, "sxlab-aaa-r1-t1") // ps shows two VM processes
+	err := m.Start(t.Context())
+	require.Error(t, err)
+	_, ok := errors.AsType[*vm.HostFault](err)
+	assert.False(t, ok, "%v", err)
+	_, found, rerr := ReadLeak(l.store)
+	require.NoError(t, rerr)
+	assert.False(t, found)
+}
+
+func TestLeakedSlot(t *testing.T) {
+	assert.True(t, leakedSlot(hostFacts{vmProcs: 0}))
+	assert.True(t, leakedSlot(hostFacts{vmProcs: 1, clones: []RunningClone{{Name: "a"}}}))
+	assert.False(t, leakedSlot(hostFacts{vmProcs: 2}), "the refused VM's own process may be one of the two")
+	assert.False(t, leakedSlot(hostFacts{vmProcs: 1, clones: []RunningClone{{Name: "a"}, {Name: "b"}}}))
+	assert.False(t, leakedSlot(hostFacts{vmProcs: -1}), "unknown is not sure")
 }
