@@ -234,9 +234,9 @@ func (x *Attempts) connect(ctx, bootCtx context.Context, m vm.Machine, img vm.Im
 	if img.Agent && ok {
 		vep := ep
 		vep.Stream = func(ctx context.Context) (net.Conn, error) { return sd.DialGuest(ctx, vm.AgentPort) }
-		// Half of what is left of the boot bound, so TCP still has time
-		// when the agent is not there.
-		actx, cancel := halfContext(bootCtx)
+		// At most agentWait, and half of what is left of the boot bound,
+		// so TCP still has time when the agent is not there.
+		actx, cancel := halfContext(bootCtx, agentWait)
 		conn, err := x.Dial(actx, vep, knownHosts, name)
 		cancel()
 		if err == nil {
@@ -254,14 +254,16 @@ func (x *Attempts) connect(ctx, bootCtx context.Context, m vm.Machine, img vm.Im
 	return x.Dial(bootCtx, ep, knownHosts, name)
 }
 
-// halfContext bounds ctx to half of its remaining time, if it has a
-// deadline.
-func halfContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	d, ok := ctx.Deadline()
-	if !ok {
-		return context.WithCancel(ctx)
+// agentWait bounds the wait for the guest agent once the guest has an
+// address: the agent is a LaunchDaemon, up by the time the network is.
+const agentWait = time.Minute
+
+// halfContext bounds ctx to limit and to half of its remaining time.
+func halfContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(d)/2)
 	}
-	return context.WithDeadline(ctx, time.Now().Add(time.Until(d)/2))
+	return context.WithTimeout(ctx, limit)
 }
 
 // recordStart notes how m started, when its provider says, and returns

@@ -34,6 +34,10 @@ type Options struct {
 	LeasesFile string
 	// ARP returns `arp -an` output; PS `ps -Ao pid,command` output.
 	ARP, PS func(ctx context.Context) ([]byte, error)
+	// Reach reports whether something answers TCP at addr (host:port);
+	// default a connect of at most 2s. A restored clone's expired lease
+	// counts only once its sshd answers.
+	Reach func(ctx context.Context, addr string) bool
 	// CanRestore says whether this host restores saved states; default
 	// HostCanRestore (macOS 14+).
 	CanRestore func() bool
@@ -108,6 +112,19 @@ func NewProvider(o Options) (*Provider, error) {
 	}
 	if o.CanRestore == nil {
 		o.CanRestore = HostCanRestore
+	}
+	if o.Reach == nil {
+		o.Reach = func(ctx context.Context, addr string) bool {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
+			return true
+		}
 	}
 	for _, d := range []*time.Duration{&o.ShutdownTimeout, &o.StopTimeout, &o.ReadyTimeout} {
 		if *d <= 0 {
@@ -588,6 +605,14 @@ func (m *Machine) lookup(ctx context.Context) (string, error) {
 	}
 	if ip, _, ok := LookupIP(leases, nil, m.plan.MAC, m.p.o.Now()); ok {
 		return ip, nil
+	}
+	// A restored clone keeps the golden's MAC and address from warm time
+	// and asks for no new lease while the one it resumed with lasts in its
+	// own clock, which may well be past bootpd's expiry.
+	if m.plan.Restore {
+		if ip, ok := RestoredIP(leases, m.plan.MAC); ok && m.p.o.Reach(ctx, net.JoinHostPort(ip, "22")) {
+			return ip, nil
+		}
 	}
 	out, err := m.p.o.ARP(ctx)
 	if err != nil {
