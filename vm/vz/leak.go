@@ -44,9 +44,9 @@ func leakReason(f hostFacts) string {
 	return fmt.Sprintf("Virtualization.framework refused a VM with its two-VM limit (VZErrorVirtualMachineLimitExceeded) while %d VM process(es) ran: the host leaked a VM slot, which only a reboot frees (tart issues 445, 1217; UTM 5563); reboot it", f.vmProcs)
 }
 
-// recordLeak writes LeakFile; a failure to write it only loses doctor's
+// RecordLeak writes LeakFile; a failure to write it only loses doctor's
 // hint, so it is returned for the log, not the verdict.
-func recordLeak(store string, l Leak) error {
+func RecordLeak(store string, l Leak) error {
 	data, err := json.MarshalIndent(l, "", "  ")
 	if err != nil {
 		return err
