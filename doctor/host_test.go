@@ -35,7 +35,7 @@ const store = "/Users/ci/sxlab-store"
 func TestDoctorFindsALeakedVMSlot(t *testing.T) {
 	sys, c := healthyMac()
 	c["ps -A -o comm="] = Output{Stdout: "/sbin/launchd\n"} // no VM runs
-	withLeak(t, &sys, store, now.Add(-time.Hour), 0)         // since the boot, 6 h ago
+	withLeak(t, &sys, store, now.Add(-time.Hour), 0)        // since the boot, 6 h ago
 	r := Check(t.Context(), sys, Config{RunsDir: "/r", MinFree: gib, Hosts: []Host{{Name: "mini", Provider: "vz", Slots: 2, Store: store}}})
 	f := find(t, r, "vm-slots")
 	assert.Equal(t, Failure, f.Level)
