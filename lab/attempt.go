@@ -187,6 +187,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	}
 	ep, err := m.Endpoint(bootCtx)
 	if err != nil {
+		hostFault(err, rec) // tart learns of a refused VM only here
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
 	}
 	own.ep = &ep
