@@ -141,7 +141,9 @@ func NewProvider(o Options) (*Provider, error) {
 		o.StopTimeout = defaultStopTimeout
 	}
 	if o.PS == nil {
-		o.PS = func(ctx context.Context) ([]byte, error) { return exec.CommandContext(ctx, "ps", "-A", "-o", "comm=").Output() }
+		o.PS = func(ctx context.Context) ([]byte, error) {
+			return exec.CommandContext(ctx, "ps", "-A", "-o", "comm=").Output()
+		}
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
