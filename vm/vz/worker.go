@@ -321,7 +321,7 @@ func (w *worker) handle(req Request) Response {
 			}
 			// A state that does not fit (another device set, a MAC that
 			// changed) still leaves a bootable disk: boot it cold.
-			note = fmt.Sprintf("restoring %s failed (%v); booted cold instead", StateFile, err)
+			note = fmt.Sprintf("restoring %s failed (%v); booted cold instead (a state saved with another device set never restores, such as one saved before sxlab gave every VM a virtio-socket device: warm the golden again with sxlab image warm)", StateFile, err)
 			w.logf("%s", note)
 		}
 		if err := vm.Start(ctx); err != nil {
