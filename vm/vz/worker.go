@@ -251,7 +251,8 @@ func (w *worker) serve(c net.Conn) {
 			return
 		}
 		var req Request
-		if json.Unmarshal(line, &req) == nil && req.Op == OpConnect {
+		perr := json.Unmarshal(line, &req)
+		if perr == nil && req.Op == OpConnect {
 			w.bridge(c, r, req.Port)
 			return
 		}
@@ -259,8 +260,8 @@ func (w *worker) serve(c net.Conn) {
 		// (which takes w.mu before closing connections) still delivers it.
 		w.mu.Lock()
 		var resp Response
-		if err := json.Unmarshal(line, &req); err != nil {
-			resp = Response{Error: fmt.Sprintf("request is not JSON: %v", err)}
+		if perr != nil {
+			resp = Response{Error: fmt.Sprintf("request is not JSON: %v", perr)}
 		} else {
 			resp = w.handle(req)
 		}
