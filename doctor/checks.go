@@ -87,16 +87,7 @@ func (d *doctor) macHost(ctx context.Context, h Host) bool {
 		d.storeDisk(subj, store, what)
 	case lab.ProviderTart:
 		d.tartInstalled(ctx, subj)
-		home := h.TartHome
-		if home == "" {
-			home = d.sys.Getenv("TART_HOME")
-		}
-		if home == "" {
-			if userHome, err := d.sys.UserHome(); err == nil {
-				home = filepath.Join(userHome, ".tart")
-			}
-		}
-		if home != "" {
+		if home := d.tartHome(h); home != "" {
 			d.storeDisk(subj, home, "tart's home "+home)
 		}
 	}
@@ -105,6 +96,20 @@ func (d *doctor) macHost(ctx context.Context, h Host) bool {
 			fmt.Sprintf("set hosts[].slots to %d or less and shard the plan across Macs", lab.MaxMacOSGuests))
 	}
 	return true
+}
+
+// tartHome is the tart home of h: hosts[].tart.home, $TART_HOME, ~/.tart.
+func (d *doctor) tartHome(h Host) string {
+	home := h.TartHome
+	if home == "" {
+		home = d.sys.Getenv("TART_HOME")
+	}
+	if home == "" {
+		if userHome, err := d.sys.UserHome(); err == nil {
+			home = filepath.Join(userHome, ".tart")
+		}
+	}
+	return home
 }
 
 // entitlement checks that this binary may use Virtualization.framework.
@@ -271,8 +276,13 @@ func (d *doctor) thisMac(ctx context.Context, hosts []Host) {
 	d.runningVMs(ctx, subj, slots, tart)
 	d.leaseTime(ctx, subj)
 	for _, h := range hosts {
-		if h.Provider == lab.ProviderVZ {
+		switch h.Provider {
+		case lab.ProviderVZ:
 			d.leakedSlot(ctx, h.subject(), h.Store)
+		case lab.ProviderTart:
+			if home := d.tartHome(h); home != "" {
+				d.leakedSlot(ctx, h.subject(), filepath.Join(home, "sxlab-locks")) // vm/tart's lock folder
+			}
 		}
 	}
 }

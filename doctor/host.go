@@ -2,26 +2,15 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sxlab/sxlab/vm"
 )
-
-// leakFile is what the vz provider writes in its store when
-// Virtualization.framework refused a VM with its two-VM limit while fewer
-// than two VMs ran (vm/vz LeakFile; doctor does not import providers).
-const leakFile = "leaked-vm-slot.json"
-
-// leak is leakFile's content, as far as doctor reads it.
-type leak struct {
-	At          time.Time `json:"at"`
-	VMProcesses int       `json:"vm_processes"`
-	Message     string    `json:"message"`
-}
 
 var bootSecRE = regexp.MustCompile(`sec\s*=\s*(\d+)`)
 
@@ -42,21 +31,22 @@ func (d *doctor) bootTime(ctx context.Context) (time.Time, bool) {
 	return time.Unix(sec, 0).UTC(), true
 }
 
-// leakedSlot reports a VM slot the framework leaked: a refusal recorded
+// leakedSlot reports a VM slot the framework leaked, from the provider's
+// vm.LeakFile in dir (the vz store, tart's lock folder): a refusal recorded
 // since the last boot, with fewer than two VMs running then and now, stays
 // until the host reboots (tart issues 445 and 1217; UTM issue 5563).
 func (d *doctor) leakedSlot(ctx context.Context, subj, store string) {
 	if store == "" {
 		return
 	}
-	path := filepath.Join(store, leakFile)
+	path := filepath.Join(store, vm.LeakFile)
 	data, err := d.sys.ReadFile(path)
 	if err != nil {
 		d.add(subj, "vm-slots", OK, "no refused VM recorded in "+store, "")
 		return
 	}
-	var l leak
-	if err := json.Unmarshal(data, &l); err != nil {
+	l, err := vm.ParseLeak(data)
+	if err != nil {
 		d.add(subj, "vm-slots", Warning, fmt.Sprintf("%s is unreadable: %v", path, err), "delete it; the next refusal writes it again")
 		return
 	}

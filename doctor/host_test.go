@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sxlab/sxlab/vm/vz"
+	"github.com/sxlab/sxlab/vm"
 )
 
 // withLeak makes the store hold what the vz provider writes when the
@@ -18,12 +18,12 @@ import (
 func withLeak(t *testing.T, sys *System, store string, at time.Time, vmProcs int) {
 	t.Helper()
 	dir := t.TempDir()
-	require.NoError(t, vz.RecordLeak(dir, vz.Leak{At: at, VMProcesses: vmProcs, Message: "start: The number of virtual machines exceeds the limit."}))
-	data, err := os.ReadFile(filepath.Join(dir, vz.LeakFile))
+	require.NoError(t, vm.RecordLeak(dir, vm.Leak{At: at, VMProcesses: vmProcs, Message: "start: The number of virtual machines exceeds the limit."}))
+	data, err := os.ReadFile(filepath.Join(dir, vm.LeakFile))
 	require.NoError(t, err)
 	read := sys.ReadFile
 	sys.ReadFile = func(p string) ([]byte, error) {
-		if p == filepath.Join(store, leakFile) {
+		if p == filepath.Join(store, vm.LeakFile) {
 			return data, nil
 		}
 		return read(p)
@@ -80,4 +80,15 @@ func TestDoctorChecksTheConsoleUser(t *testing.T) {
 	assert.Contains(t, f.Message, "macOS 15.2 and later")
 	assert.Contains(t, f.Message, "tart issues 1025, 1075")
 	assert.Contains(t, f.Fix, "enable automatic login for ci")
+}
+
+func TestDoctorFindsALeakedVMSlotOfTart(t *testing.T) {
+	sys, c := healthyMac()
+	c["ps -A -o comm="] = Output{Stdout: "/sbin/launchd\n"}
+	c["tart list --format json"] = Output{Stdout: "[]"}
+	withLeak(t, &sys, "/Users/ci/.tart/sxlab-locks", now.Add(-time.Hour), 0)
+	r := Check(t.Context(), sys, Config{RunsDir: "/r", MinFree: gib, Hosts: []Host{{Name: "t", Provider: "tart", Slots: 1}}})
+	f := find(t, r, "vm-slots")
+	assert.Equal(t, Failure, f.Level)
+	assert.Equal(t, "host t (tart)", f.Subject)
 }

@@ -290,6 +290,11 @@ func TestVMLimitWithNoVMRunningIsAHostFault(t *testing.T) {
 	hf, ok := errors.AsType[*vm.HostFault](err)
 	require.True(t, ok, "%v", err)
 	assert.Contains(t, hf.Reason, "while 0 tart VM(s) and 0 VM process(es) ran: the host leaked a VM slot")
+	data, err := os.ReadFile(filepath.Join(l.home, lockDirName, vm.LeakFile))
+	require.NoError(t, err, "recorded for sxlab doctor")
+	leak, err := vm.ParseLeak(data)
+	require.NoError(t, err)
+	assert.Equal(t, 0, leak.VMProcesses)
 	require.NoError(t, m.Stop(ctx))
 	require.NoError(t, m.Delete(ctx))
 }

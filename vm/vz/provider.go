@@ -443,7 +443,7 @@ func (m *Machine) Start(ctx context.Context) error {
 		f := m.facts(ctx)
 		err := fmt.Errorf("start %s: %s", m.name, explain(resp.Kind, resp.Error, f))
 		if resp.Kind == KindVMLimit && leakedSlot(f) {
-			if lerr := RecordLeak(m.p.o.Store, Leak{At: m.p.o.Now().UTC(), VMProcesses: f.vmProcs, Clones: len(f.clones), Message: resp.Error}); lerr != nil {
+			if lerr := vm.RecordLeak(m.p.o.Store, vm.Leak{At: m.p.o.Now().UTC(), VMProcesses: f.vmProcs, Running: len(f.clones), Message: resp.Error}); lerr != nil {
 				err = fmt.Errorf("%w (and recording it for sxlab doctor failed: %v)", err, lerr)
 			}
 			return &vm.HostFault{Reason: leakReason(f), Err: err}
