@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -55,6 +56,9 @@ type Attempts struct {
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
 	// ProbeBinary is steps.Env.ProbeBinary for every attempt.
 	ProbeBinary func(ctx context.Context) (string, error)
+	// RequireRestore makes a restore that fell back to a cold boot an
+	// error (run --require-restore).
+	RequireRestore bool
 }
 
 // cleanups is a stack of undo functions, run in reverse.
@@ -155,6 +159,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	x.phase(slot, a, "clone")
 	m, err := prov.Clone(ctx, img, name)
 	if err != nil {
+		hostFault(err, rec)
 		return Error, infraReason(ctx, "clone "+imageName, err), nil
 	}
 	own.m, own.img = m, img
@@ -169,7 +174,9 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	bootCtx, bootDone := x.bootContext(ctx)
 	defer bootDone()
 	x.phase(slot, a, "boot")
+	powerOn := time.Now()
 	if err := m.Start(bootCtx); err != nil {
+		hostFault(err, rec)
 		return Error, infraReason(ctx, "boot", err), nil
 	}
 	undo.push(func(ctx context.Context) error {
@@ -178,17 +185,22 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		}
 		return m.Stop(ctx)
 	})
+	if why := recordStart(m, rec); why != "" && x.RequireRestore {
+		return Error, "the saved state did not restore and the machine booted cold (--require-restore makes that an error): " + why, nil
+	}
 	ep, err := m.Endpoint(bootCtx)
 	if err != nil {
+		hostFault(err, rec) // tart learns of a refused VM only here
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
 	}
 	own.ep = &ep
 	rec.Simulated = rec.Simulated || ep.Simulated
 	x.phase(slot, a, "connect")
-	conn, err := x.Dial(bootCtx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
+	conn, err := x.connect(ctx, bootCtx, m, img, ep, name, rec)
 	if err != nil {
 		return Error, infraReason(ctx, "connect to "+ep.String(), err), nil
 	}
+	rec.ToSSH = time.Since(powerOn).Round(time.Millisecond).Seconds()
 	undo.push(func(context.Context) error { return conn.Close() })
 	bootDone()
 
@@ -215,6 +227,71 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	verdict, reason, probes := x.runScenario(ctx, slot, a, env, scenario, dir, rec)
 	x.collect(ctx, slot, a, conn, dir, since, verdict, probes, rec)
 	return verdict, reason, probes
+}
+
+// connect dials the guest's sshd: over the machine's guest channel
+// (vm.StreamDialer, the agent's vsock port) when the image has the agent,
+// so a VPN that takes the guest's routes cannot cut the lab off, and over
+// TCP otherwise or when the agent does not answer. The journal says which.
+func (x *Attempts) connect(ctx, bootCtx context.Context, m vm.Machine, img vm.Image, ep guest.Endpoint, name string, rec *Record) (Conn, error) {
+	knownHosts := filepath.Join(x.RunDir, "known_hosts")
+	sd, ok := m.(vm.StreamDialer)
+	if img.Agent && ok {
+		vep := ep
+		vep.Stream = func(ctx context.Context) (net.Conn, error) { return sd.DialGuest(ctx, vm.AgentPort) }
+		// At most agentWait, and half of what is left of the boot bound,
+		// so TCP still has time when the agent is not there.
+		actx, cancel := halfContext(bootCtx, agentWait)
+		conn, err := x.Dial(actx, vep, knownHosts, name)
+		cancel()
+		if err == nil {
+			rec.Channel = ChannelVsock
+			return conn, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, guest.ErrHostKeyChanged) || errors.Is(err, guest.ErrAuth) {
+			return nil, err // TCP would meet the same sshd
+		}
+		rec.ChannelNote = fmt.Sprintf("the guest agent's vsock port %d did not answer (%v); over TCP instead", vm.AgentPort, err)
+	} else if img.Agent {
+		rec.ChannelNote = fmt.Sprintf("provider %s has no guest channel; over TCP", rec.Provider)
+	}
+	rec.Channel = ChannelTCP
+	return x.Dial(bootCtx, ep, knownHosts, name)
+}
+
+// agentWait bounds the wait for the guest agent once the guest has an
+// address: the agent is a LaunchDaemon, up by the time the network is.
+const agentWait = time.Minute
+
+// halfContext bounds ctx to limit and to half of its remaining time.
+func halfContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(d)/2)
+	}
+	return context.WithTimeout(ctx, limit)
+}
+
+// recordStart notes how m started, when its provider says, and returns
+// why a restore fell back to a cold boot ("" when it did not).
+func recordStart(m vm.Machine, rec *Record) string {
+	sr, ok := m.(vm.StartReporter)
+	if !ok {
+		return ""
+	}
+	si := sr.StartInfo()
+	rec.Start = StartCold
+	if si.Restored {
+		rec.Start = StartRestored
+	}
+	rec.StartNote = si.Fallback
+	return si.Fallback
+}
+
+// hostFault marks the record when err says the host is broken.
+func hostFault(err error, rec *Record) {
+	if hf, ok := errors.AsType[*vm.HostFault](err); ok {
+		rec.Quarantine = hf.Reason
+	}
 }
 
 // runScenario runs the steps, snapshotting the state right before the

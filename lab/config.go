@@ -114,6 +114,10 @@ type Image struct {
 	// booted it and before its state is saved (e.g. wait for Spotlight,
 	// turn off software update checks).
 	Prepare []string `yaml:"prepare,omitempty"`
+	// Agent: the golden runs sxlab-agent, so the lab reaches its sshd over
+	// the provider's guest channel (vz: vsock) when the provider has one,
+	// and over TCP otherwise.
+	Agent bool `yaml:"agent,omitempty"`
 }
 
 // SimImage is what a simulated Mac reports and which field-report faults

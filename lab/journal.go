@@ -61,7 +61,30 @@ type Record struct {
 	// Kept: the machine was left running after the run (--keep).
 	Kept    bool                `json:"kept,omitempty"`
 	Missing []artifacts.Missing `json:"missing,omitempty"`
+	// Start is how the machine started, "restored" (a saved state) or
+	// "cold", when its provider says; StartNote why a restore fell back to
+	// a cold boot. ToSSH is the seconds from power-on until SSH answered.
+	Start     string  `json:"start,omitempty"`
+	StartNote string  `json:"start_note,omitempty"`
+	ToSSH     float64 `json:"to_ssh,omitempty"`
+	// Channel is how the lab reached the guest's sshd: "vsock" (the guest
+	// agent's channel) or "tcp"; ChannelNote why it is not the agent's
+	// channel though the image has the agent.
+	Channel     string `json:"channel,omitempty"`
+	ChannelNote string `json:"channel_note,omitempty"`
+	// Quarantine, when set, says the host is broken (e.g. it leaked a VM
+	// slot and needs a reboot): the scheduler gives it no more attempts,
+	// and this try is run again elsewhere.
+	Quarantine string `json:"quarantine,omitempty"`
 }
+
+// Starts and channels as the journal writes them.
+const (
+	StartRestored = "restored"
+	StartCold     = "cold"
+	ChannelVsock  = "vsock"
+	ChannelTCP    = "tcp"
+)
 
 // AttemptKey identifies an attempt across tries.
 func (r Record) AttemptKey() string { return fmt.Sprintf("%s-r%d", r.Cell, r.Repeat) }

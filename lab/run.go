@@ -52,6 +52,9 @@ type RunOptions struct {
 	// when Run then fails before its first attempt (no result), the
 	// caller may remove it (a full disk must not leave an empty folder).
 	Created func(dir string)
+	// RequireRestore makes a restore that fell back to a cold boot an
+	// error (run --require-restore).
+	RequireRestore bool
 	// Tuning for tests.
 	Poll, Wait, CleanupTimeout time.Duration
 }
@@ -138,7 +141,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	defer dir.Close()
 
-	info.Providers, info.Simulated, info.Notes = nil, false, nil // what runs now, also on resume
+	info.Providers, info.Simulated, info.Notes, info.Quarantined = nil, false, nil, nil // what runs now, also on resume
 	providers := map[string]vm.Provider{}
 	limits := map[string]int{} // host + image → machines at once, from vm.Limiter
 	var slots []Slot
@@ -209,7 +212,8 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	x := &Attempts{RunDir: dir.Path, Config: cfg, App: app, Probes: probes, Images: images, Providers: providers,
 		Dial: o.Dial, Phase: o.Phase, Poll: o.Poll, Wait: o.Wait, CleanupTimeout: o.CleanupTimeout,
-		Collect: cfg.Collector(app), Catalog: catalog, Transfer: o.Transfer, ProbeBinary: o.ProbeBinary}
+		Collect: cfg.Collector(app), Catalog: catalog, Transfer: o.Transfer, ProbeBinary: o.ProbeBinary,
+		RequireRestore: o.RequireRestore}
 	if o.Keep {
 		x.Keep = &Keeper{}
 	}
@@ -220,6 +224,17 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		sched.Limit = func(slot Slot, a matrices.Attempt) (string, int) {
 			k := limitKey(slot.Host, imageOf(cfg, images, a))
 			return k, limits[k]
+		}
+	}
+	// A quarantined host is in run.json at once, so even a run that dies
+	// later says which host needs a reboot.
+	sched.Quarantine = func(host, reason string) {
+		mu.Lock()
+		defer mu.Unlock()
+		res.Info.Quarantined = append(res.Info.Quarantined, QuarantinedHost{Host: host, Reason: reason})
+		_ = dir.WriteJSON(RunFile, res.Info) // written again at the end
+		if o.Note != nil {
+			o.Note(fmt.Sprintf("host %s is out of this run: %s", host, reason))
 		}
 	}
 	sched.Record = func(r Record) error {
@@ -248,12 +263,15 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	res.Kept = x.Keep.Kept()
 	// A provider may learn only on contact that its Mac is simulated (an
 	// ssh host pointed at sxlab sim serve): run.json must say so too.
+	rewrite := len(res.Info.Quarantined) > 0
 	for _, p := range providers {
 		if p.Simulated() && !res.Info.Simulated {
-			res.Info.Simulated = true
-			if err := dir.WriteJSON(RunFile, res.Info); err != nil && runErr == nil {
-				runErr = err
-			}
+			res.Info.Simulated, rewrite = true, true
+		}
+	}
+	if rewrite {
+		if err := dir.WriteJSON(RunFile, res.Info); err != nil && runErr == nil {
+			runErr = err
 		}
 	}
 	res.Cells = Summarise(res.Records)
@@ -273,7 +291,7 @@ func (l *Loaded) ResolveImages(lookup func(string) (string, bool)) (map[string]v
 		if err != nil {
 			return nil, err
 		}
-		vi := vm.Image{Name: name, User: img.User, Password: auth.Password, KeyFile: auth.Key}
+		vi := vm.Image{Name: name, User: img.User, Password: auth.Password, KeyFile: auth.Key, Agent: img.Agent}
 		if s := img.Sim; s != nil {
 			si := &vm.SimImage{ProductVersion: s.ProductVersion, Build: s.Build, Golden: s.Golden.vm()}
 			for _, f := range s.Faults {

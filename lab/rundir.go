@@ -50,6 +50,15 @@ type RunInfo struct {
 	// Notes say what shaped the run beyond the configuration, such as a
 	// host that restores an image into fewer clones than it has slots.
 	Notes []string `json:"notes,omitempty"`
+	// Quarantined names the hosts taken out of the run because they are
+	// broken (e.g. leaked a VM slot) and what fixes them.
+	Quarantined []QuarantinedHost `json:"quarantined,omitempty"`
+}
+
+// QuarantinedHost is a host the run stopped giving attempts to.
+type QuarantinedHost struct {
+	Host   string `json:"host"`
+	Reason string `json:"reason"`
 }
 
 // PlanInfo is plan.json: the whole plan and this run's share of it.

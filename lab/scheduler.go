@@ -3,6 +3,10 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,13 +41,31 @@ type Scheduler struct {
 	// The vz provider restores a warm golden into one clone at a time, so
 	// its key is host and image, its limit the image's warm goldens.
 	Limit func(slot Slot, a matrices.Attempt) (key string, n int)
+	// Quarantine, when set, hears of each host taken out of the run: a try
+	// whose record names a Quarantine reason (the host leaked a VM slot
+	// and needs a reboot) takes its host's slots out for the rest of the
+	// run, and the attempt goes back in the queue for the other hosts
+	// without using up a retry.
+	Quarantine func(host, reason string)
+
+	quarantined map[string]string // host → reason, under Run's mu
 }
+
+// Quarantined is each host Run took out, with its reason.
+func (s *Scheduler) Quarantined() map[string]string { return maps.Clone(s.quarantined) }
+
+// ErrNoHostLeft is returned by Run when every host was quarantined with
+// attempts still to run.
+var ErrNoHostLeft = errors.New("every host was quarantined")
 
 type task struct {
 	attempt   matrices.Attempt
 	try       int
 	notBefore time.Time
 	limitKey  string // the Limit key it counts against while it runs, if any
+	// free counts the tries that did not count against Retry.Max (those
+	// a quarantined host ended).
+	free int
 }
 
 // ErrInterrupted is returned by Run when ctx was cancelled before every
@@ -59,6 +81,7 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	s.quarantined = map[string]string{}
 
 	var (
 		mu       sync.Mutex
@@ -82,7 +105,7 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 	next := func(slot Slot) (task, bool) {
 		mu.Lock()
 		for {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || s.quarantined[slot.Host] != "" {
 				mu.Unlock()
 				return task{}, false
 			}
@@ -147,7 +170,8 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 				rec := s.Exec(ctx, slot, t.attempt, t.try)
 				rec.Try = t.try
 				interrupted := ctx.Err() != nil
-				retry := rec.Verdict == Error && t.try <= s.Retry.Max && !interrupted
+				quarantine := rec.Quarantine != "" && rec.Verdict == Error && !interrupted
+				retry := quarantine || (rec.Verdict == Error && t.try-t.free <= s.Retry.Max && !interrupted)
 				rec.Final = !retry && !interrupted
 				// The record is written before the retry is queued, so the
 				// journal always shows a try before the one that follows it.
@@ -157,9 +181,19 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					recErr = err
 					cancel(err)
 				}
-				if retry && err == nil {
-					backoff := s.Retry.Delay(t.try + 1)
-					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
+				switch {
+				case quarantine && err == nil:
+					if s.quarantined[slot.Host] == "" {
+						s.quarantined[slot.Host] = rec.Quarantine
+						if s.Quarantine != nil {
+							s.Quarantine(slot.Host, rec.Quarantine)
+						}
+					}
+					// At once, elsewhere: the host was at fault, not the attempt.
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, free: t.free + 1})
+				case retry && err == nil:
+					backoff := s.Retry.Delay(t.try - t.free + 1)
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, free: t.free, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--
 				if t.limitKey != "" {
@@ -176,6 +210,8 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		return recErr
 	case ctx.Err() != nil:
 		return ErrInterrupted
+	case len(queue) > 0:
+		return fmt.Errorf("%w (%s) with %d attempt(s) still to run: reboot the host(s) and resume the run", ErrNoHostLeft, strings.Join(slices.Sorted(maps.Keys(s.quarantined)), ", "), len(queue))
 	}
 	return nil
 }

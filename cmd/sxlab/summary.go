@@ -24,13 +24,15 @@ type runSummary struct {
 	// Findings names, per failing or flaky cell id, the triage findings of
 	// its failing attempts with their counts ("endpoint-lost ×3").
 	Findings map[string]string `json:"findings,omitempty"`
-	ExitCode int               `json:"exit_code"`
+	// Quarantined names the hosts the run took out (they need a reboot).
+	Quarantined []lab.QuarantinedHost `json:"quarantined,omitempty"`
+	ExitCode    int                   `json:"exit_code"`
 }
 
 func summarise(res *lab.RunResult) runSummary {
 	s := runSummary{Run: res.Info.ID, Dir: res.Dir, Providers: res.Info.Providers, Simulated: res.Info.Simulated,
 		Attempts: len(res.Records) + res.Remaining, Remaining: res.Remaining,
-		Verdicts: map[string]int{"pass": 0, "fail": 0, "error": 0}, Cells: res.Cells}
+		Verdicts: map[string]int{"pass": 0, "fail": 0, "error": 0}, Cells: res.Cells, Quarantined: res.Info.Quarantined}
 	counts := map[string]map[string]int{}
 	for _, r := range res.Records {
 		s.Verdicts[string(r.Verdict)]++
@@ -109,6 +111,9 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 			fmt.Fprintf(&b, "; finding: %s", f)
 		}
 		b.WriteString("\n")
+	}
+	for _, q := range s.Quarantined {
+		fmt.Fprintf(&b, "QUARANTINED host %s: %s (its attempts ran elsewhere; none counts against the product)\n", q.Host, q.Reason)
 	}
 	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
 	_, err := io.WriteString(w, b.String())

@@ -55,3 +55,18 @@ func TestSummaryText(t *testing.T) {
 	assert.Equal(t, 1, back.ExitCode)
 	assert.Equal(t, lab.CellFail, back.Cells[0].Verdict, "worst first")
 }
+
+func TestSummaryNamesAQuarantinedHost(t *testing.T) {
+	res := resultOf(map[string][]lab.Verdict{"a": {lab.Pass, lab.Pass}}, 0)
+	res.Info.Quarantined = []lab.QuarantinedHost{{Host: "mini-2", Reason: "the host leaked a VM slot; reboot it"}}
+	s := summarise(res)
+	assert.Equal(t, 0, s.ExitCode, "the other host finished the plan")
+	var text bytes.Buffer
+	require.NoError(t, writeSummary(&text, s, false))
+	assert.Contains(t, text.String(), "QUARANTINED host mini-2: the host leaked a VM slot; reboot it")
+	var js bytes.Buffer
+	require.NoError(t, writeSummary(&js, s, true))
+	var back runSummary
+	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
+	assert.Equal(t, res.Info.Quarantined, back.Quarantined)
+}
