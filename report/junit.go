@@ -160,15 +160,45 @@ func junitSuiteOf(r *Run, c Cell, names []string, imageAxis, pathAxis string) (j
 }
 
 // classname is upgrade.<image>.<path> from the cell's values of the
-// image and path axes (either left out when the matrix has no such axis).
+// image and path axes (either left out when the matrix has no such axis),
+// with the dots inside each value made underscores: Jenkins's junit
+// plugin takes everything before a classname's last dot as the package
+// and the rest as the class (CaseResult.getPackageName/getSimpleName,
+// github.com/jenkinsci/junit-plugin), so the values' own dots would cut
+// "macos-15.3" apart; with them gone, Jenkins shows package
+// upgrade.macos-15_3 and class 2->3, one package per macOS and one class
+// per upgrade path. GitLab shows the classname whole in its Suite column
+// and keys a test by classname and name (docs.gitlab.com/ci/testing/
+// unit_test_reports), which this keeps readable and unique.
 func classname(axes map[string]string, imageAxis, pathAxis string) string {
 	parts := []string{"upgrade"}
 	for _, a := range []string{imageAxis, pathAxis} {
 		if v, ok := axes[a]; ok && a != "" {
-			parts = append(parts, v)
+			parts = append(parts, classPart(v))
 		}
 	}
 	return strings.Join(parts, ".")
+}
+
+// classPart is an axis value as one dot-free part of a classname; an
+// empty value still takes a place so that the parts keep their meaning.
+func classPart(v string) string {
+	v = strings.ReplaceAll(oneLineValue(v), ".", "_")
+	if v == "" {
+		return "_"
+	}
+	return v
+}
+
+// oneLineValue drops control characters, which XML 1.0 attributes cannot
+// carry (a classname is an attribute).
+func oneLineValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // junitCasesOf is one testcase per probe of the try; a try without probes
