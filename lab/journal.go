@@ -51,6 +51,7 @@ type Record struct {
 	Started   time.Time         `json:"started"`
 	Finished  time.Time         `json:"finished"`
 	Host      string            `json:"host"`
+	Slot      int               `json:"slot,omitempty"` // 1-based within the host; 0 in journals older than it
 	Provider  string            `json:"provider"`
 	Simulated bool              `json:"simulated"`
 	Dir       string            `json:"dir,omitempty"` // the attempt's folder, relative to the run folder
@@ -60,6 +61,17 @@ type Record struct {
 	// Kept: the machine was left running after the run (--keep).
 	Kept    bool                `json:"kept,omitempty"`
 	Missing []artifacts.Missing `json:"missing,omitempty"`
+	// Clock pairs readings of the guest's clock with the host's, at the
+	// first step and before collecting evidence, so that log lines (the
+	// guest's time) can be placed on the steps' timeline (the host's).
+	Clock []ClockReading `json:"clock,omitempty"`
+}
+
+// ClockReading is the guest's clock (`date -u`, whole seconds) and the
+// host's at the middle of the command that read it.
+type ClockReading struct {
+	Host  time.Time `json:"host"`
+	Guest time.Time `json:"guest"`
 }
 
 // AttemptKey identifies an attempt across tries.
