@@ -24,6 +24,7 @@ type Event struct {
 	Ev     *artifacts.Evidence // evidence
 	// Signatures are the triage signatures citing the evidence.
 	Signatures []string
+	scenario   string // the scenario step a probe's command belongs to
 }
 
 // Snapshot says the evidence is a state snapshot's (a file under state/),
@@ -44,14 +45,24 @@ func (e Event) SnapshotName() string {
 // timeline, the host's, in order. Evidence without a time (a probe's
 // word) has no place on it and stays with its signature.
 func (a Attempt) Events() []Event {
+	var labels []artifacts.Label
+	if a.Triage != nil {
+		labels = a.Triage.Labels
+	}
+	return a.events(labels)
+}
+
+// events is Events over the given labels (FEEDBACK.md bounds each one's
+// evidence).
+func (a Attempt) events(labels []artifacts.Label) []Event {
 	clock := clockMap(a.Clock)
 	var out []Event
 	for i := range a.Steps {
 		out = append(out, Event{Host: a.Steps[i].Started, Step: &a.Steps[i]})
 	}
 	seen := map[string]int{}
-	if a.Triage != nil {
-		for _, l := range a.Triage.Labels {
+	{
+		for _, l := range labels {
 			for i := range l.Evidence {
 				ev := &l.Evidence[i]
 				if ev.Time.IsZero() {
@@ -69,6 +80,7 @@ func (a Attempt) Events() []Event {
 			}
 		}
 	}
+	labelProbeSteps(out)
 	sort.SliceStable(out, func(i, j int) bool {
 		hi, hj := out[i].Host, out[j].Host
 		switch {
@@ -99,4 +111,43 @@ func appendNew(s []string, v string) []string {
 		}
 	}
 	return append(s, v)
+}
+
+// StepLabel is the scenario step an entry belongs to, named as the
+// configuration numbers it ("9 probe"): the commands a probe step runs are
+// recorded as "probe <kind>" before the step's own entry, and are shown
+// under that step's number like every other step's commands.
+func (e Event) StepLabel() string {
+	if e.Step == nil {
+		return ""
+	}
+	if e.scenario != "" {
+		return e.scenario
+	}
+	return e.Step.Step
+}
+
+// Probe is the probe a "probe <kind>" entry ran, "" otherwise.
+func (e Event) Probe() string {
+	if e.Step == nil || e.scenario == "" {
+		return ""
+	}
+	return strings.TrimPrefix(e.Step.Step, "probe ")
+}
+
+// labelProbeSteps gives each "probe <kind>" entry the label of the
+// scenario step recorded after it (the probe step's own entry).
+func labelProbeSteps(evs []Event) {
+	next := ""
+	for i := len(evs) - 1; i >= 0; i-- {
+		st := evs[i].Step
+		if st == nil {
+			continue
+		}
+		if strings.HasPrefix(st.Step, "probe ") {
+			evs[i].scenario = next
+			continue
+		}
+		next = st.Step
+	}
 }

@@ -319,3 +319,23 @@ func TestChromiumRendersTheHeatmap(t *testing.T) {
 		assert.NotContains(t, line, ":CONSOLE", "console message from the page")
 	}
 }
+
+// TestCellPagePutsEvidenceOnTheHostsClock: the fixture guest runs 47 s
+// ahead; its log line stamped 12:01:00 is shown at 12:00:13 host time,
+// +2.0 s into the try, with 12:01:00 beside it, once for two signatures;
+// the state snapshot is labelled as one.
+func TestCellPagePutsEvidenceOnTheHostsClock(t *testing.T) {
+	r := fxLoad(t, true)
+	r1 := html.UnescapeString(try(t, cellPageOf(t, r, fxFail.id), "r1"))
+	assert.Contains(t, r1, "guest clock 47.0 s ahead of the host's at the first step", "the offset, as measured")
+	assert.Equal(t, 1, strings.Count(r1, fxEvidence), "each event once")
+	row := r1[strings.LastIndex(r1[:strings.Index(r1, fxEvidence)], "<tr"):]
+	row = row[:strings.Index(row, "</tr>")]
+	assert.Contains(t, row, "12:00:13.000", "on the host's clock")
+	assert.Contains(t, row, "+2.0 s")
+	assert.Contains(t, row, "12:01:00.000", "the guest's own time beside it")
+	assert.Contains(t, row, `<span class="sig">replacement-path</span>`, "both signatures citing it")
+	assert.Contains(t, r1, "state snapshot <code>state/after</code>")
+	assert.Contains(t, r1, "launchd shows: "+fxSnapshot)
+	assert.Contains(t, r1, "taken 12:01:01.000")
+}
