@@ -248,13 +248,16 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 		return
 	}
 	if v != Pass {
-		_, _ = readClock(ctx, g, rec) // a second reading for the evidence's timeline; none is no loss
+		_, _ = readClock(ctx, g, rec) // readings around the evidence place it on the host's clock; none is no loss
 	}
 	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) })}
 	if x.Transfer != nil {
 		opts = append(opts, artifacts.WithProgress(x.Transfer(slot, a)))
 	}
 	res := x.Collect.After(ctx, g, dir, v == Fail, since, opts...)
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // after the snapshot: the guest's clock may have moved on (a sleep skipped)
+	}
 	rec.Missing = append(rec.Missing, res.Missing...)
 	if x.Catalog == nil {
 		return

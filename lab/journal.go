@@ -62,8 +62,9 @@ type Record struct {
 	Kept    bool                `json:"kept,omitempty"`
 	Missing []artifacts.Missing `json:"missing,omitempty"`
 	// Clock pairs readings of the guest's clock with the host's, at the
-	// first step and before collecting evidence, so that log lines (the
-	// guest's time) can be placed on the steps' timeline (the host's).
+	// first step and, for a try that did not pass, before and after
+	// collecting evidence, so that log lines and snapshots (the guest's
+	// time) can be placed on the steps' timeline (the host's).
 	Clock []ClockReading `json:"clock,omitempty"`
 }
 

@@ -59,8 +59,11 @@ func (m clockMap) describe() string {
 	var parts []string
 	for i, r := range m {
 		when := "at the first step"
-		if i > 0 {
+		switch {
+		case i == 1:
 			when = "before collecting evidence"
+		case i > 1:
+			when = "after collecting it"
 		}
 		parts = append(parts, word(r)+" "+when)
 	}
