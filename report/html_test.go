@@ -283,6 +283,8 @@ func TestTimelineOfAJournalWithoutSlotsNeverOverlaps(t *testing.T) {
 		}
 		assert.True(t, strings.HasSuffix(l.Name, "?"), "an inferred lane says so: %s", l.Name)
 	}
+	page, _ := htmlOf(t, true)
+	assert.Contains(t, section(t, page, "timeline"), "lanes marked ? are packed from the tries' times")
 }
 
 // TestChromiumRendersTheHeatmap opens report.html in headless Chromium

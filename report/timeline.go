@@ -16,6 +16,9 @@ type Timeline struct {
 	Lanes         []Lane
 	Ticks         []Tick
 	Span          string // the run's length, for people
+	// Inferred: some lanes were packed from a journal without slots
+	// (their names end in "?").
+	Inferred bool
 }
 
 // Lane is one slot's row.
@@ -103,6 +106,7 @@ func NewTimeline(r *Run) Timeline {
 		lanes[n] = a.Finished
 		free[host] = lanes
 		tries[i].lane = fmt.Sprintf("%s#%d?", host, n+1) // the ? says the slot was inferred
+		tl.Inferred = true
 	}
 	span := t1.Sub(t0)
 	if span <= 0 {
