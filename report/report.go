@@ -86,8 +86,8 @@ func writeFile(runDir, rel string, render func(io.Writer) error) error {
 
 // pending is a file being written beside the one it will replace. It is
 // renamed over it but not synced: every file Write makes is rebuilt from
-// the journal by `sxlab report`, so a crash costs a rebuild, and a sync
-// per cell page made Write of a 2,400-attempt run wait seconds on the disk.
+// the journal by `sxlab report`, so a crash costs a rebuild, not data,
+// and a sync per cell page would make a run's syncs grow with its cells.
 type pending struct {
 	f    *os.File
 	w    *bufio.Writer
