@@ -84,7 +84,7 @@ func (c cleanups) run(ctx context.Context, timeout time.Duration) error {
 func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, try int) Record {
 	rec := Record{
 		Cell: a.Cell.ID, Label: a.Cell.Label, Axes: a.Cell.Values, Repeat: a.Repeat, Try: try,
-		Started: time.Now().UTC(), Host: slot.Host, Provider: slot.Provider,
+		Started: time.Now().UTC(), Host: slot.Host, Slot: slot.Index, Provider: slot.Provider,
 		Dir: AttemptDir(a.Cell.ID, a.Repeat, try), Probes: []ProbeOutcome{},
 	}
 	prov := x.Providers[slot.Host]
@@ -220,7 +220,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		ProbeBinary: x.ProbeBinary,
 	}
 	// The log window starts at the first step, in the guest's clock.
-	since, err := artifacts.GuestNow(ctx, conn)
+	since, err := readClock(ctx, conn, rec)
 	if err != nil {
 		rec.Missing = append(rec.Missing, artifacts.Missing{What: "logs window", Reason: err.Error() + "; logs since the last boot instead"})
 	}
@@ -328,11 +328,17 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 	if x.Collect == nil {
 		return
 	}
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // readings around the evidence place it on the host's clock; none is no loss
+	}
 	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) })}
 	if x.Transfer != nil {
 		opts = append(opts, artifacts.WithProgress(x.Transfer(slot, a)))
 	}
 	res := x.Collect.After(ctx, g, dir, v == Fail, since, opts...)
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // after the snapshot: the guest's clock may have moved on (a sleep skipped)
+	}
 	rec.Missing = append(rec.Missing, res.Missing...)
 	if x.Catalog == nil {
 		return
@@ -342,6 +348,16 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 		facts.Probes = append(facts.Probes, artifacts.Probe{Name: p.Name, Kind: x.Probes[p.Name].Kind, Held: p.Held, Message: p.Message})
 	}
 	rec.Triage = x.Catalog.Triage(facts)
+}
+
+// readClock reads the guest's clock and records it beside the host's.
+func readClock(ctx context.Context, g guest.Guest, rec *Record) (time.Time, error) {
+	asked := time.Now()
+	t, err := artifacts.GuestNow(ctx, g)
+	if err == nil {
+		rec.Clock = append(rec.Clock, ClockReading{Host: asked.Add(time.Since(asked) / 2).UTC(), Guest: t})
+	}
+	return t, err
 }
 
 func (x *Attempts) phase(slot Slot, a matrices.Attempt, p string) {

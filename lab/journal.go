@@ -52,6 +52,7 @@ type Record struct {
 	Started   time.Time         `json:"started"`
 	Finished  time.Time         `json:"finished"`
 	Host      string            `json:"host"`
+	Slot      int               `json:"slot,omitempty"` // 1-based within the host; 0 in journals older than it
 	Provider  string            `json:"provider"`
 	Simulated bool              `json:"simulated"`
 	Dir       string            `json:"dir,omitempty"` // the attempt's folder, relative to the run folder
@@ -76,6 +77,18 @@ type Record struct {
 	// slot and needs a reboot): the scheduler gives it no more attempts,
 	// and this try is run again elsewhere.
 	Quarantine string `json:"quarantine,omitempty"`
+	// Clock pairs readings of the guest's clock with the host's, at the
+	// first step and, for a try that did not pass, before and after
+	// collecting evidence, so that log lines and snapshots (the guest's
+	// time) can be placed on the steps' timeline (the host's).
+	Clock []ClockReading `json:"clock,omitempty"`
+}
+
+// ClockReading is the guest's clock (`date -u`, whole seconds) and the
+// host's at the middle of the command that read it.
+type ClockReading struct {
+	Host  time.Time `json:"host"`
+	Guest time.Time `json:"guest"`
 }
 
 // Starts and channels as the journal writes them.

@@ -146,11 +146,13 @@ func WriteDiff(w io.Writer, d *DiffResult) error {
 	if d.Simulated {
 		b.WriteString("SIMULATED: at least one run comes from simulated Macs (provider sim), not from real macOS.\n")
 	}
+	// The count says what it counts ("0/3 failed"): next to the verdict
+	// word alone, "pass 0/3" read as no passes.
 	rate := func(s *lab.CellSummary) string {
 		if s == nil {
 			return "—"
 		}
-		return fmt.Sprintf("%s %d/%d (95%%: %.0f%%–%.0f%%)", s.Verdict, s.Failures, s.Attempts, 100*s.Low, 100*s.High)
+		return fmt.Sprintf("%s, %d/%d failed (95%%: %.0f%%–%.0f%%)", s.Verdict, s.Failures, s.Attempts, 100*s.Low, 100*s.High)
 	}
 	for _, c := range d.Changes {
 		fmt.Fprintf(&b, "  %-13s %s  %s → %s\n", strings.ToUpper(string(c.Change)), c.Label, rate(c.Base), rate(c.New))

@@ -15,7 +15,7 @@ import (
 func newReportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "report RUN_DIR",
-		Short: "Rebuild report.html, junit.xml and summary.md of a run folder from its journal",
+		Short: "Rebuild report.html, the cell pages, junit.xml and summary.md of a run folder from its journal",
 		Long: "Rebuilds the reports of a run folder from results.jsonl and what the attempts left in their\n" +
 			"folders. Nothing is re-run. The files are replaced atomically.",
 		Args: cobra.ExactArgs(1),

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -69,4 +70,15 @@ func TestSummaryNamesAQuarantinedHost(t *testing.T) {
 	var back runSummary
 	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
 	assert.Equal(t, res.Info.Quarantined, back.Quarantined)
+}
+
+func TestSummaryLinesBreakBetweenWordsAtTheTerminalWidth(t *testing.T) {
+	line := "  FAIL       macos=macos-15.3 path=1->3 vpn=running approval=approved  3/3 failed (95%: 44%–100%); finding: endpoint-lost ×3\n"
+	out := wrapText("cells: 8 pass, 4 fail\n"+line, 120)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 3, "%q", out)
+	assert.Equal(t, "cells: 8 pass, 4 fail", lines[0])
+	assert.True(t, strings.HasSuffix(lines[1], "finding:"), "broken before a word: %q", lines[1])
+	assert.Equal(t, "             endpoint-lost ×3", lines[2], "the finding whole, under the label")
+	assert.Equal(t, strings.Join(strings.Fields(line), " "), strings.Join(strings.Fields(out[len(lines[0])+1:]), " "), "nothing lost")
 }
