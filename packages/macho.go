@@ -86,6 +86,14 @@ func parseExecutable(b []byte, lim Limits) (exe *Executable, err error) {
 	if len(b) < 4 {
 		return nil, errors.New("not a Mach-O file (too short)")
 	}
+	switch binary.BigEndian.Uint32(b) {
+	case 0xcafebabe: // fat
+	case 0xcafebabf:
+		return nil, errors.New("64-bit fat Mach-O files are not supported")
+	case 0xfeedfacf, 0xcffaedfe, 0xfeedface, 0xcefaedfe: // thin
+	default:
+		return nil, fmt.Errorf("not a Mach-O file (starts with \"%s\")", printable(b[:4]))
+	}
 	if ff, ferr := macho.NewFatFile(bytes.NewReader(b)); ferr == nil {
 		exe := &Executable{Fat: true}
 		for _, a := range ff.Arches {
@@ -259,6 +267,20 @@ func checkSuperBlob(b []byte) error {
 		}
 		if (nSpecial+nCode)*hashSize > uint64(len(b)) {
 			return fmt.Errorf("code directory %d claims %d slots, more than fit in the signature", i, nSpecial+nCode)
+		}
+		// go-macho prints (to stdout) on versions it does not know.
+		if version := be.Uint32(cd[8:]); version < 0x20001 || version > 0x2f000 {
+			return fmt.Errorf("code directory %d: version %#x is not one Apple defines", i, version)
+		}
+		// From version 0x20600 the directory names a linkage blob whose
+		// size go-macho allocates as given.
+		if version := be.Uint32(cd[8:]); version >= 0x20600 {
+			if off+108 > uint64(len(b)) {
+				return fmt.Errorf("code directory %d is shorter than its version %#x header", i, version)
+			}
+			if size := uint64(be.Uint32(cd[104:])); size > uint64(len(b)) {
+				return fmt.Errorf("code directory %d claims a %d-byte linkage blob, more than fit in the signature", i, size)
+			}
 		}
 	}
 	return nil

@@ -98,7 +98,7 @@ func openXar(r io.ReaderAt, size int64, lim Limits) (*xarArchive, error) {
 	var h xarHeader
 	_ = binary.Read(bytes.NewReader(hb[:]), binary.BigEndian, &h)
 	if h.Magic != xarMagic {
-		return nil, fmt.Errorf("not a xar archive (a flat .pkg starts with \"xar!\", this starts with %q)", printable(hb[:4]))
+		return nil, fmt.Errorf("not a xar archive (a flat .pkg starts with \"xar!\", this starts with \"%s\")", printable(hb[:4]))
 	}
 	if h.Size < xarHeaderSize {
 		return nil, fmt.Errorf("xar header: size field %d is smaller than the %d-byte header", h.Size, xarHeaderSize)
