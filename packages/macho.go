@@ -106,6 +106,9 @@ func parseExecutable(b []byte, lim Limits) (exe *Executable, err error) {
 			}
 			exe.Slices = append(exe.Slices, s)
 		}
+		if len(exe.Slices) == 0 {
+			return nil, errors.New("fat Mach-O file with no slices")
+		}
 		return exe, nil
 	} else if !errors.Is(ferr, macho.ErrNotFat) {
 		return nil, fmt.Errorf("malformed fat Mach-O: %w", ferr)
