@@ -15,6 +15,7 @@ import (
 	"github.com/google/renameio/v2"
 
 	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/packages"
 )
 
 // Files of a run folder (see ARCHITECTURE.md, "Run folder").
@@ -49,6 +50,9 @@ type RunInfo struct {
 	// Notes say what shaped the run beyond the configuration, such as a
 	// host that restores an image into fewer clones than it has slots.
 	Notes []string `json:"notes,omitempty"`
+	// Preflight is `sxlab preflight` over this run's upgrade paths, run
+	// before the first attempt (absent when the caller did not run it).
+	Preflight *packages.Report `json:"preflight,omitempty"`
 }
 
 // PlanInfo is plan.json: the whole plan and this run's share of it.

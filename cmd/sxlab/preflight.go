@@ -142,13 +142,21 @@ func writePreflight(out io.Writer, rep packages.Report) {
 	for _, p := range rep.Unreadable {
 		fmt.Fprintf(out, "\nversion %s UNREADABLE: %s\n", p.Version, p.Reason)
 	}
+	fmt.Fprintf(out, "\n%s\n", preflightLine(rep))
+}
+
+// preflightLine sums a report up in one line.
+func preflightLine(rep packages.Report) string {
 	paths := map[string]bool{}
 	for _, r := range rep.Rows {
 		paths[r.Path] = true
 	}
-	fmt.Fprintf(out, "\npreflight: %d path(s) checked, %d row(s): %d error(s), %d warning(s)", len(paths), len(rep.Rows), rep.Errors, rep.Warnings)
-	if n := len(rep.NotChecked) + len(rep.Unreadable); n > 0 {
-		fmt.Fprintf(out, "; %d version(s) not checked", n)
+	s := fmt.Sprintf("preflight: %d path(s) checked, %d row(s): %d error(s), %d warning(s)", len(paths), len(rep.Rows), rep.Errors, rep.Warnings)
+	if n := len(rep.NotChecked); n > 0 {
+		s += fmt.Sprintf("; %d version(s) not checked (simulated manifests)", n)
 	}
-	fmt.Fprintln(out)
+	if n := len(rep.Unreadable); n > 0 {
+		s += fmt.Sprintf("; %d package(s) unreadable", n)
+	}
+	return s
 }

@@ -125,3 +125,18 @@ func TestPreflightExits3OnAnUnreadablePackage(t *testing.T) {
 	assert.Contains(t, p.Unreadable[0].Reason, "broken.pkg")
 	assert.NotEmpty(t, p.Rows, "the other paths are still checked")
 }
+
+func TestRunRecordsPreflightInRunJSON(t *testing.T) {
+	dir := demoRun(t)
+	b, err := os.ReadFile(filepath.Join(dir, "run.json"))
+	require.NoError(t, err)
+	var info struct {
+		Preflight *preflightJSON `json:"preflight"`
+	}
+	require.NoError(t, json.Unmarshal(b, &info))
+	require.NotNil(t, info.Preflight, "run.json has no preflight")
+	// The demo still names simulated manifests: nothing checked, and said.
+	assert.Empty(t, info.Preflight.Rows)
+	require.Len(t, info.Preflight.NotChecked, 3)
+	assert.Contains(t, info.Preflight.NotChecked[0].Reason, "simulated package manifest")
+}
