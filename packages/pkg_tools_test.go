@@ -183,3 +183,68 @@ func TestReadsAnInfoZipOfTheApp(t *testing.T) {
 	assert.Equal(t, "zip", p.Kind)
 	checkExampleApp(t, p, "1.0", "100")
 }
+
+// dittoZipPython writes the layout `ditto -c -k --sequesterRsrc
+// --keepParent` gives: the bundle folder at the top, AppleDouble files
+// under __MACOSX/, and symlinks kept as links.
+const dittoZipPython = `import os, stat, sys, zipfile
+src, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    for root, dirs, files in os.walk(src):
+        dirs.sort()
+        for name in sorted(dirs + files):
+            full = os.path.join(root, name)
+            rel = os.path.relpath(full, os.path.dirname(src))
+            if os.path.islink(full):
+                info = zipfile.ZipInfo(rel)
+                info.external_attr = (stat.S_IFLNK | 0o755) << 16
+                z.writestr(info, os.readlink(full))
+            elif os.path.isdir(full):
+                z.writestr(rel + "/", b"")
+            else:
+                z.write(full, rel)
+                head, base = os.path.split(rel)
+                z.writestr(os.path.join("__MACOSX", head, "._" + base), b"\x00\x05\x16\x07AppleDouble")
+`
+
+func TestReadsADittoLayoutZip(t *testing.T) {
+	py := needTool(t, "python3", "install python3")
+	root := t.TempDir()
+	stageApp(t, root, "4.0", "400")
+	// A framework-style symlink, which a zip of a real app carries.
+	require.NoError(t, os.Symlink("Example VPN", filepath.Join(root, "Example VPN.app", "Contents", "MacOS", "Current")))
+	script := filepath.Join(t.TempDir(), "ditto.py")
+	require.NoError(t, os.WriteFile(script, []byte(dittoZipPython), 0o644))
+	out := filepath.Join(t.TempDir(), "Example VPN.zip")
+	sh(t, root, fmt.Sprintf("%q %q %q %q", py, script, filepath.Join(root, "Example VPN.app"), out))
+
+	p, err := Open(out, Limits{})
+	require.NoError(t, err)
+	checkExampleApp(t, p, "4.0", "400")
+}
+
+// A disk image read through 7-Zip. genisoimage makes an ISO 9660 + HFS
+// hybrid, which 7-Zip reads by its content whatever the name: the 7z
+// path of the reader (list, size check, unpack, walk), not UDIF itself,
+// which only hdiutil writes. Unverified here: hdiutil on macOS.
+func TestReadsADiskImageThrough7z(t *testing.T) {
+	if _, err := os.Stat("/usr/bin/hdiutil"); err == nil {
+		t.Skip("macOS reads disk images with hdiutil")
+	}
+	needTool(t, "7z", "apt-get install p7zip-full")
+	gi := needTool(t, "genisoimage", "apt-get install genisoimage")
+	root := t.TempDir()
+	stageApp(t, root, "2.0", "200")
+	out := filepath.Join(t.TempDir(), "Example VPN.dmg")
+	sh(t, root, fmt.Sprintf("%q -quiet -V 'Example VPN' -hfs -r -J -o %q .", gi, out))
+
+	p, err := Open(out, Limits{})
+	require.NoError(t, err)
+	assert.Equal(t, "dmg", p.Kind)
+	checkExampleApp(t, p, "2.0", "200")
+
+	// The listed size is checked before anything is unpacked.
+	_, err = Open(out, Limits{Stream: 1024})
+	var le *LimitError
+	require.ErrorAs(t, err, &le)
+}
