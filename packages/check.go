@@ -33,11 +33,17 @@ type Problem struct {
 	Reason  string `json:"reason"`
 }
 
-// Check reads each version's package once (files maps version keys to
-// package files) and runs Preflight on every upgrade. A path with a
+// Source is where a version's package is.
+type Source struct {
+	File string
+	Kind string // pkg, zip, dmg; "" means by the file's name
+}
+
+// Check reads each version's package once (sources maps version keys
+// to their packages) and runs Preflight on every upgrade. A path with a
 // package that is unreadable or simulated has no rows; the Report says
 // why.
-func Check(ups []Upgrade, files map[string]string, e Expect, lim Limits) Report {
+func Check(ups []Upgrade, sources map[string]Source, e Expect, lim Limits) Report {
 	var rep Report
 	pkgs := map[string]*Package{}
 	failed := map[string]bool{}
@@ -50,14 +56,15 @@ func Check(ups []Upgrade, files map[string]string, e Expect, lim Limits) Report 
 		if pkgs[v] != nil || failed[v] {
 			continue
 		}
-		p, err := Open(files[v], lim)
+		src := sources[v]
+		p, err := OpenAs(src.File, src.Kind, lim)
 		switch {
 		case errors.Is(err, ErrSimulated):
 			failed[v] = true
-			rep.NotChecked = append(rep.NotChecked, Problem{Version: v, File: files[v], Reason: err.Error()})
+			rep.NotChecked = append(rep.NotChecked, Problem{Version: v, File: src.File, Reason: err.Error()})
 		case err != nil:
 			failed[v] = true
-			rep.Unreadable = append(rep.Unreadable, Problem{Version: v, File: files[v], Reason: err.Error()})
+			rep.Unreadable = append(rep.Unreadable, Problem{Version: v, File: src.File, Reason: err.Error()})
 		default:
 			pkgs[v] = p
 		}

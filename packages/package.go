@@ -57,24 +57,32 @@ func (p *Package) App(id string) (*Bundle, error) {
 
 // Open reads the package at file, recognised by its name: .pkg, .zip,
 // .dmg. A zero Limits means DefaultLimits.
-func Open(file string, lim Limits) (*Package, error) {
+func Open(file string, lim Limits) (*Package, error) { return OpenAs(file, "", lim) }
+
+// OpenAs reads file as a package of the given kind (pkg, zip, dmg: the
+// configuration's app.versions.*.kind); "" means by its name.
+func OpenAs(file, kind string, lim Limits) (*Package, error) {
 	lim = lim.orDefault()
 	lower := strings.ToLower(file)
+	if strings.HasSuffix(lower, ".simpkg.json") {
+		return nil, fmt.Errorf("%s: %w", file, ErrSimulated)
+	}
+	if kind == "" {
+		kind = strings.TrimPrefix(path.Ext(lower), ".")
+	}
 	var (
 		p   *Package
 		err error
 	)
-	switch {
-	case strings.HasSuffix(lower, ".simpkg.json"):
-		return nil, fmt.Errorf("%s: %w", file, ErrSimulated)
-	case strings.HasSuffix(lower, ".pkg"):
+	switch kind {
+	case "pkg":
 		p, err = openPkgFile(file, lim)
-	case strings.HasSuffix(lower, ".zip"):
+	case "zip":
 		p, err = openZip(file, lim)
-	case strings.HasSuffix(lower, ".dmg"):
+	case "dmg":
 		p, err = openDMG(file, lim)
 	default:
-		return nil, fmt.Errorf("%s: unknown package kind (expected .pkg, .zip or .dmg)", file)
+		return nil, fmt.Errorf("%s: unknown package kind %q (expected pkg, zip or dmg)", file, kind)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	examplepkg "github.com/sxlab/sxlab/examples/pkg"
 )
 
 // These tests read packages made by tools this project did not write:
@@ -247,4 +249,40 @@ func TestReadsADiskImageThrough7z(t *testing.T) {
 	_, err = Open(out, Limits{Stream: 1024})
 	var le *LimitError
 	require.ErrorAs(t, err, &le)
+}
+
+// A fat file of two Go-built slices (joined by the generator's Fat, the
+// layout of mach-o/fat.h): each slice's LC_UUID as the standard library
+// reads it from the thin file.
+func TestReadsAFatFileOfGoBuiltSlices(t *testing.T) {
+	arm, amd := goDarwinBinary(t), goDarwinBinaryFor(t, "amd64")
+	var slices [][]byte
+	want := map[string]string{}
+	for arch, f := range map[string]string{"arm64": arm, "x86_64": amd} {
+		mf, err := macho.Open(f)
+		require.NoError(t, err)
+		for _, l := range mf.Loads {
+			if raw := l.Raw(); mf.ByteOrder.Uint32(raw) == lcUUID {
+				want[arch] = formatUUID(raw[8:24])
+			}
+		}
+		mf.Close()
+	}
+	for _, f := range []string{arm, amd} {
+		b, err := os.ReadFile(f)
+		require.NoError(t, err)
+		slices = append(slices, b)
+	}
+	fat := examplepkg.Fat([]examplepkg.Arch{examplepkg.ARM64, examplepkg.X86_64}, slices)
+	exe, err := parseExecutable(fat, DefaultLimits())
+	require.NoError(t, err)
+	assert.True(t, exe.Fat)
+	assert.Equal(t, []string{"arm64", "x86_64"}, exe.Arches())
+	for arch, u := range want {
+		assert.Equal(t, u, exe.Slice(arch).UUID, arch)
+	}
+	// The Go linker signs darwin/arm64 ad hoc, and only that.
+	assert.NotNil(t, exe.Slice("arm64").Signature)
+	assert.Nil(t, exe.Slice("x86_64").Signature)
+	assert.NotEqual(t, want["arm64"], want["x86_64"])
 }

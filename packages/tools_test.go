@@ -42,6 +42,20 @@ var goMachO struct {
 	out  string
 }
 
+// goDarwinBinaryFor builds the same tiny main for another darwin
+// architecture (not cached: one test uses it).
+func goDarwinBinaryFor(t *testing.T, goarch string) string {
+	t.Helper()
+	goDarwinBinary(t)
+	out := filepath.Join(t.TempDir(), "tunnel-"+goarch)
+	c := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "main.go")
+	c.Dir = goMachO.dir
+	c.Env = append(os.Environ(), "GOOS=darwin", "GOARCH="+goarch, "CGO_ENABLED=0", "GOFLAGS=", "GO111MODULE=off")
+	b, err := c.CombinedOutput()
+	require.NoError(t, err, "%s", b)
+	return out
+}
+
 // goDarwinBinary builds a tiny main for darwin/arm64 with the Go
 // toolchain (once per test binary) and returns its path: a Mach-O this
 // project did not write, with the linker's LC_UUID, LC_BUILD_VERSION and

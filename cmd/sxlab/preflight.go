@@ -107,12 +107,12 @@ func preflight(l *lab.Loaded, only []string) (packages.Report, error) {
 	for _, k := range keys {
 		ups = append(ups, *byPath[k])
 	}
-	files := map[string]string{}
+	sources := map[string]packages.Source{}
 	for v, ver := range cfg.App.Versions {
-		files[v] = l.Resolve(ver.Package)
+		sources[v] = packages.Source{File: l.Resolve(ver.Package), Kind: ver.Kind}
 	}
 	e := packages.Expect{AppBundleID: cfg.App.BundleID, ExtBundleID: cfg.App.Extension.BundleID, TeamID: cfg.App.Extension.TeamID, MachService: cfg.App.Extension.MachService}
-	return packages.Check(ups, files, e, packages.Limits{}), nil
+	return packages.Check(ups, sources, e, packages.Limits{}), nil
 }
 
 func writePreflight(out io.Writer, rep packages.Report) {
