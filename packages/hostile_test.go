@@ -3,6 +3,8 @@ package packages
 import (
 	"archive/zip"
 	"bytes"
+	"compress/zlib"
+	"crypto/sha1"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -223,4 +225,43 @@ func TestAnExecutableThatIsNotMachOIsNamed(t *testing.T) {
 	assert.Contains(t, err.Error(), "/A.app/Contents/MacOS/A")
 	assert.Contains(t, err.Error(), "not a Mach-O")
 	assert.False(t, errors.Is(err, ErrSimulated))
+}
+
+// withSignature rewrites a xar's TOC to carry the signature elements
+// productsign writes (an RSA signature and a CMS x-signature), without
+// their bytes: the reader reports presence only.
+func withSignature(t *testing.T, b []byte) []byte {
+	x, err := openXar(bytes.NewReader(b), int64(len(b)), DefaultLimits())
+	require.NoError(t, err)
+	require.Empty(t, x.signature)
+	size := binary.BigEndian.Uint64(b[8:])
+	zr, err := zlib.NewReader(bytes.NewReader(b[28 : 28+size]))
+	require.NoError(t, err)
+	toc, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	sig := `<signature style="RSA"><offset>20</offset><size>256</size><KeyInfo xmlns="http://www.w3.org/2000/09/xmldsig#"><X509Data><X509Certificate>AAAA</X509Certificate></X509Data></KeyInfo></signature><x-signature style="CMS"><offset>276</offset><size>1000</size></x-signature>`
+	toc = bytes.Replace(toc, []byte("</checksum>"), []byte("</checksum>"+sig), 1)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(toc)
+	zw.Close()
+	// The TOC checksum covers the compressed TOC: recompute it.
+	sum := sha1.Sum(z.Bytes())
+	heap := bytes.Clone(b[28+size:])
+	copy(heap, sum[:])
+	out := bytes.Clone(b[:28])
+	binary.BigEndian.PutUint64(out[8:], uint64(z.Len()))
+	binary.BigEndian.PutUint64(out[16:], uint64(len(toc)))
+	return append(append(out, z.Bytes()...), heap...)
+}
+
+func TestReportsThePackageSignatureStyles(t *testing.T) {
+	b := withSignature(t, demoPkg(t, 1))
+	p, err := ReadPkg(bytes.NewReader(b), int64(len(b)), Limits{})
+	require.NoError(t, err)
+	assert.Equal(t, "RSA+CMS", p.Signature)
+	plain := demoPkg(t, 1)
+	p, err = ReadPkg(bytes.NewReader(plain), int64(len(plain)), Limits{})
+	require.NoError(t, err)
+	assert.Empty(t, p.Signature)
 }

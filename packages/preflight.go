@@ -75,6 +75,7 @@ const (
 	srcArm64         = "Apple Silicon hosts run arm64 macOS guests (Virtualization.framework)"
 	srcMinOS         = "Apple: LSMinimumSystemVersion and LC_BUILD_VERSION minos"
 	srcTemplate      = "config.yaml app.extension.mach_service (its template decides the Mach service the probes look for)"
+	srcPkgSign       = "Apple: Developer ID Installer signing of distributed packages (productsign); notarization"
 	srcSigning       = "Apple: Developer ID signing, hardened runtime and notarization (ad-hoc signatures load only with systemextensionsctl developer on)"
 )
 
@@ -237,6 +238,16 @@ func Preflight(path string, from, to Build, e Expect) []Row {
 		return OK, desc, "signed with a certificate and the hardened runtime (chain not verified)"
 	})
 
+	// The installer package's own signature (presence only).
+	if from.Package.Kind == "pkg" || to.Package.Kind == "pkg" {
+		fs, ts := sigText(from.Package), sigText(to.Package)
+		if to.Package.Kind == "pkg" && to.Package.Signature == "" {
+			add("package-signature", Warning, fs, ts, "the new build's .pkg is not signed: Gatekeeper refuses it when opened from a download (installer -pkg on the command line still installs it); the signature's certificate is never verified here", srcPkgSign)
+		} else {
+			add("package-signature", OK, fs, ts, "the .pkg carries a signature (its certificate is not verified here)", srcPkgSign)
+		}
+	}
+
 	// Entitlements.
 	per("entitlement-system-extension-install", srcEntInstall, func(a, _ *Bundle) (Status, string, string) {
 		v, _ := entitlement(a, "com.apple.developer.system-extension.install").(bool)
@@ -305,6 +316,16 @@ func Preflight(path string, from, to Build, e Expect) []Row {
 		return OK, need, "every image runs macOS " + need + " or later"
 	})
 	return rows
+}
+
+func sigText(p *Package) string {
+	switch {
+	case p.Kind != "pkg":
+		return "(" + p.Kind + ")"
+	case p.Signature == "":
+		return "unsigned"
+	}
+	return p.Signature
 }
 
 func errText(err error) string {

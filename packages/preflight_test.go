@@ -31,7 +31,7 @@ func TestPreflightOfTheDemoUpgrade2To3(t *testing.T) {
 	st := statuses(rows)
 	for _, r := range rows {
 		switch r.Check {
-		case "mach-service-versioned", "signature":
+		case "mach-service-versioned", "signature", "package-signature":
 			assert.Equal(t, Warning, r.Status, r.Check)
 		default:
 			assert.Equal(t, OK, r.Status, "%s: %s", r.Check, r.Message)
