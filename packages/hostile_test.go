@@ -97,7 +97,7 @@ func TestAZipBombIsRefusedByName(t *testing.T) {
 	zw := zip.NewWriter(&buf)
 	w, err := zw.Create("Bomb.app/Contents/Info.plist")
 	require.NoError(t, err)
-	_, err = w.Write(make([]byte, 16<<20))
+	_, err = w.Write(make([]byte, 6<<20))
 	require.NoError(t, err)
 	require.NoError(t, zw.Close())
 	require.Less(t, buf.Len(), 100<<10)
@@ -160,10 +160,10 @@ func TestReadsAPbzxPayload(t *testing.T) {
 }
 
 func TestAPbzxBombIsRefused(t *testing.T) {
-	cp := examplepkg.CPIO([]examplepkg.File{{Path: "x", Data: make([]byte, 4<<20)}})
+	cp := examplepkg.CPIO([]examplepkg.File{{Path: "x", Data: make([]byte, 2<<20)}})
 	b := examplepkg.XAR([]examplepkg.Member{
 		{Path: "PackageInfo", Data: []byte(`<pkg-info identifier="x" version="1"/>`)},
-		{Path: "Payload", Data: pbzx(t, cp, 1<<20, false)},
+		{Path: "Payload", Data: pbzx(t, cp, 512<<10, false)},
 	})
 	_, err := ReadPkg(bytes.NewReader(b), int64(len(b)), Limits{Stream: 1 << 20})
 	var le *LimitError
