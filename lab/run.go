@@ -13,6 +13,7 @@ import (
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/packages"
 	"github.com/sxlab/sxlab/vm"
 )
 
@@ -45,6 +46,8 @@ type RunOptions struct {
 	// mach-lookup and xpc-connect probes (the CLI builds it with
 	// guestbin); called only when such a probe runs.
 	ProbeBinary func(ctx context.Context) (string, error)
+	// Preflight, when set, is recorded in run.json.
+	Preflight *packages.Report
 	// Keep leaves the machine of the first failing attempt running; the
 	// result's Kept says which, and the caller deletes it when done.
 	Keep bool
@@ -142,6 +145,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	defer dir.Close()
 
 	info.Providers, info.Simulated, info.Notes, info.Quarantined = nil, false, nil, nil // what runs now, also on resume
+	info.Preflight = o.Preflight
 	providers := map[string]vm.Provider{}
 	limits := map[string]int{} // host + image → machines at once, from vm.Limiter
 	var slots []Slot

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/packages"
 )
 
 // Files of a run folder (see ARCHITECTURE.md, "Run folder").
@@ -50,6 +51,9 @@ type RunInfo struct {
 	// Notes say what shaped the run beyond the configuration, such as a
 	// host that restores an image into fewer clones than it has slots.
 	Notes []string `json:"notes,omitempty"`
+	// Preflight is `sxlab preflight` over this run's upgrade paths, run
+	// before the first attempt (absent when the caller did not run it).
+	Preflight *packages.Report `json:"preflight,omitempty"`
 	// Quarantined names the hosts taken out of the run because they are
 	// broken (e.g. leaked a VM slot) and what fixes them.
 	Quarantined []QuarantinedHost `json:"quarantined,omitempty"`

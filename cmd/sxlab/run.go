@@ -187,6 +187,12 @@ func newRunCmd() *cobra.Command {
 			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
+		// Preflight first (a second at most): recorded in run.json, never
+		// a reason not to run, since the lab is what tests the upgrade.
+		if rep, perr := preflight(l, pf.only); perr == nil {
+			opts.Preflight = &rep
+			prog.Log("sxlab: " + preflightLine(rep))
+		}
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
