@@ -87,6 +87,12 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	var undo cleanups
 	var own owned
 	verdict, reason, probes := x.execute(ctx, slot, a, try, prov, &rec, &undo, &own)
+	// The verdict and its evidence are complete unless the run was
+	// interrupted before they were: then the try was cut short, and its
+	// verdict (often an error the interrupt caused) is not the attempt's.
+	// An interrupt during the cleanup below changes nothing: it runs
+	// regardless.
+	rec.Interrupted = ctx.Err() != nil
 	if verdict == Fail && own.ep != nil && ctx.Err() == nil && x.Keep.claim(Kept{Machine: own.m, Endpoint: *own.ep,
 		Image: own.img, Label: a.Cell.Label, Repeat: a.Repeat, Dir: rec.Dir, Simulated: rec.Simulated}) {
 		own.kept = true

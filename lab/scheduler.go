@@ -37,11 +37,16 @@ type Scheduler struct {
 	// The vz provider restores a warm golden into one clone at a time, so
 	// its key is host and image, its limit the image's warm goldens.
 	Limit func(slot Slot, a matrices.Attempt) (key string, n int)
+	// Resume, when set, says where a resumed attempt goes on: the number
+	// of its next try, and how many of its tries so far ended in error
+	// (they count against retry.max; tries cut short do not).
+	Resume func(a matrices.Attempt) (next, errors int)
 }
 
 type task struct {
 	attempt   matrices.Attempt
 	try       int
+	errors    int // tries of the attempt that ended in error so far
 	notBefore time.Time
 	limitKey  string // the Limit key it counts against while it runs, if any
 }
@@ -51,8 +56,9 @@ type task struct {
 var ErrInterrupted = errors.New("run interrupted")
 
 // Run runs attempts until each has a final record, ctx is cancelled, or
-// Record fails. Tries cut short by cancellation are recorded as not final,
-// so a resume runs them again.
+// Record fails. Tries cut short by cancellation (Record.Interrupted) are
+// recorded as not final, so a resume runs them again; a try that reached
+// its verdict before the interrupt keeps it.
 func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error {
 	if len(s.Slots) == 0 {
 		return errors.New("no slots to run attempts on")
@@ -69,7 +75,11 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		busy     = map[string]int{} // attempts running per Limit key
 	)
 	for _, a := range attempts {
-		queue = append(queue, task{attempt: a, try: 1})
+		t := task{attempt: a, try: 1}
+		if s.Resume != nil {
+			t.try, t.errors = s.Resume(a)
+		}
+		queue = append(queue, t)
 	}
 	// broadcast wakes every waiting slot; call with mu held.
 	broadcast := func() {
@@ -146,9 +156,11 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 				}
 				rec := s.Exec(ctx, slot, t.attempt, t.try)
 				rec.Try = t.try
-				interrupted := ctx.Err() != nil
-				retry := rec.Verdict == Error && t.try <= s.Retry.Max && !interrupted
-				rec.Final = !retry && !interrupted
+				// An error while the run stops is taken for the stop's doing.
+				cut := rec.Interrupted || (rec.Verdict == Error && ctx.Err() != nil)
+				rec.Interrupted = cut
+				retry := rec.Verdict == Error && !cut && t.errors < s.Retry.Max
+				rec.Final = !retry && !cut
 				// The record is written before the retry is queued, so the
 				// journal always shows a try before the one that follows it.
 				err := s.Record(rec)
@@ -157,9 +169,9 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					recErr = err
 					cancel(err)
 				}
-				if retry && err == nil {
+				if retry && err == nil && ctx.Err() == nil {
 					backoff := time.Duration(s.Retry.Backoff) << (t.try - 1)
-					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, errors: t.errors + 1, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--
 				if t.limitKey != "" {
