@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
+
 	"github.com/sxlab/sxlab/artifacts"
 )
 
@@ -413,4 +415,64 @@ func Finished(records []Record) map[string]Record {
 		}
 	}
 	return out
+}
+
+// JournalRepair says what RepairJournal did.
+type JournalRepair struct {
+	Kept     int             // good lines written back
+	Excluded []JournalDamage // lines left out
+	Original string          // where the journal as it was is kept
+}
+
+// RepairJournal rewrites a run folder's journal from its good lines (as
+// ReadRunJournal sees them), keeping the original beside it as
+// results.jsonl.orig-<time>. The new journal replaces the old atomically:
+// a reader sees one or the other. It takes the run folder's lock, so it
+// never rewrites the journal of a live run; run.json records the repair.
+func RepairJournal(path string, now time.Time) (JournalRepair, error) {
+	dir, err := OpenRunDir(path)
+	if err != nil {
+		return JournalRepair{}, err
+	}
+	defer dir.Close()
+	var info RunInfo
+	if err := ReadJSON(path, RunFile, &info); err != nil {
+		return JournalRepair{}, err
+	}
+	var plan PlanInfo
+	if err := ReadJSON(path, PlanFile, &plan); err != nil {
+		return JournalRepair{}, err
+	}
+	jr, err := ReadRunJournal(path, info, plan)
+	if err != nil {
+		return JournalRepair{}, err
+	}
+	rep := JournalRepair{Kept: len(jr.Records), Excluded: jr.Damage}
+	if len(jr.Damage) == 0 {
+		return rep, nil
+	}
+	journal := filepath.Join(path, JournalFile)
+	rep.Original = journal + ".orig-" + now.UTC().Format("20060102-150405")
+	if err := os.Link(journal, rep.Original); err != nil {
+		if err := copyPlain(journal, rep.Original); err != nil {
+			return rep, fmt.Errorf("keep the original journal: %w", err)
+		}
+	}
+	if err := renameio.WriteFile(journal, bytes.Join(jr.Lines, nil), 0o644); err != nil {
+		return rep, fmt.Errorf("rewrite the journal: %w", err)
+	}
+	info.Repairs = append(info.Repairs, fmt.Sprintf("%s: sxlab journal check --repair at %s kept %d line(s) and left out %d (the original is %s)",
+		JournalFile, now.UTC().Format(time.RFC3339), rep.Kept, len(rep.Excluded), filepath.Base(rep.Original)))
+	if err := dir.WriteJSON(RunFile, info); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func copyPlain(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
 }

@@ -203,7 +203,9 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 	}
 	total := len(shard.Attempts)
 	var mu sync.Mutex // slots finish concurrently
-	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute, Resume: nextTries(dir.Path, prev.Records)}
+	resume, errs := nextTries(dir.Path, prev.Records)
+	x.Draws = NewDraws(errs)
+	sched := &Scheduler{Slots: slots, Retry: cfg.Retry, Exec: x.Execute, Resume: resume}
 	if len(limits) > 0 {
 		sched.Limit = func(slot Slot, a matrices.Attempt) (string, int) {
 			k := limitKey(slot.Host, imageOf(cfg, images, a))
@@ -285,7 +287,7 @@ func resumeRun(dir *RunDir, whole matrices.Plan, inputs map[string]string, tool 
 // there, of a try whose line was lost, is skipped), and the errors so
 // far, which count against retry.max; tries cut short by an interrupt do
 // not.
-func nextTries(runDir string, records []Record) func(matrices.Attempt) (int, int) {
+func nextTries(runDir string, records []Record) (func(matrices.Attempt) (int, int), map[string]int) {
 	last := map[string]int{}
 	errs := map[string]int{}
 	for _, r := range records {
@@ -305,7 +307,7 @@ func nextTries(runDir string, records []Record) func(matrices.Attempt) (int, int
 			next++
 		}
 		return next, errs[a.ID()]
-	}
+	}, errs
 }
 
 // ResolveImages turns the configured images into what providers clone:

@@ -81,6 +81,6 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd(),
-		newReportCmd(), newMergeCmd(), newDiffCmd(), newFeedbackCmd(), newDoctorCmd(), newImageCmd(), newVZWorkerCmd())
+		newReportCmd(), newMergeCmd(), newDiffCmd(), newJournalCmd(), newFeedbackCmd(), newDoctorCmd(), newImageCmd(), newVZWorkerCmd())
 	return root
 }

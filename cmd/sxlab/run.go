@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -218,7 +219,7 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		}
 		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(res.Dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, filepath.Join(res.Dir, "known_hosts"), k.Machine.Name(), k.Endpoint.User, host)
+			port, filepath.Join(res.Dir, "known_hosts"), cmp.Or(k.Alias, k.Machine.Name()), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
 			fmt.Fprintf(stdout, "  key: %s\n", k.Endpoint.KeyFile)
