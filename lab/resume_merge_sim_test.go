@@ -370,3 +370,125 @@ func TestResumeRefusesAChangedSeed(t *testing.T) {
 	assert.Contains(t, err.Error(), "packages.3")
 	assert.NotContains(t, err.Error(), "seed")
 }
+
+// TestDamagedJournalIsReadAlikeByResumeReportAndMerge damages a finished
+// run's journal the ways the field did: a garbage line, a forged final
+// record with an unknown verdict (for an attempt whose real line is
+// gone), a 2 MB line, and a torn last line (a full disk). Resume, report
+// and merge agree on what is left and name each problem by its line;
+// journal check --repair yields a journal all three accept as it is.
+func TestDamagedJournalIsReadAlikeByResumeReportAndMerge(t *testing.T) {
+	l := newSimLab(t, 7, 1)
+	o := l.options(t, 0)
+	ref, err := lab.Run(context.Background(), o)
+	require.NoError(t, err)
+	want := totalsOf(ref.Cells)
+	path := filepath.Join(ref.Dir, lab.JournalFile)
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	lines := strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	require.Len(t, lines, 4, "4 attempts, one try each")
+	gone := journal(t, ref.Dir).Records[1] // its line is replaced by a forged one
+
+	// 1 good, 2 garbage, 3 good, 4 over-long, 5 forged (appended below),
+	// 6 torn: the first half of the last real line.
+	damaged := lines[0] + "garbage, not JSON\n" + lines[2] + "{\"x\":\"" + strings.Repeat("x", 2<<20) + "\"}\n"
+	require.NoError(t, os.WriteFile(path, []byte(damaged), 0o644))
+	j, err := lab.OpenJournal(path)
+	require.NoError(t, err)
+	forged := gone
+	forged.Verdict, forged.Final = "bogus", true
+	require.NoError(t, j.Append(forged))
+	require.NoError(t, j.Close())
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(lines[3][:len(lines[3])/2])
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	problemLines := []int{2, 4, 5, 6}
+
+	// Two copies: one to resume, one to repair.
+	repaired := copyRun(t, ref.Dir)
+
+	lineNumbers := func(ds []lab.JournalDamage) []int {
+		var out []int
+		for _, d := range ds {
+			out = append(out, d.Line)
+		}
+		return out
+	}
+	r, err := report.Load(ref.Dir)
+	require.NoError(t, err)
+	assert.Equal(t, problemLines, lineNumbers(r.Damage), "report")
+	assert.Contains(t, r.Damage[1].Err, "over the 1048576-byte bound")
+	assert.Contains(t, r.Damage[2].Err, `unknown verdict "bogus"`)
+	assert.Contains(t, r.Damage[3].Err, "torn")
+	reportDone := r.Verdicts[lab.Pass] + r.Verdicts[lab.Fail] + r.Verdicts[lab.Error]
+	assert.Equal(t, 2, reportDone)
+	assert.Equal(t, 2, r.Remaining)
+
+	m, err := report.Merge([]string{ref.Dir}, filepath.Join(t.TempDir(), "m"))
+	require.NoError(t, err)
+	require.Len(t, m.Excluded, 4, "merge")
+	for i, e := range m.Excluded {
+		assert.Contains(t, e, fmt.Sprintf("results.jsonl:%d: ", problemLines[i]))
+	}
+	assert.Len(t, m.Missing, 2)
+
+	o = l.options(t, 0)
+	o.Resume = ref.Dir
+	var notes []string
+	o.Note = func(s string) { notes = append(notes, s) }
+	resumeDone := -1
+	o.Started = func(total, done int) { resumeDone = done }
+	res, err := lab.Run(context.Background(), o)
+	require.NoError(t, err)
+	assert.Equal(t, reportDone, resumeDone, "resume keeps what report counts")
+	joined := strings.Join(notes, "\n")
+	for _, n := range problemLines[:3] {
+		assert.Contains(t, joined, fmt.Sprintf("results.jsonl:%d: ", n))
+	}
+	assert.Contains(t, joined, "cut a torn last line")
+	assert.Equal(t, want, totalsOf(res.Cells), "the excluded attempts ran again")
+	var info lab.RunInfo
+	require.NoError(t, lab.ReadJSON(ref.Dir, lab.RunFile, &info))
+	assert.NotEmpty(t, info.Repairs, "run.json says what was cut")
+	jr := journal(t, ref.Dir)
+	assert.Equal(t, []int{2, 4, 5}, lineNumbers(jr.Damage), "the torn line is gone; nothing was appended onto it")
+	assert.Len(t, lab.Finished(jr.Records), 4)
+
+	// --repair: all three accept the journal as it is.
+	rep, err := lab.RepairJournal(repaired, time.Now())
+	require.NoError(t, err)
+	assert.Equal(t, problemLines, lineNumbers(rep.Excluded))
+	assert.FileExists(t, rep.Original, "the original is kept beside it")
+	orig, err := os.ReadFile(rep.Original)
+	require.NoError(t, err)
+	assert.Greater(t, len(orig), 2<<20)
+	r, err = report.Load(repaired)
+	require.NoError(t, err)
+	assert.Empty(t, r.Damage)
+	assert.Equal(t, 2, r.Verdicts[lab.Pass]+r.Verdicts[lab.Fail]+r.Verdicts[lab.Error])
+	m, err = report.Merge([]string{repaired}, filepath.Join(t.TempDir(), "m2"))
+	require.NoError(t, err)
+	assert.Empty(t, m.Excluded)
+	o = l.options(t, 0)
+	o.Resume = repaired
+	notes = nil
+	o.Note = func(s string) { notes = append(notes, s) }
+	o.Started = func(total, done int) { resumeDone = done }
+	res, err = lab.Run(context.Background(), o)
+	require.NoError(t, err)
+	assert.Equal(t, 2, resumeDone)
+	assert.Empty(t, notes, "nothing left to exclude or cut")
+	assert.Equal(t, want, totalsOf(res.Cells))
+}
+
+// copyRun copies a run folder's files (not its attempt folders' contents
+// beyond what merge and report read) to a new folder.
+func copyRun(t *testing.T, src string) string {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), filepath.Base(src))
+	require.NoError(t, os.CopyFS(dst, os.DirFS(src)))
+	return dst
+}
