@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -109,10 +110,11 @@ func unframe(line []byte) (obj []byte, framed bool, err error) {
 	if n < sumSuffix+2 || !bytes.HasSuffix(line, []byte(`"}`)) || !bytes.Equal(line[n-sumSuffix:n-10], []byte(sumKey)) {
 		return line, false, nil
 	}
-	var want uint32
-	if _, err := fmt.Sscanf(string(line[n-10:n-2]), "%08x", &want); err != nil {
+	want64, err := strconv.ParseUint(string(line[n-10:n-2]), 16, 32)
+	if err != nil {
 		return line, false, nil
 	}
+	want := uint32(want64)
 	obj = append(append([]byte(nil), line[:n-sumSuffix]...), '}')
 	if got := crc32.Checksum(obj, castagnoli); got != want {
 		return nil, true, fmt.Errorf("checksum %08x does not match the line's %08x: the line was edited or damaged", got, want)

@@ -358,7 +358,18 @@ func TestResumeRefusesAChangedSeed(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "seed (the run has seed 1; now 7)")
 
-	// A changed package is named too.
+	// So are changed image faults, and a changed package.
+	cfg := filepath.Join(l.dir, "config.yaml")
+	c, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(c), "probability: 0.5", "probability: 0.6", 1)), 0o644))
+	o = l.options(t, 0)
+	o.Resume = res.Dir
+	_, err = lab.Run(context.Background(), o)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "changed since the run started: images.macos-15.4;")
+	require.NoError(t, os.WriteFile(cfg, c, 0o644))
+
 	pkg := filepath.Join(l.dir, "examples", "sim", "example-vpn-3.simpkg.json")
 	b, err := os.ReadFile(pkg)
 	require.NoError(t, err)
