@@ -68,6 +68,11 @@ func TestOldJournalWithNewLinesAppended(t *testing.T) {
 	assert.Equal(t, 14, r.Damage[0].Line)
 	assert.Contains(t, r.Damage[0].Err, "no checksum after lines that have one")
 	assert.Len(t, r.Records, 13)
+
+	d, err := Diff(filepath.Join(v1, "complete"), dir)
+	require.NoError(t, err)
+	require.Len(t, d.Excluded, 1, "diff leaves out what report leaves out, and says so")
+	assert.Contains(t, d.Excluded[0], "results.jsonl:14: no checksum")
 }
 
 func indexNewline(b []byte) int {

@@ -73,6 +73,9 @@ nightly job's gate.`,
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
+		for _, e := range d.Excluded {
+			fmt.Fprintf(c.ErrOrStderr(), "sxlab: diff: %s; left out (see sxlab journal check)\n", e)
+		}
 		if asJSON {
 			enc := json.NewEncoder(c.OutOrStdout())
 			enc.SetIndent("", "  ")
