@@ -449,7 +449,7 @@ func TestDamagedJournalIsReadAlikeByResumeReportAndMerge(t *testing.T) {
 	o = l.options(t, 0)
 	o.Resume = ref.Dir
 	var notes []string
-	o.Note = func(s string) { notes = append(notes, s) }
+	o.Warn = func(s string) { notes = append(notes, s) }
 	resumeDone := -1
 	o.Started = func(total, done int) { resumeDone = done }
 	res, err := lab.Run(context.Background(), o)
@@ -486,7 +486,7 @@ func TestDamagedJournalIsReadAlikeByResumeReportAndMerge(t *testing.T) {
 	o = l.options(t, 0)
 	o.Resume = repaired
 	notes = nil
-	o.Note = func(s string) { notes = append(notes, s) }
+	o.Warn = func(s string) { notes = append(notes, s) }
 	o.Started = func(total, done int) { resumeDone = done }
 	res, err = lab.Run(context.Background(), o)
 	require.NoError(t, err)

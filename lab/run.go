@@ -43,6 +43,10 @@ type RunOptions struct {
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
 	// Note receives each of run.json's notes before the first attempt.
 	Note func(string)
+	// Warn receives, before the first attempt, each journal line a resume
+	// leaves out and what was cut or repaired (run.json's repairs): shown
+	// whatever the progress display, since results are at stake.
+	Warn func(string)
 	// Keep leaves the machine of the first failing attempt running; the
 	// result's Kept says which, and the caller deletes it when done.
 	Keep bool
@@ -125,8 +129,8 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		if !slices.Contains(info.Repairs, r) {
 			info.Repairs = append(info.Repairs, r)
 		}
-		if o.Note != nil {
-			o.Note(r)
+		if o.Warn != nil {
+			o.Warn(r)
 		}
 	}
 

@@ -168,6 +168,8 @@ func newRunCmd() *cobra.Command {
 			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
+		// Before the first attempt, so no progress display is drawn yet.
+		opts.Warn = func(w string) { fmt.Fprintln(c.ErrOrStderr(), "sxlab: journal: "+w) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
