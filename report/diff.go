@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -44,6 +45,9 @@ type DiffResult struct {
 	Simulated bool       `json:"simulated"`
 	Changes   []CellDiff `json:"changes"`
 	Unchanged int        `json:"unchanged"`
+	// Excluded are journal lines of either run left out, as resume,
+	// report and merge leave them out (`RUN/results.jsonl:LINE: why`).
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // NewlyFailing reports whether the gate should fail the nightly job.
@@ -69,6 +73,11 @@ func Diff(baseDir, newDir string) (*DiffResult, error) {
 	res := DiffCells(lab.Summarise(base.Records), lab.Summarise(cur.Records))
 	res.Base, res.New = base.Info.ID, cur.Info.ID
 	res.Simulated = base.Info.Simulated || cur.Info.Simulated
+	for _, sh := range []*shard{base, cur} {
+		for _, d := range sh.Damage {
+			res.Excluded = append(res.Excluded, filepath.Join(sh.Dir, d.String()))
+		}
+	}
 	return res, nil
 }
 

@@ -269,10 +269,11 @@ func junitCasesOf(a Attempt, class, tag string) []junitCase {
 		}
 		if !p.Held {
 			problem := &junitProblem{Message: p.Message, Body: probeBody(a, p)}
-			if a.Verdict == lab.Error {
-				// The lab was at fault in this try; the probe's word is not
+			if a.Verdict == lab.Error || a.Interrupted {
+				// The lab was at fault in this try (or the run stopped under
+				// it, and a resume runs it again); the probe's word is not
 				// the product's.
-				problem.Type = "infrastructure"
+				problem.Type = infraType(a)
 				tc.Error = problem
 			} else {
 				problem.Type = findingOf(a)
@@ -286,16 +287,24 @@ func junitCasesOf(a Attempt, class, tag string) []junitCase {
 		if d := a.Finished.Sub(a.Started); d > 0 {
 			tc.Time = seconds(d)
 		}
-		switch a.Verdict {
-		case lab.Fail:
+		switch {
+		case a.Verdict == lab.Fail && !a.Interrupted:
 			tc.Failure = &junitProblem{Type: findingOf(a), Message: a.Reason, Body: attemptBody(a)}
-		case lab.Pass:
+		case a.Verdict == lab.Pass && !a.Interrupted:
 		default:
-			tc.Error = &junitProblem{Type: "infrastructure", Message: a.Reason, Body: attemptBody(a)}
+			tc.Error = &junitProblem{Type: infraType(a), Message: a.Reason, Body: attemptBody(a)}
 		}
 		cases = append(cases, tc)
 	}
 	return cases
+}
+
+// infraType is the type of a try's error: the lab's, or the interrupt's.
+func infraType(a Attempt) string {
+	if a.Interrupted {
+		return "interrupted"
+	}
+	return "infrastructure"
 }
 
 func allHeld(a Attempt) bool {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/lab"
 )
 
 // needTool skips a test that needs an outside tool, or fails it in CI
@@ -194,4 +196,22 @@ func TestJUnitClassnameGroupsByMacOSAndPathInJenkins(t *testing.T) {
 	assert.Equal(t, "1_9->2_0", class)
 	assert.Equal(t, "upgrade._.x", classname(map[string]string{"macos": "", "path": "x"}, "macos", "path"),
 		"an empty value keeps its place")
+}
+
+// A try the interrupt cut short is run again by the resume: its failing
+// probes are not a product failure of their own.
+func TestJUnitReportsATryCutShortAsInterrupted(t *testing.T) {
+	rec := fxRecord(fxFail, 1, 1, false, lab.Fail, true)
+	rec.Interrupted = true
+	cases := junitCasesOf(Attempt{Record: rec}, "upgrade.macos-15.3.2->3", "r1")
+	require.NotEmpty(t, cases)
+	errs := 0
+	for _, c := range cases {
+		assert.Nil(t, c.Failure, c.Name)
+		if c.Error != nil {
+			errs++
+			assert.Equal(t, "interrupted", c.Error.Type)
+		}
+	}
+	assert.Equal(t, 2, errs, "mach-endpoint and xpc did not hold")
 }

@@ -25,7 +25,9 @@ type Run struct {
 	Info    lab.RunInfo
 	Plan    lab.PlanInfo
 	Records []lab.Record // every journal line that parsed, in journal order
-	// Damage lists journal lines that did not parse (a torn last line).
+	// Damage lists the journal lines that were excluded, by number: torn,
+	// edited, unparsable, of an unknown verdict or outside the plan (as
+	// resume and merge exclude them).
 	Damage []lab.JournalDamage
 	// Cells are in plan order; cells of the journal that the plan does
 	// not know follow.
@@ -161,7 +163,9 @@ func Load(dir string) (*Run, error) {
 	for _, rec := range final {
 		r.Verdicts[rec.Verdict]++
 	}
-	folded := lab.Summarise(final)
+	// A cell with planned attempts left is incomplete, as `sxlab run`
+	// summarised it.
+	folded := lab.SummarisePlan(final, r.Plan.Cells, r.Plan.Attempts)
 	summaries := map[string]lab.CellSummary{}
 	for _, s := range folded {
 		summaries[s.Cell] = s
@@ -234,6 +238,13 @@ func Load(dir string) (*Run, error) {
 	}
 	sort.Strings(r.Providers)
 	return r, nil
+}
+
+// Excluded returns the journal lines of a run folder that the reports (and
+// resume and merge) leave out, by number.
+func Excluded(dir string) ([]lab.JournalDamage, error) {
+	_, _, _, damage, err := readRunFiles(dir)
+	return damage, err
 }
 
 // finalRecords returns one final record per attempt (the journal's last,

@@ -192,7 +192,10 @@ func finishedLine(r lab.Record, done, total int) string {
 	if r.Reason != "" {
 		line += " (" + oneLine(r.Reason) + ")"
 	}
-	if !r.Final {
+	switch {
+	case r.Interrupted:
+		line += fmt.Sprintf(" — try %d cut short by the interrupt; a resume runs it again", r.Try)
+	case !r.Final:
 		line += fmt.Sprintf(" — try %d, will retry", r.Try)
 	}
 	return line

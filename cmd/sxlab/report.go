@@ -30,6 +30,13 @@ func newReportCmd() *cobra.Command {
 			if err := report.Write(dir); err != nil {
 				return &exitError{code: exitUsage, err: err}
 			}
+			excluded, err := report.Excluded(dir)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			for _, d := range excluded {
+				fmt.Fprintf(c.ErrOrStderr(), "sxlab: report: %s; left out (see sxlab journal check)\n", filepath.Join(dir, d.String()))
+			}
 			for _, f := range []string{report.HTMLFile, report.JUnitFile, report.SummaryFile} {
 				fmt.Fprintln(c.OutOrStdout(), filepath.Join(dir, f))
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -193,6 +194,8 @@ func newRunCmd() *cobra.Command {
 			opts.Preflight = &rep
 			prog.Log("sxlab: " + preflightLine(rep))
 		}
+		// Before the first attempt, so no progress display is drawn yet.
+		opts.Warn = func(w string) { fmt.Fprintln(c.ErrOrStderr(), "sxlab: journal: "+w) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
@@ -278,7 +281,7 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		dir := absPath(res.Dir)
 		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, guest.Quote(filepath.Join(dir, "known_hosts")), k.Machine.Name(), k.Endpoint.User, host)
+			port, guest.Quote(filepath.Join(dir, "known_hosts")), cmp.Or(k.Alias, k.Machine.Name()), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
 			fmt.Fprintf(stdout, "  key: %s\n", absPath(k.Endpoint.KeyFile))

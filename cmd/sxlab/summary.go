@@ -109,6 +109,9 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 		if c.Errors > 0 {
 			fmt.Fprintf(&b, ", %d error(s)", c.Errors)
 		}
+		if c.Missing > 0 {
+			fmt.Fprintf(&b, ", %d without a verdict", c.Missing)
+		}
 		if f := s.Findings[c.Cell]; f != "" {
 			fmt.Fprintf(&b, "; finding: %s", f)
 		}

@@ -82,3 +82,24 @@ func TestSummaryLinesBreakBetweenWordsAtTheTerminalWidth(t *testing.T) {
 	assert.Equal(t, "             endpoint-lost ×3", lines[2], "the finding whole, under the label")
 	assert.Equal(t, strings.Join(strings.Fields(line), " "), strings.Join(strings.Fields(out[len(lines[0])+1:]), " "), "nothing lost")
 }
+
+// An interrupted run's summary counts its unfinished cells as incomplete,
+// not as the pass or fail their first attempts showed.
+func TestSummaryOfAnInterruptedRun(t *testing.T) {
+	res := resultOf(map[string][]lab.Verdict{"vpn=running": {lab.Fail}, "vpn=stopped": {lab.Pass, lab.Pass, lab.Pass}}, 2)
+	var attempts []lab.PlanAttempt
+	var cells []lab.PlanCell
+	for _, c := range []string{"vpn=running", "vpn=stopped"} {
+		cells = append(cells, lab.PlanCell{ID: c, Label: c})
+		for r := 1; r <= 3; r++ {
+			attempts = append(attempts, lab.PlanAttempt{Cell: c, Repeat: r})
+		}
+	}
+	res.Cells = lab.SummarisePlan(res.Records, cells, attempts)
+	var b bytes.Buffer
+	require.NoError(t, writeSummary(&b, summarise(res), false))
+	out := b.String()
+	assert.Contains(t, out, "cells: 1 pass, 0 fail, 0 flaky, 1 incomplete")
+	assert.Contains(t, out, "INCOMPLETE vpn=running  1/1 failed (95%: 21%–100%), 2 without a verdict")
+	assert.Contains(t, out, "2 without a verdict (resume with: sxlab run --resume runs/x)")
+}
