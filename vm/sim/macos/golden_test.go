@@ -254,3 +254,19 @@ func TestTheDocumentedCommandLines(t *testing.T) {
 		})
 	}
 }
+
+func TestTheGoldenCanBeRead(t *testing.T) {
+	s := newSimMac(t)
+	q := `"/Library/Application Support/com.apple.TCC/TCC.db" "SELECT client,auth_value FROM access WHERE service='kTCCServiceAccessibility'"`
+	assert.Equal(t, "/usr/libexec/sshd-keygen-wrapper|2\n/usr/bin/osascript|2\n", s.ok(true, "sqlite3 "+q))
+	r := s.run("sqlite3 " + q)
+	assert.Equal(t, 1, r.code, "TCC.db is root's to read")
+	assert.Contains(t, r.err, "authorization denied")
+	assert.Equal(t, "admin\n", s.ok(false, "defaults read /Library/Preferences/com.apple.loginwindow autoLoginUser"))
+
+	none := newSimMac(t, noAutoLogin, withGolden(func(g *Golden) { g.AutoLogin = false; g.Accessibility = nil }))
+	assert.Equal(t, "", none.ok(true, "sqlite3 "+q))
+	r = none.run("defaults read /Library/Preferences/com.apple.loginwindow autoLoginUser")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err, "The domain/default pair of (/Library/Preferences/com.apple.loginwindow, autoLoginUser) does not exist")
+}
