@@ -64,6 +64,10 @@ func TestLaunchAndQuitAsTheUserInTheSession(t *testing.T) {
 	r = s.shellRun(`sudo launchctl asuser 501 sudo -u admin osascript -e 'quit app id "com.example.vpn"'`)
 	assert.Equal(t, 0, r.code, r.err)
 
+	r = s.shellRun(`sudo launchctl asuser 501 osascript -e 'quit app id "com.example.vpn"'`)
+	assert.Equal(t, result{"", "0:29: execution error: Not authorized to send Apple events to Example VPN. (-1743)\n", 1}, r,
+		"asuser keeps root's credentials: root inside the session is still root")
+
 	r = s.shellRun(`sudo osascript -e 'quit app id "com.example.vpn"'`)
 	assert.Equal(t, result{"", "0:29: execution error: Not authorized to send Apple events to Example VPN. (-1743)\n", 1}, r, "root's Apple events do not reach the user's app")
 }
