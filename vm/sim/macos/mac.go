@@ -237,7 +237,10 @@ func (m *Mac) Program(guestPath string) (shell.Command, bool) {
 		}
 	}
 	m.mu.Unlock()
-	if bundleID == "" || !m.exists(clean) {
+	if bundleID == "" {
+		return m.uploadedProgram(clean)
+	}
+	if !m.exists(clean) {
 		return nil, false
 	}
 	return func(ctx context.Context, p *shell.Proc) int { return m.runAppBinary(ctx, p, bundleID) }, true
