@@ -218,6 +218,9 @@ func TestSystemSettingsOffersNothingForACoalescedCopy(t *testing.T) {
 	assert.Equal(t, 1, r.code, "the copy whose request was never presented has no switch")
 	assert.Contains(t, r.err, "(-1728)")
 
+	r = s.run(`osascript -e 'tell application "System Events" to tell process "System Settings" to click UI element 3 of window 1'`)
+	assert.Equal(t, 127, r.code, "a click the sim cannot follow is unsupported, not a silent success")
+
 	closed := newSimMac(t)
 	r = closed.run("osascript -e '" + clickSwitch + "'")
 	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(clickSwitch)) + ": execution error: System Events got an error: Can’t get process \"System Settings\". (-1728)\n", 1}, r)
