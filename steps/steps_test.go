@@ -118,17 +118,17 @@ func TestLostConnectionIsTheLabsError(t *testing.T) {
 }
 
 func TestLaunchRunsInTheConsoleSession(t *testing.T) {
-	g := newFake().on("sudo launchctl asuser $(id -u admin) open -a '/Applications/Example VPN.app'", ok(""))
+	g := newFake().on("sudo launchctl asuser $(id -u admin) sudo -u admin open -a '/Applications/Example VPN.app'", ok(""))
 	require.NoError(t, Launch{Label: "launch"}.Run(context.Background(), testEnv(g)))
 }
 
 func TestUpgradeDoesWhatTheInstallerDoesFirst(t *testing.T) {
 	g := newFake().
-		on("sudo launchctl asuser $(id -u admin) osascript -e 'quit app id \"com.example.vpn\"'", ok("")).
+		on("sudo launchctl asuser $(id -u admin) sudo -u admin osascript -e 'quit app id \"com.example.vpn\"'", ok("")).
 		on("mkdir -p /tmp/sxlab", ok("")).
 		on("sudo installer -pkg '/tmp/sxlab/Example VPN-3.pkg' -target /", ok("installer: The upgrade was successful.\n"))
 	require.NoError(t, Upgrade{Label: "upgrade", Version: "{{.To}}", Before: []string{"quit-app"}}.Run(context.Background(), testEnv(g)))
-	assert.Equal(t, "sudo launchctl asuser $(id -u admin) osascript -e 'quit app id \"com.example.vpn\"'", g.ran[0], "the app is quit before the package is installed")
+	assert.Equal(t, "sudo launchctl asuser $(id -u admin) sudo -u admin osascript -e 'quit app id \"com.example.vpn\"'", g.ran[0], "the app is quit before the package is installed")
 }
 
 func TestVPNPollsUntilConnected(t *testing.T) {
