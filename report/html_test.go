@@ -341,3 +341,21 @@ func TestCellPagePutsEvidenceOnTheHostsClock(t *testing.T) {
 	assert.Contains(t, r1, "launchd shows: "+fxSnapshot)
 	assert.Contains(t, r1, "taken 12:01:01.000")
 }
+
+// A journal from before the clock readings: evidence keeps the guest's
+// time, is not placed on the host's, and the page says why.
+func TestCellPageOfAJournalWithoutClockReadings(t *testing.T) {
+	r := fxLoad(t, true)
+	c, err := fillCell(r.Dir, fxCellOf(t, r, fxFail.id))
+	require.NoError(t, err)
+	c.Tries[0].Clock = nil
+	b, err := CellHTML(r, c)
+	require.NoError(t, err)
+	r1 := html.UnescapeString(try(t, string(b), "r1"))
+	assert.Contains(t, r1, "the guest's clock was not read: guest times are shown as the guest gave them")
+	row := r1[strings.LastIndex(r1[:strings.Index(r1, fxEvidence)], "<tr"):]
+	row = row[:strings.Index(row, "</tr>")]
+	assert.Contains(t, row, `<td class="num">?</td>`, "no host time is made up")
+	assert.Contains(t, row, "12:01:00.000", "the guest's own time")
+	assert.Greater(t, strings.Index(r1, fxEvidence), strings.Index(r1, "--check-xpc"), "unplaced evidence follows the steps")
+}
