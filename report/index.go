@@ -24,7 +24,9 @@ func loadIndex(dir string) (*Run, error) {
 	for _, rec := range final {
 		r.Verdicts[rec.Verdict]++
 	}
-	folded := lab.Summarise(final)
+	// A cell with planned attempts left is incomplete, as `sxlab run`
+	// summarised it.
+	folded := lab.SummarisePlan(final, r.Plan.Cells, r.Plan.Attempts)
 	summaries := map[string]lab.CellSummary{}
 	for _, s := range folded {
 		summaries[s.Cell] = s
