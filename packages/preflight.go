@@ -76,7 +76,7 @@ const (
 	srcMinOS         = "Apple: LSMinimumSystemVersion and LC_BUILD_VERSION minos"
 	srcTemplate      = "config.yaml app.extension.mach_service (its template decides the Mach service the probes look for)"
 	srcPkgSign       = "Apple: Developer ID Installer signing of distributed packages (productsign); notarization"
-	srcSigning       = "Apple: Developer ID signing, hardened runtime and notarization (ad-hoc signatures load only with systemextensionsctl developer on)"
+	srcSigning       = "Apple: Developer ID signing, hardened runtime and notarization of system extensions; Debugging and testing system extensions (SIP off, systemextensionsctl developer on)"
 )
 
 // Preflight checks the upgrade from one build to the next. A build
@@ -233,7 +233,7 @@ func Preflight(path string, from, to Build, e Expect) []Row {
 			return Warning, desc, "the extension is signed without the hardened runtime: notarization refuses it"
 		}
 		if s.AdHoc || !s.CMS {
-			return Warning, desc, "signed ad hoc (no Developer ID certificate): a Mac loads it only in developer mode; the certificate chain is not checked here"
+			return Warning, desc, "signed ad hoc (no Developer ID certificate): macOS loads such a system extension only on a Mac set up for extension development (SIP off, systemextensionsctl developer on; unverified on macOS); the certificate chain is never checked here"
 		}
 		return OK, desc, "signed with a certificate and the hardened runtime (chain not verified)"
 	})
