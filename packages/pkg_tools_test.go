@@ -309,3 +309,19 @@ func TestABsdtarRepackOfTheGeneratorsPackageReadsTheSame(t *testing.T) {
 	assert.Equal(t, want.Apps, got.Apps)
 	assert.True(t, got.Product)
 }
+
+// xar members in every encoding libarchive writes (its
+// xar:compression option), Payload included.
+func TestReadsXarMembersInEveryEncodingBsdtarWrites(t *testing.T) {
+	root, work := t.TempDir(), t.TempDir()
+	stageApp(t, root, "2.0", "200")
+	componentDir(t, work, root, "2.0")
+	needTool(t, "bsdtar", "apt-get install libarchive-tools")
+	for _, c := range []string{"none", "gzip", "bzip2", "lzma", "xz"} {
+		out := filepath.Join(t.TempDir(), c+".pkg")
+		sh(t, work, fmt.Sprintf("bsdtar --format xar --options xar:compression=%s -cf %q PackageInfo Payload", c, out))
+		p, err := Open(out, Limits{})
+		require.NoError(t, err, c)
+		checkExampleApp(t, p, "2.0", "200")
+	}
+}
