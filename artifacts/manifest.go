@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/google/renameio/v2"
+	"github.com/sxlab/sxlab/internal/plainjson"
 )
 
 // Manifest is manifest.json: every file of an attempt folder with its
@@ -61,11 +62,14 @@ func WriteManifest(dir string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s: %w", dir, err)
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
+	b, err := plainjson.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s: %w", dir, err)
 	}
-	if err := renameio.WriteFile(filepath.Join(dir, ManifestFile), append(b, '\n'), 0o644); err != nil {
+	// The temporary file goes in dir, never $TMPDIR (renameio's default
+	// when it is on the same file system): a run killed mid-write then
+	// leaves nothing outside its run folder.
+	if err := renameio.WriteFile(filepath.Join(dir, ManifestFile), append(b, '\n'), 0o644, renameio.WithTempDir(dir)); err != nil {
 		return Manifest{}, fmt.Errorf("write manifest of %s: %w", dir, err)
 	}
 	return m, nil

@@ -2,7 +2,6 @@ package artifacts
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/internal/plainjson"
 )
 
 // Files of a state snapshot (state/before/, state/after/): each command's
@@ -181,7 +181,7 @@ func capture[T any](ctx context.Context, s *session, sub, name, line string, par
 		s.miss(what+".json", err.Error())
 		return zero, false
 	}
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := plainjson.MarshalIndent(v, "", "  ")
 	if err == nil {
 		err = os.WriteFile(filepath.Join(s.dir, filepath.FromSlash(what)+".json"), append(b, '\n'), 0o644)
 	}

@@ -58,6 +58,10 @@ type Options struct {
 	// KnownHosts is a known_hosts file used for trust on first use; ""
 	// keeps the learnt key in memory only.
 	KnownHosts string
+	// HostKeyCache keeps KnownHosts in memory across the connections that
+	// share it (one per run): the file is then read once, not once per
+	// connection. nil reads the file for each connection.
+	HostKeyCache *HostKeyCache
 	// HostKeyAlias is the name the host key is pinned under (the machine's
 	// clone name), so a guest whose IP changes across a reboot still
 	// matches. Default: the endpoint's address.

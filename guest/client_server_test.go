@@ -583,6 +583,13 @@ func noLeaks(t *testing.T) {
 }
 
 // testOptions are fast but forgiving defaults for a loaded CI machine.
+// promptly bounds how long a test waits for something that should end at
+// once (a cancel, a dropped connection, a short timeout). It is not a speed
+// check: what it rules out is waiting for ever or for an hour-long
+// timeout, and it leaves room for a loaded 2-core machine under -race.
+// Which thing ended the wait is asserted on the error, not on the clock.
+const promptly = 20 * time.Second
+
 func testOptions(t *testing.T) Options {
 	return Options{
 		ConnectTimeout:   10 * time.Second,

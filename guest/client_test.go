@@ -86,7 +86,7 @@ func TestRunTimeoutSendsTermThenClosesTheSession(t *testing.T) {
 	s.waitEvent(t, "signal:TERM")          // asked politely first,
 	s.waitEvent(t, "closed:sleep-forever") // then the session was closed
 	assert.GreaterOrEqual(t, elapsed, 200*time.Millisecond, "timeout plus TERM grace")
-	assert.Less(t, elapsed, 3*time.Second)
+	assert.Less(t, elapsed, promptly)
 
 	// The connection is still good.
 	res, err = c.Run(context.Background(), Cmd{Line: "echo fine"})
@@ -98,7 +98,7 @@ func TestRunCancelEndsACommandThatHonoursTerm(t *testing.T) {
 	noLeaks(t)
 	s := newTestServer(t)
 	o := testOptions(t)
-	o.TermGrace = 10 * time.Second // the command must not need it
+	o.TermGrace = time.Hour // the command must not need it
 	c := dialTest(t, s, o)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -110,20 +110,20 @@ func TestRunCancelEndsACommandThatHonoursTerm(t *testing.T) {
 	r := awaitRun(t, ch)
 	assert.ErrorIs(t, r.err, context.Canceled)
 	s.waitEvent(t, "signal:TERM")
-	assert.Less(t, time.Since(start), 5*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 }
 
 func TestRunReportsTheExitOfACommandEndedByTerm(t *testing.T) {
 	noLeaks(t)
 	s := newTestServer(t)
 	o := testOptions(t)
-	o.TermGrace = 10 * time.Second
+	o.TermGrace = time.Hour
 	c := dialTest(t, s, o)
 
 	res, err := c.Run(context.Background(), Cmd{Line: "sleep-term", Timeout: 300 * time.Millisecond})
 	assert.ErrorIs(t, err, ErrCommandTimeout)
 	assert.Equal(t, 143, res.Exit, "128+SIGTERM, as a shell reports it")
-	assert.Less(t, res.Duration, 5*time.Second)
+	assert.Less(t, res.Duration, promptly)
 }
 
 func TestRunFailsPromptlyWhenTheGuestDropsTheConnection(t *testing.T) {
@@ -136,7 +136,7 @@ func TestRunFailsPromptlyWhenTheGuestDropsTheConnection(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrConnectionLost)
 	assert.Equal(t, -1, res.Exit)
-	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 
 	// After the reboot step: Reconnect, and commands work again.
 	require.NoError(t, c.Reconnect(context.Background()))
@@ -159,7 +159,7 @@ func TestRunFailsWhenKeepalivesGoUnanswered(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrConnectionLost)
 	assert.Contains(t, err.Error(), "no keepalive reply within 100ms")
-	assert.Less(t, time.Since(start), 3*time.Second, "about two keepalive intervals")
+	assert.Less(t, time.Since(start), promptly, "about two keepalive intervals")
 }
 
 func TestRunFailsWhenTheGuestFreezes(t *testing.T) {
@@ -176,7 +176,7 @@ func TestRunFailsWhenTheGuestFreezes(t *testing.T) {
 	s.freeze() // TCP stays open; nothing is read or written any more
 	r := awaitRun(t, ch)
 	assert.ErrorIs(t, r.err, ErrConnectionLost)
-	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 }
 
 func TestRunOnAWedgedSessionOpenHonoursCtx(t *testing.T) {
@@ -190,7 +190,7 @@ func TestRunOnAWedgedSessionOpenHonoursCtx(t *testing.T) {
 	start := time.Now()
 	_, err := c.Run(ctx, Cmd{Line: "echo never"})
 	assert.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 
 	_, err = c.Run(context.Background(), Cmd{Line: "echo never", Timeout: 100 * time.Millisecond})
 	assert.ErrorIs(t, err, ErrCommandTimeout)

@@ -96,7 +96,17 @@ type handshakeTimeoutError struct {
 }
 
 func (e *handshakeTimeoutError) Error() string {
-	return fmt.Sprintf("ssh handshake with %s: no answer within %s", e.addr, e.timeout)
+	return fmt.Sprintf("ssh handshake with %s: no answer within %s", e.addr, roundForPeople(e.timeout))
+}
+
+// roundForPeople rounds a duration for a message: the last try is given
+// what is left of the connect timeout, "69.410069ms", which says nothing
+// more than "69ms".
+func roundForPeople(d time.Duration) time.Duration {
+	if d >= time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
 }
 
 // handshake makes one TCP connection and SSH handshake, bounded by
@@ -106,8 +116,14 @@ func (e *handshakeTimeoutError) Error() string {
 func (c *Client) handshake(ctx context.Context, timeout time.Duration) (*ssh.Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(hctx, "tcp", c.ep.Addr)
+	var nc net.Conn
+	var err error
+	if c.ep.Stream != nil {
+		nc, err = c.ep.Stream(hctx)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(hctx, "tcp", c.ep.Addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -112,7 +112,7 @@ func TestDialGivesUpWhenCtxIsCancelledWhileWaiting(t *testing.T) {
 	require.Error(t, r.err)
 	assert.ErrorIs(t, r.err, context.Canceled)
 	assert.NotErrorIs(t, r.err, ErrConnectTimeout)
-	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 }
 
 func TestDialTimeoutWrapsTheLastCause(t *testing.T) {
@@ -129,7 +129,7 @@ func TestDialTimeoutWrapsTheLastCause(t *testing.T) {
 	assert.Contains(t, err.Error(), "ssh admin@"+s.addr+": sshd did not answer after ")
 	assert.Contains(t, err.Error(), "connection refused")
 	assert.GreaterOrEqual(t, time.Since(start), 200*time.Millisecond)
-	assert.Less(t, time.Since(start), 3*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 }
 
 func TestDialWedgedHandshakeIsBounded(t *testing.T) {
@@ -145,11 +145,17 @@ func TestDialWedgedHandshakeIsBounded(t *testing.T) {
 	elapsed := time.Since(start)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, ErrConnectTimeout)
-	// The last try gets what is left of ConnectTimeout, maybe under 100ms.
-	assert.Regexp(t, `ssh handshake with `+regexp.QuoteMeta(s.addr)+`: no answer within \d+ms`, err.Error())
+	// The last try gets what is left of ConnectTimeout, maybe under 100ms,
+	// and any duration Go can print must do ("69ms", "850µs").
+	m := regexp.MustCompile(`ssh handshake with ` + regexp.QuoteMeta(s.addr) + `: no answer within (\S+?)(?:\)|:|$)`).FindStringSubmatch(err.Error())
+	require.NotNil(t, m, err.Error())
+	within, perr := time.ParseDuration(m[1])
+	require.NoError(t, perr, "the bound is a duration: %s", err)
+	assert.Greater(t, within, time.Duration(0))
+	assert.LessOrEqual(t, within, o.HandshakeTimeout, "never more than the handshake timeout")
 	assert.GreaterOrEqual(t, s.accepts.Load(), int64(2), "each wedged attempt is given up and retried")
 	assert.GreaterOrEqual(t, elapsed, 500*time.Millisecond)
-	assert.Less(t, elapsed, 3*time.Second)
+	assert.Less(t, elapsed, promptly)
 }
 
 func TestDialCancelDuringWedgedHandshake(t *testing.T) {
@@ -157,7 +163,7 @@ func TestDialCancelDuringWedgedHandshake(t *testing.T) {
 	s := newTestServer(t)
 	s.wedge.Store(true)
 	o := testOptions(t)
-	o.HandshakeTimeout = time.Minute // only ctx can end it
+	o.HandshakeTimeout = time.Hour // only ctx can end it
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -167,7 +173,7 @@ func TestDialCancelDuringWedgedHandshake(t *testing.T) {
 	cancel()
 	r := awaitDial(t, res)
 	assert.ErrorIs(t, r.err, context.Canceled)
-	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Less(t, time.Since(start), promptly)
 }
 
 func TestDialWrongPasswordFailsAfterThreeTries(t *testing.T) {

@@ -2,11 +2,8 @@ package guest
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net"
-	"os"
 	"sync"
 
 	"golang.org/x/crypto/ssh"
@@ -37,6 +34,7 @@ func (e *HostKeyChangedError) Is(target error) bool { return target == ErrHostKe
 type hostKeys struct {
 	name  string // host:port as looked up in known_hosts
 	file  string
+	kh    *knownHostsFile // file as kept in memory; nil when file is ""
 	fixed ssh.PublicKey
 	logf  func(format string, args ...any)
 
@@ -48,6 +46,9 @@ type hostKeys struct {
 
 func newHostKeys(ep Endpoint, o Options) (*hostKeys, error) {
 	h := &hostKeys{name: ep.Addr, file: o.KnownHosts, logf: o.logf}
+	if h.file != "" {
+		h.kh = o.HostKeyCache.file(h.file)
+	}
 	if o.HostKeyAlias != "" {
 		h.name = o.HostKeyAlias
 		if _, _, err := net.SplitHostPort(h.name); err != nil {
@@ -122,54 +123,11 @@ func (h *hostKeys) match(want, got ssh.PublicKey, source string) error {
 // false when the host is unknown, an error when the host is known with
 // other keys or the file is unusable.
 func (h *hostKeys) checkFile(remote net.Addr, key ssh.PublicKey) (bool, error) {
-	cb, err := knownhosts.New(h.file)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, &permanentError{fmt.Errorf("known_hosts: %w", err)}
-	}
-	if remote == nil { // knownhosts needs one; only the name is used
-		remote = &net.TCPAddr{IP: net.IPv4zero}
-	}
-	err = cb(h.name, remote, key)
-	if err == nil {
-		return true, nil
-	}
-	ke, ok := errors.AsType[*knownhosts.KeyError](err)
-	if !ok {
-		return false, &permanentError{fmt.Errorf("known_hosts %s: %w", h.file, err)}
-	}
-	if len(ke.Want) == 0 {
-		return false, nil
-	}
-	want := ke.Want[0]
-	for _, w := range ke.Want {
-		if w.Key.Type() == key.Type() {
-			want = w
-			break
-		}
-	}
-	return false, &HostKeyChangedError{Host: h.label(), Want: ssh.FingerprintSHA256(want.Key),
-		Got: ssh.FingerprintSHA256(key), Source: fmt.Sprintf("%s:%d", want.Filename, want.Line)}
+	return h.kh.lookup(h.name, remote, key)
 }
 
-// appendFile records key for the host. One short O_APPEND write per line
-// keeps lines whole when several clients share the run's file.
-func (h *hostKeys) appendFile(key ssh.PublicKey) error {
-	f, err := os.OpenFile(h.file, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("known_hosts: %w", err)
-	}
-	_, err = f.WriteString(knownhosts.Line([]string{h.name}, key) + "\n")
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("known_hosts: %w", err)
-	}
-	return nil
-}
+// appendFile records key for the host.
+func (h *hostKeys) appendFile(key ssh.PublicKey) error { return h.kh.add(h.name, key) }
 
 // algorithms asks the guest for the kind of key that is pinned: a Mac has
 // RSA, ECDSA and Ed25519 host keys, and a handshake that negotiated
@@ -200,31 +158,4 @@ func (h *hostKeys) algorithms() []string {
 // fileKeyType is the key type recorded for the host in the file, when
 // there is exactly one (plain host names only; hashed ones are still
 // verified by checkFile, just without the hint).
-func (h *hostKeys) fileKeyType() string {
-	data, err := os.ReadFile(h.file)
-	if err != nil {
-		return ""
-	}
-	label := h.label()
-	typ := ""
-	for len(data) > 0 {
-		marker, hosts, key, _, rest, err := ssh.ParseKnownHosts(data)
-		if err != nil {
-			return ""
-		}
-		data = rest
-		if marker != "" {
-			continue
-		}
-		for _, host := range hosts {
-			if host != label {
-				continue
-			}
-			if typ != "" && typ != key.Type() {
-				return ""
-			}
-			typ = key.Type()
-		}
-	}
-	return typ
-}
+func (h *hostKeys) fileKeyType() string { return h.kh.keyType(h.name) }

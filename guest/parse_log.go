@@ -104,10 +104,12 @@ func jsonInt(raw json.RawMessage) int {
 const logExpected = `log show output: a JSON array, one JSON object per line, or "YYYY-MM-DD HH:MM:SS… " text lines`
 
 // ParseLog parses `log show` output. The first non-space byte decides:
-// "[" is --style json (a JSON array); otherwise lines are read one by one
-// as --style ndjson, skipping what log prints around the events (the
+// "[" is --style json (a JSON array); otherwise the input is read as a
+// stream of JSON objects — --style ndjson, or events pretty-printed over
+// several lines — skipping what log prints around the events (the
 // "Filtering the log data…" banner, the "Skipping … messages" notes, the
-// "Log - Default: …" statistics trailer) and any other non-JSON line. When
+// "Log - Default: …" statistics trailer, ndjson's closing
+// {"count":…,"finished":1}) and any other non-JSON line. When
 // the first meaningful line is a text event line instead, the input goes to
 // ParseLogCompact. No events and nothing but that noise is an empty list.
 func ParseLog(r io.Reader) ([]LogEntry, error) {
@@ -138,31 +140,105 @@ func ParseLog(r io.Reader) ([]LogEntry, error) {
 		}
 		break
 	}
-	return parseLogNDJSON(kind, lines)
+	return parseLogObjects(kind, data)
 }
 
-func parseLogNDJSON(kind string, lines []line) ([]LogEntry, error) {
+// maxLogEvent bounds how far one event object may reach across lines, so
+// a stray "{" cannot make every later line be read again to the end.
+const maxLogEvent = 1 << 20
+
+// parseLogObjects reads a stream of JSON objects: --style ndjson's one per
+// line, and also objects spread over lines, as a single pretty-printed
+// event pasted from `log show --style json` without its "[ … ]" is.
+// log's noise lines are skipped, and so is the {"count":N,"finished":1}
+// object ndjson ends with; an object that is neither an event nor that
+// summary, and any other line, is skipped too, and reported only when no
+// event is found at all.
+func parseLogObjects(kind, data string) ([]LogEntry, error) {
 	entries := []LogEntry{}
-	var firstBad *line
-	for i, l := range lines {
-		text := strings.TrimSpace(l.text)
+	firstBad := -1 // byte offset of the first line that is not an event
+	for off := 0; off < len(data); {
+		lineEnd := len(data)
+		if i := strings.IndexByte(data[off:], '\n'); i >= 0 {
+			lineEnd = off + i
+		}
+		text := strings.TrimSpace(data[off:lineEnd])
 		if text == "" || isLogNoise(text) {
+			off = lineEnd + 1
 			continue
 		}
-		if strings.HasPrefix(text, "{") {
-			if e, ok := decodeLogEntry([]byte(text)); ok {
-				entries = append(entries, e)
+		if text[0] == '{' {
+			start := off + strings.IndexByte(data[off:lineEnd], '{')
+			if raw, n, ok := nextLogObject(data[start:], lineEnd-start); ok {
+				if e, ok := decodeLogEntry(raw); ok {
+					entries = append(entries, e)
+				} else if !isLogSummary(raw) && firstBad < 0 {
+					firstBad = start
+				}
+				off = start + n // what follows on the line is read as a line of its own
 				continue
 			}
 		}
-		if firstBad == nil {
-			firstBad = &lines[i]
+		if firstBad < 0 {
+			firstBad = off
 		}
+		off = lineEnd + 1
 	}
-	if len(entries) == 0 && firstBad != nil {
-		return nil, &ParseError{Kind: kind, Line: firstBad.num, Expected: "a JSON log event object", Got: shorten(strings.TrimSpace(firstBad.text))}
+	if len(entries) == 0 && firstBad >= 0 {
+		rest := data[firstBad:]
+		if i := strings.IndexByte(rest, '\n'); i >= 0 {
+			rest = rest[:i]
+		}
+		num := 1 + strings.Count(data[:firstBad], "\n")
+		return nil, &ParseError{Kind: kind, Line: num, Expected: "a JSON log event object", Got: shorten(strings.TrimSpace(rest))}
 	}
 	return entries, nil
+}
+
+// nextLogObject decodes the JSON object s starts with. The line it starts
+// on (lineLen bytes) is tried alone first, which is every ndjson line; only
+// an object the line leaves open is read on across lines. n is how many
+// bytes of s the object took.
+func nextLogObject(s string, lineLen int) (raw json.RawMessage, n int, ok bool) {
+	decode := func(text string) (json.RawMessage, int, error) {
+		dec := json.NewDecoder(strings.NewReader(text))
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, 0, err
+		}
+		return v, int(dec.InputOffset()), nil
+	}
+	raw, n, err := decode(s[:lineLen])
+	if err == nil {
+		return raw, n, true
+	}
+	if !errors.Is(err, io.ErrUnexpectedEOF) || lineLen == len(s) {
+		return nil, 0, false
+	}
+	raw, n, err = decode(s[:min(len(s), maxLogEvent)])
+	if err != nil {
+		return nil, 0, false
+	}
+	return raw, n, true
+}
+
+// isLogSummary is the object `log show --style ndjson` prints last,
+// {"count":12,"finished":1}: not an event, and all there is when the
+// window held none.
+func isLogSummary(raw json.RawMessage) bool {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return false
+	}
+	if _, ok := fields["finished"]; !ok {
+		return false
+	}
+	for k := range fields {
+		if k != "count" && k != "finished" {
+			return false
+		}
+	}
+	return true
 }
 
 // parseLogArray streams the array element by element so a truncated
@@ -280,24 +356,35 @@ func ParseLogCompact(r io.Reader) ([]LogEntry, error) {
 func parseLogText(kind string, lines []line) ([]LogEntry, error) {
 	entries := []LogEntry{}
 	var firstBad *line
+	// The continuation lines of the last event are joined once it ends:
+	// appending them one by one copies the message again for every line.
+	var more []string
+	endEvent := func() {
+		if len(more) > 0 {
+			last := &entries[len(entries)-1]
+			last.Message += "\n" + strings.Join(more, "\n")
+			more = more[:0]
+		}
+	}
 	for i, l := range lines {
 		text := strings.TrimSpace(l.text)
 		if text == "" || isLogNoise(text) {
 			continue
 		}
 		if e, ok := parseLogTextLine(text); ok {
+			endEvent()
 			entries = append(entries, e)
 			continue
 		}
 		if len(entries) > 0 {
-			last := &entries[len(entries)-1]
-			last.Message += "\n" + strings.TrimRight(l.text, " \t")
+			more = append(more, strings.TrimRight(l.text, " \t"))
 			continue
 		}
 		if firstBad == nil {
 			firstBad = &lines[i]
 		}
 	}
+	endEvent()
 	if len(entries) == 0 && firstBad != nil {
 		return nil, &ParseError{Kind: kind, Line: firstBad.num, Expected: "a log event line starting with a timestamp", Got: shorten(strings.TrimSpace(firstBad.text))}
 	}

@@ -39,6 +39,10 @@ func TestParseLogJSON(t *testing.T) {
 		{"ndjson after log's skipping-info note", "Skipping info messages, pass --info to include.\n" + ndjson, sampleLogEntries},
 		{"only banner and a skipping note: no events", "Filtering the log data using \"process == \\\"x\\\"\"\nSkipping debug messages, pass --debug to include.\n", []LogEntry{}},
 		{"only banner and trailer: no events", "Filtering the log data using \"process == \\\"x\\\"\"\nLog      - Default:          0, Info:                0, Debug:             0, Error:          0, Fault:          0\n", []LogEntry{}},
+		// --style ndjson ends with a summary object, which is no event.
+		{"ndjson ending with log's count object", strings.Replace(ndjson, "Log      - Default", `{"count":4,"finished":1}`+"\nLog      - Default", 1), sampleLogEntries},
+		{"a window with no events: banner and count object", "Filtering the log data using \"process == \\\"x\\\"\"\n{\"count\":0,\"finished\":1}\n", []LogEntry{}},
+		{"a window with no events: count object alone", `{"count":0,"finished":1}`, []LogEntry{}},
 		{"fields of the wrong type are left empty", `{"timestamp":"2025-07-27 15:41:33.057177-0400","processID":"537","subsystem":7,"eventMessage":"m"}` + "\n", []LogEntry{{Timestamp: "2025-07-27 15:41:33.057177-0400", PID: 537, Message: "m"}}},
 	}
 	for _, tt := range tests {
@@ -48,6 +52,45 @@ func TestParseLogJSON(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+}
+
+// A single event copied out of `log show --style json` is a pretty-printed
+// object without the array around it; several such objects make a stream.
+func TestParseLogPrettyObjects(t *testing.T) {
+	array := sample(t, "log_array.json")
+	body := strings.TrimSpace(array)
+	body = strings.TrimSuffix(strings.TrimPrefix(body, "["), "]")
+	objects := strings.Split(body, "},\n{")
+	require.Len(t, objects, len(sampleLogEntries), "the sample's events")
+	first := strings.TrimSpace(objects[0]) + "\n}"
+
+	got, err := ParseLog(strings.NewReader(first))
+	require.NoError(t, err, "a single pretty-printed event")
+	assert.Equal(t, sampleLogEntries[:1], got)
+
+	got, err = ParseLog(strings.NewReader(crlf(first)))
+	require.NoError(t, err, "the same with CRLF")
+	assert.Equal(t, sampleLogEntries[:1], got)
+
+	stream := strings.Join(objects, "}\n{")
+	got, err = ParseLog(strings.NewReader("Filtering the log data using \"x\"\n" + stream + "\n{\"count\":4,\"finished\":1}\n"))
+	require.NoError(t, err, "a stream of pretty-printed events")
+	assert.Equal(t, sampleLogEntries, got)
+
+	// An object left open does not cost the events after it.
+	got, err = ParseLog(strings.NewReader("{\"eventMessage\": \n" + sample(t, "log.ndjson")))
+	require.NoError(t, err)
+	assert.Equal(t, sampleLogEntries, got)
+}
+
+// Many continuation lines are joined in one go, not copied once per line.
+func TestParseLogManyContinuationLines(t *testing.T) {
+	const n = 200_000
+	input := "2023-09-29 23:08:29.260 Df sysextd[537:6dcc] start\n" + strings.Repeat("  more\n", n)
+	got, err := ParseLog(strings.NewReader(input))
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, n, strings.Count(got[0].Message, "\n  more"))
 }
 
 func TestParseLogText(t *testing.T) {
@@ -157,9 +200,17 @@ func TestParseLogErrors(t *testing.T) {
 	}
 }
 
+// FuzzLog's seeds are short on purpose: whenever the fuzzer finds new
+// coverage it minimizes the input, which costs about the square of its
+// length in executions; seeded with the 4 KB samples it spent its whole
+// time minimizing and reported a dozen executions. The samples themselves
+// are read by the tests above.
 func FuzzLog(f *testing.F) {
 	for _, seed := range []string{
-		sample(f, "log.ndjson"), sample(f, "log_array.json"), sample(f, "log_default.txt"),
+		`{"timestamp":"2025-07-27 15:41:33.057177-0400","processImagePath":"\/usr\/libexec\/sysextd","processID":537,"subsystem":"com.apple.sx","category":"XPC","messageType":"Default","eventMessage":"m"}` + "\n" + `{"count":1,"finished":1}`,
+		"[{\n  \"processID\": 1,\n  \"eventMessage\": \"m\"\n}]",
+		"{\n  \"processID\": 1,\n  \"eventMessage\": \"m\"\n}\n{\"eventMessage\":\"n\"}",
+		"Filtering the log data using \"x\"\nTimestamp  Thread\n2023-09-29 23:08:29.260822+1000 0x6dcc     Default     0x0   537    0    sysextd: [com.apple.sx:XPC] m\n  more\nLog      - Default:          1, Info: 0",
 		"[", "[{}", `{"processImagePath":"/"}`, "2023-09-29 23:08:29 x y[1:2]", "\uFEFF[]",
 	} {
 		f.Add(seed)
@@ -178,7 +229,7 @@ func FuzzLog(f *testing.F) {
 }
 
 func FuzzLogCompact(f *testing.F) {
-	for _, seed := range []string{sample(f, "log_default.txt"), "2023-09-29 23:08:29.260 Df p[1:2] [a:b] m", "2023-09-29 23:08:29+0000 0x1 T 0x0 1 0 p: (l) ["} {
+	for _, seed := range []string{"2023-09-29 23:08:29.260822+1000 0x6dcc     Default     0x0   537    0    sysextd: [com.apple.sx:XPC] m\n  more", "2023-09-29 23:08:29.260 Df p[1:2] [a:b] m", "2023-09-29 23:08:29+0000 0x1 T 0x0 1 0 p: (l) ["} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, input string) {

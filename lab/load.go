@@ -37,6 +37,10 @@ type LoadOptions struct {
 	// Flags maps configuration keys ("matrix.repeat") to command-line flags;
 	// a flag the user set beats the environment, the file and the default.
 	Flags map[string]*pflag.Flag
+	// Environ lists the environment as KEY=VALUE, to find SXLAB_*
+	// variables that name no key (Loaded.Warnings). nil: os.Environ when
+	// LookupEnv is nil too, else no such check.
+	Environ func() []string
 }
 
 // Loaded is a configuration with where each of its values came from.
@@ -49,6 +53,9 @@ type Loaded struct {
 	// Overrides lists the keys set by the environment or flags, for the
 	// summary ("matrix.repeat from SXLAB_MATRIX_REPEAT").
 	Overrides []Override
+	// Warnings are things to tell the user that do not stop the load: an
+	// SXLAB_* variable that names no key is ignored, like a typo would be.
+	Warnings []string
 
 	paths   map[string]*yaml.Node
 	origins map[*yaml.Node]string
@@ -125,9 +132,12 @@ const DefaultLogPredicate = artifacts.DefaultLogPredicate
 // configuration it returns the Loaded it could make and a Problems error
 // listing everything found, not only the first.
 func Load(opts LoadOptions) (*Loaded, error) {
-	lookup := opts.LookupEnv
+	lookup, environ := opts.LookupEnv, opts.Environ
 	if lookup == nil {
 		lookup = os.LookupEnv
+		if environ == nil {
+			environ = os.Environ
+		}
 	}
 	file, err := findFile(opts.File, opts.Dir, lookup)
 	if err != nil {
@@ -137,13 +147,22 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	l := &Loaded{File: file, Dir: filepath.Dir(file), origins: map[*yaml.Node]string{}}
+	// Dir is absolute: messages name it ("the configuration's folder ."
+	// says nothing), and packages resolve the same from any folder.
+	dir, err := filepath.Abs(filepath.Dir(file))
+	if err != nil {
+		dir = filepath.Dir(file)
+	}
+	l := &Loaded{File: file, Dir: dir, origins: map[*yaml.Node]string{}}
 	doc, perr := parseYAML(file, data)
 	if perr != nil {
 		return l, Problems{*perr}
 	}
 	if err := l.overlay(doc, lookup, opts.Flags); err != nil {
 		return l, err
+	}
+	if environ != nil {
+		l.Warnings = append(l.Warnings, unknownEnv(environ(), doc)...)
 	}
 	dec := strictyaml.NewDecoder()
 	dec.Decode(doc, &l.Config)
@@ -190,6 +209,26 @@ func findFile(explicit, dir string, lookup func(string) (string, bool)) (string,
 
 var yamlLineRe = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
 
+// yamlParserProblem tells the YAML parser's errors from the scanner's:
+// go.yaml.in/yaml/v3 (decode.go, parser.fail) prints the parser's 0-based
+// mark as the line, one before the line with the unclosed "[" (the
+// scanner's it prints 1-based). These are parserc.go's messages.
+func yamlParserProblem(msg string) bool {
+	for _, m := range []string{
+		"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+		"did not find expected '-' indicator", "did not find expected <document start>",
+		"did not find expected <stream-start>", "did not find expected key",
+		"did not find expected node content", "found duplicate %TAG directive",
+		"found duplicate %YAML directive", "found incompatible YAML document",
+		"found undefined tag handle",
+	} {
+		if strings.HasPrefix(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
 func parseYAML(file string, data []byte) (*yaml.Node, *Problem) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -202,6 +241,9 @@ func parseYAML(file string, data []byte) (*yaml.Node, *Problem) {
 		if m := yamlLineRe.FindStringSubmatch(err.Error()); m != nil {
 			if m[1] != "" {
 				p.Line, _ = strconv.Atoi(m[1])
+				if yamlParserProblem(m[2]) {
+					p.Line++
+				}
 			}
 			p.Msg = "YAML syntax: " + m[2]
 		}
@@ -249,6 +291,61 @@ func leafKeys() []string {
 	}
 	walk("", reflect.TypeFor[Config]())
 	return out
+}
+
+// toolEnv are SXLAB_* variables that are not configuration keys: the
+// benchmarks' and tests' own settings.
+var toolEnv = []string{"SXLAB_OPENSSH_", "SXLAB_TART_TEST_", "SXLAB_VZ_FAKE_", "SXLAB_TEST_"}
+
+// unknownEnv warns about every SXLAB_* variable that names no key and is
+// not a secret the file points at (password_env: SXLAB_GUEST_PASSWORD):
+// a misspelt variable is otherwise silently ignored while a misspelt file
+// key is an error.
+func unknownEnv(environ []string, doc *yaml.Node) []string {
+	known := map[string]bool{}
+	var names []string
+	for _, key := range leafKeys() {
+		known[EnvName(key)] = true
+		names = append(names, EnvName(key))
+	}
+	referenced := map[string]bool{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if k, v := n.Content[i], n.Content[i+1]; strings.HasSuffix(k.Value, "_env") && v.Kind == yaml.ScalarNode {
+					referenced[v.Value] = true
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(doc)
+	var warnings []string
+	seen := map[string]bool{}
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix+"_") || known[name] || referenced[name] || seen[name] {
+			continue
+		}
+		seen[name] = true
+		tool := false
+		for _, p := range toolEnv {
+			tool = tool || strings.HasPrefix(name, p)
+		}
+		if tool {
+			continue
+		}
+		w := fmt.Sprintf("environment %s names no configuration key and is ignored", name)
+		if s := strictyaml.Suggest(name, names); s != "" {
+			w += fmt.Sprintf("; did you mean %s?", s)
+		}
+		warnings = append(warnings, w)
+	}
+	sort.Strings(warnings)
+	return warnings
 }
 
 // EnvName is the environment variable that overrides key.

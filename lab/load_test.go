@@ -290,3 +290,58 @@ func TestRootConfigIsValid(t *testing.T) {
 	assert.Len(t, whole.Cells, 12, "2 images × 2 paths × 2 vpn × 2 approval, less the 4 running+pending cells")
 	assert.Len(t, shard.Attempts, 36)
 }
+
+// A YAML syntax error points at the line a person has to fix, whether
+// the parser or the scanner of the YAML library found it (the library
+// prints the parser's line 0-based).
+func TestYAMLSyntaxErrorPointsAtTheLine(t *testing.T) {
+	lines := strings.Split(validConfig, "\n")
+	vpn := -1
+	for i, l := range lines {
+		if strings.HasPrefix(l, "    vpn: [running, stopped]") {
+			vpn = i
+		}
+	}
+	require.GreaterOrEqual(t, vpn, 0)
+	cases := map[string]string{
+		"unclosed flow sequence (parser)": "    vpn: [running, stopped",
+		"unclosed flow mapping (parser)":  "    vpn: {running: 1",
+		"tab indentation (scanner)":       "\tvpn: [running, stopped]",
+		"mapping in a value (scanner)":    "    vpn: running: stopped",
+	}
+	for name, bad := range cases {
+		t.Run(name, func(t *testing.T) {
+			edited := append([]string(nil), lines...)
+			edited[vpn] = bad
+			path := writeConfig(t, strings.Join(edited, "\n"))
+			_, err := Load(LoadOptions{File: path, LookupEnv: noEnv})
+			require.Error(t, err)
+			var ps Problems
+			require.ErrorAs(t, err, &ps)
+			require.Len(t, ps, 1)
+			assert.Contains(t, ps[0].Msg, "YAML syntax")
+			// The broken line, or for an unclosed bracket the line that
+			// opened it; never the line before.
+			assert.GreaterOrEqual(t, ps[0].Line, vpn+1, "%s", err)
+			if strings.Contains(name, "parser") {
+				assert.Equal(t, vpn+1, ps[0].Line, "%s", err)
+			}
+		})
+	}
+}
+
+// Loaded from the current folder ("--config config.yaml"), a missing
+// package is reported with the folder's real path, not ".".
+func TestMissingPackageNamesTheRealFolder(t *testing.T) {
+	path := writeConfig(t, validConfig)
+	dir := filepath.Dir(path)
+	t.Chdir(dir)
+	require.NoError(t, os.Remove(filepath.Join(dir, "v3.pkg")))
+	l, err := Load(LoadOptions{File: "config.yaml", LookupEnv: noEnv})
+	require.Error(t, err)
+	real, rerr := filepath.Abs(dir)
+	require.NoError(t, rerr)
+	assert.Contains(t, err.Error(), "relative paths are taken from the configuration's folder "+real+")")
+	assert.NotContains(t, err.Error(), "folder .)")
+	assert.Equal(t, real, l.Dir)
+}

@@ -128,6 +128,11 @@ func (c *Config) CellSteps(cell map[string]string) ([]steps.Step, error) {
 			}
 			st = steps.RunProbes{Label: label, Names: applicable}
 		}
+		// wait-extension and vpn give the product their timeout to reach a
+		// state (missing it is a fail); every other step is bounded whole.
+		if s.WaitExtension == nil && s.VPN == nil {
+			st = steps.WithTimeout(st, label, timeout)
+		}
 		out = append(out, st)
 	}
 	return out, nil

@@ -13,6 +13,7 @@ import (
 	"text/template"
 
 	"github.com/sxlab/sxlab/artifacts"
+	"github.com/sxlab/sxlab/internal/strictyaml"
 	"github.com/sxlab/sxlab/matrices"
 )
 
@@ -186,6 +187,21 @@ func (l *Loaded) validate() Problems {
 					add(l.at(fp+".probability", "%s.probability: must be above 0 and at most 1", fp))
 				}
 			}
+			if g := s.Golden; g != nil && g.MDM != nil {
+				gp := p + ".sim.golden.mdm"
+				for j, pol := range g.MDM.SystemExtensionPolicies {
+					pp := fmt.Sprintf("%s.system_extension_policies[%d]", gp, j)
+					if !simTeamID.MatchString(pol.Team) {
+						add(l.at(pp+".team", "%s.team: %q is not a team ID (10 uppercase letters or digits): the policy allows the extensions of this developer team", pp, pol.Team))
+					}
+				}
+				for j, vp := range g.MDM.VPN {
+					pp := fmt.Sprintf("%s.vpn[%d]", gp, j)
+					if vp.Name == "" || vp.Provider == "" {
+						add(l.at(pp, "%s: give name (the configuration's name) and provider (the extension's bundle ID)", pp))
+					}
+				}
+			}
 		}
 		if v := img.VZ; v != nil {
 			switch {
@@ -312,8 +328,23 @@ func (l *Loaded) validate() Problems {
 	for i, ex := range m.Exclude {
 		p := fmt.Sprintf("matrix.exclude[%d]", i)
 		for _, k := range sortedKeys(ex) {
-			if _, ok := axisValues[k]; !ok {
-				add(l.atKey(p+"."+k, "%s: %q is not an axis (axes: %s)", p, k, strings.Join(axisNames(m.Axes), ", ")))
+			values, ok := axisValues[k]
+			if !ok {
+				msg := fmt.Sprintf("%s: %q is not an axis (axes: %s)", p, k, strings.Join(axisNames(m.Axes), ", "))
+				if s := strictyaml.Suggest(k, axisNames(m.Axes)); s != "" {
+					msg += fmt.Sprintf("; did you mean %q?", s)
+				}
+				add(l.atKey(p+"."+k, "%s", msg))
+				continue
+			}
+			// An exclude value outside its axis removes nothing: on GitHub
+			// as here, that is a typo that silently keeps the cells.
+			if !slices.Contains(values, ex[k]) {
+				msg := fmt.Sprintf("%s.%s: %q is not a value of axis %s, so this entry excludes nothing", p, k, ex[k], k)
+				if s := strictyaml.Suggest(ex[k], values); s != "" {
+					msg += fmt.Sprintf("; did you mean %q?", s)
+				}
+				add(l.at(p+"."+k, "%s (values: %s)", msg, strings.Join(values, ", ")))
 			}
 		}
 	}
@@ -321,6 +352,13 @@ func (l *Loaded) validate() Problems {
 		p := fmt.Sprintf("matrix.include[%d]", i)
 		for _, k := range sortedKeys(inc) {
 			checkValue(p+"."+k, k, inc[k])
+			// A new value of an axis is how include adds a combination;
+			// one a typo away from an existing value is a typo.
+			if values, ok := axisValues[k]; ok && !slices.Contains(values, inc[k]) {
+				if s := strictyaml.Suggest(inc[k], values); s != "" {
+					add(l.at(p+"."+k, "%s.%s: %q is not a value of axis %s; did you mean %q? (a new value would add a combination of its own)", p, k, inc[k], k, s))
+				}
+			}
 		}
 	}
 
@@ -333,6 +371,8 @@ func (l *Loaded) validate() Problems {
 			add(l.at("matrix", "matrix: %v", err))
 		case len(cells) == 0:
 			add(l.at("matrix", "matrix: no cells are left after exclude"))
+		case m.Repeat > matrices.MaxAttempts/len(cells):
+			add(l.at("matrix.repeat", "matrix.repeat: %d cells × repeat %d is more than the %d attempts one plan may hold", len(cells), m.Repeat, matrices.MaxAttempts))
 		}
 	}
 
@@ -361,6 +401,9 @@ func (l *Loaded) validate() Problems {
 		}
 		if pr.Old != "" {
 			oneOf(p+".old", "old", pr.Old, oldVersionRules)
+		}
+		if pr.Kind == "xpc-connect" && pr.Expect != "" {
+			oneOf(p+".expect", "expect", pr.Expect, []string{"reachable", "reply"})
 		}
 		ps = append(ps, l.checkWhen(p+".when", pr.When, axisValues)...)
 		ps = append(ps, l.checkTemplates(p, map[string]string{"state": pr.State, "version": pr.Version, "run": pr.Run})...)
@@ -430,8 +473,8 @@ func (l *Loaded) validate() Problems {
 			add(l.at("collect.signatures", "collect.signatures: %v", err))
 		}
 	}
-	if c.Retry.Max < 0 {
-		add(l.at("retry.max", "retry.max: must be 0 or more"))
+	if c.Retry.Max < 0 || c.Retry.Max > MaxRetries {
+		add(l.at("retry.max", "retry.max: %d is not from 0 to %d: a lab that errs on one attempt %d times in a row is broken, and more tries only hide it", c.Retry.Max, MaxRetries, MaxRetries+1))
 	}
 	return ps
 }
@@ -684,3 +727,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(out)
 	return out
 }
+
+// simTeamID is an Apple developer team ID, as a system extension policy
+// names it.
+var simTeamID = regexp.MustCompile(`^[A-Z0-9]{10}$`)

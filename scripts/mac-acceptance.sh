@@ -24,8 +24,19 @@
 #   7. sxlab image warm (boot the golden, check passwordless sudo, save its
 #      state), then a second run whose attempts restore that state:
 #      restore-to-SSH; skipped with --no-warm;
-#   8. the shutdown check: no vz-worker process and no Virtualization
+#   8. one real sysdiagnose in a guest (a one-attempt run whose only step
+#      runs it the way sxlab's collection does): its duration, the
+#      archive's size, and `sysdiagnose -h`; skipped with --no-sysdiagnose;
+#   9. the shutdown check: no vz-worker process and no Virtualization
 #      VM process of ours left, nothing left in the store's clones/.
+#
+# Per attempt it also reports, from each run's journal (results.jsonl),
+# how the machine started (restored or cold, and why a restore fell back),
+# the seconds from power-on to SSH, and the channel SSH went over: vsock
+# (sxlab-agent in the guest, over the VM's virtio-socket device) or tcp,
+# with why the agent's channel was not used. The image has agent: true
+# unless --no-agent; a golden without sxlab-agent costs each attempt up
+# to a minute before SSH falls back to TCP (the report then says so).
 #
 # Options:
 #   --store DIR       the vz store (default ~/.sxlab/vz)
@@ -35,11 +46,13 @@
 #                     from SXLAB_GUEST_PASSWORD (default admin)
 #   --bin PATH        use this signed sxlab instead of building bin/sxlab
 #   --no-warm         do not warm the image (it keeps what state it has)
+#   --no-agent        do not try SSH over the agent's vsock channel
+#   --no-sysdiagnose  do not run the sysdiagnose attempt
 #   --print-config    print the lab configuration it would use and exit
 #                     (works on any OS)
 #
-# The figures are printed at the end and kept in WORK/figures.txt with the
-# run folder; paste them into the issue. Exit 0 when both attempts passed
+# The figures are printed at the end and kept in one report file,
+# WORK/figures.txt, next to the run folders; attach it to the issue. Exit 0 when both attempts passed
 # and nothing was left behind.
 set -euo pipefail
 
@@ -65,18 +78,25 @@ since() {
 	awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'
 }
 
-# write_config FILE STORE IMAGE SLOTS USER RUNS_DIR: the lab the acceptance
-# runs. Relative paths in it are taken from FILE's folder.
+# write_config FILE STORE IMAGE SLOTS USER RUNS_DIR AGENT [KIND]: the lab
+# the acceptance runs; AGENT is true or false (SSH over the agent's vsock
+# channel); KIND sysdiagnose makes the one-attempt lab whose only step
+# runs a real sysdiagnose. Relative paths in it are taken from FILE's
+# folder.
 write_config() {
+	local cells="[first, second]" command=5m
+	if [ "${8:-}" = sysdiagnose ]; then
+		cells="[sysdiagnose]" command=30m
+	fi
 	cat >"$1" <<EOF
-# Written by scripts/mac-acceptance.sh: two attempts on REAL macOS guests
+# Written by scripts/mac-acceptance.sh: attempts on REAL macOS guests
 # (provider vz) of a lab with no app, to measure clone, boot and shutdown.
 lab:
   name: mac-acceptance
   runs_dir: $6
   timeouts:
     boot: 10m
-    command: 5m
+    command: $command
 hosts:
   - name: mini
     provider: vz
@@ -90,6 +110,8 @@ images:
     user: $5
     auth:
       password_env: SXLAB_GUEST_PASSWORD
+    # SSH over the sxlab-agent's vsock channel; TCP when it does not answer.
+    agent: $7
     # image warm runs these before saving the state (it checks sw_vers and
     # passwordless sudo itself): no Spotlight indexing in throwaway clones.
     prepare: ["sudo mdutil -a -i off"]
@@ -106,10 +128,8 @@ app:
 matrix:
   axes:
     macos: [golden]
-    cell: [first, second]
+    cell: $cells
   repeat: 1
-scenario:
-  - probe: [sw-vers]
 probes:
   - name: sw-vers
     kind: command
@@ -122,6 +142,28 @@ collect:
 retry:
   max: 0
 EOF
+	if [ "${8:-}" = sysdiagnose ]; then
+		# Lines the report reads back from steps.jsonl: sysdiagnose's help,
+		# then its exit, duration and the archive's size, as sxlab's own
+		# collection runs it.
+		cat >>"$1" <<'EOF'
+scenario:
+  - shell:
+      run: >-
+        sysdiagnose -h 2>&1 | head -n 40 | sed 's/^/SXLAB-SDH| /';
+        s=$(date +%s);
+        sudo -n sysdiagnose -u -b -Q -f /tmp/sxlab-sd -A acceptance >/tmp/sxlab-sd.out 2>&1; e=$?;
+        t=$(( $(date +%s) - s ));
+        b=$(stat -f %z /tmp/sxlab-sd/acceptance.tar.gz 2>/dev/null || echo none);
+        echo "SXLAB-SD| exit=$e seconds=$t bytes=$b";
+        tail -n 3 /tmp/sxlab-sd.out | sed 's/^/SXLAB-SDOUT| /'
+EOF
+	else
+		cat >>"$1" <<'EOF'
+scenario:
+  - probe: [sw-vers]
+EOF
+	fi
 }
 
 # phase_figures LOG: one line per attempt from the plain progress lines of
@@ -158,14 +200,66 @@ phase_figures() {
 	}' "$1"
 }
 
-# run_lab KIND: sxlab run with plain progress; keeps KIND.progress.log,
-# KIND.summary.txt, KIND.exit, KIND.seconds and KIND.run_dir in $work.
-# Uses bin, cfg and work of main.
+# journal_figures RUN_DIR: per attempt of the run's journal, how its
+# machine started, the seconds from power-on to SSH and the channel SSH
+# went over, with the notes that say why a restore or the agent's channel
+# was not had.
+journal_figures() {
+	local journal=$1/results.jsonl
+	[ -f "$journal" ] || { echo "  (no journal in $1)"; return 0; }
+	printf '  %-28s %-9s %7s %-7s %s\n' attempt start to_ssh channel notes
+	local line notes note
+	while IFS= read -r line; do
+		notes=""
+		for note in "$(json_string "$line" start_note)" "$(json_string "$line" channel_note)" "$(json_string "$line" quarantine)"; do
+			[ "$note" = - ] || notes="${notes:+$notes; }$note"
+		done
+		printf '  %-28s %-9s %7s %-7s %s\n' \
+			"$(json_string "$line" label) r$(json_number "$line" repeat)" \
+			"$(json_string "$line" start)" "$(json_number "$line" to_ssh)" "$(json_string "$line" channel)" \
+			"${notes:--}"
+	done <"$journal"
+}
+
+# json_string LINE KEY and json_number LINE KEY: one field of a journal
+# line (no nesting is needed for these keys); "-" when absent.
+json_string() {
+	local v
+	v=$(printf '%s\n' "$1" | sed -En 's/.*"'"$2"'":"(([^"\\]|\\.)*)".*/\1/p' | head -n 1)
+	printf '%s' "${v:--}"
+}
+json_number() {
+	local v
+	v=$(printf '%s\n' "$1" | sed -En 's/.*"'"$2"'":([0-9.]+).*/\1/p' | head -n 1)
+	printf '%s' "${v:--}"
+}
+
+# sysdiagnose_figures RUN_DIR: the lines the sysdiagnose step printed,
+# read back from its steps.jsonl.
+sysdiagnose_figures() {
+	local steps
+	steps=$(find "$1/cells" -name steps.jsonl 2>/dev/null | head -n 1)
+	[ -n "$steps" ] || { echo "  (no steps.jsonl in $1: the attempt did not reach its step)"; return 0; }
+	# The step's stdout is one JSON string: unescape its newlines.
+	local out
+	out=$(sed -En 's/.*"stdout":"(([^"\\]|\\.)*)".*/\1/p' "$steps" | head -n 1)
+	out=$(printf '%b' "${out//\\\"/\"}")
+	local fig
+	fig=$(printf '%s\n' "$out" | sed -n 's/^SXLAB-SD| //p')
+	echo "  ${fig:-no figures: the step did not finish (see $steps)}"
+	printf '%s\n' "$out" | sed -n 's/^SXLAB-SDOUT| /  sysdiagnose said: /p'
+	echo "  sysdiagnose -h:"
+	printf '%s\n' "$out" | sed -n 's/^SXLAB-SDH| /    /p'
+}
+
+# run_lab KIND [CFG]: sxlab run with plain progress; keeps
+# KIND.progress.log, KIND.summary.txt, KIND.exit, KIND.seconds and
+# KIND.run_dir in $work. Uses bin, cfg and work of main.
 run_lab() {
-	local kind=$1 t0 code=0
-	echo "== sxlab run: $kind boots (progress in $work/$kind.progress.log)"
+	local kind=$1 config=${2:-$cfg} t0 code=0
+	echo "== sxlab run: $kind (progress in $work/$kind.progress.log)"
 	t0=$(now)
-	"$bin" run --config "$cfg" --progress plain 2> >(tee "$work/$kind.progress.log" >&2) | tee "$work/$kind.summary.txt" || code=$?
+	"$bin" run --config "$config" --progress plain 2> >(tee "$work/$kind.progress.log" >&2) | tee "$work/$kind.summary.txt" || code=$?
 	since "$t0" >"$work/$kind.seconds"
 	echo "$code" >"$work/$kind.exit"
 	sleep 1 # let tee finish the progress log
@@ -189,7 +283,7 @@ vm_processes() {
 }
 
 main() {
-	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 t0
+	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 agent=true sysdiagnose=1 t0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--store) store=${2:?--store needs a folder}; shift 2 ;;
@@ -198,6 +292,8 @@ main() {
 		--bin) bin=${2:?--bin needs a path}; shift 2 ;;
 		--print-config) print_config=1; shift ;;
 		--no-warm) warm=0; shift ;;
+		--no-agent) agent=false; shift ;;
+		--no-sysdiagnose) sysdiagnose=0; shift ;;
 		-h | --help) usage; exit 0 ;;
 		-*) die "unknown option $1 (see --help)" ;;
 		*)
@@ -212,7 +308,7 @@ main() {
 	if [ "$print_config" = 1 ]; then
 		local tmp
 		tmp=$(mktemp)
-		write_config "$tmp" "$store" "$image" "$slots" "$user" ./runs
+		write_config "$tmp" "$store" "$image" "$slots" "$user" ./runs "$agent"
 		cat "$tmp"
 		rm -f "$tmp"
 		return 0
@@ -240,7 +336,7 @@ main() {
 	[ -x "$bin" ] || die "$bin is not an executable"
 
 	# 2-3. the configuration, checked; this machine, checked
-	write_config "$cfg" "$store" "$image" "$slots" "$user" "$runs_dir"
+	write_config "$cfg" "$store" "$image" "$slots" "$user" "$runs_dir" "$agent"
 	: >"$work/noop.pkg"
 	mkdir -p "$store"
 	export SXLAB_GUEST_PASSWORD=${SXLAB_GUEST_PASSWORD:-admin}
@@ -295,7 +391,13 @@ main() {
 		[ "$first" = restore ] || run_lab restore
 	fi
 
-	# 7. nothing left behind
+	# 8. one real sysdiagnose, in a guest of its own
+	if [ "$sysdiagnose" = 1 ]; then
+		write_config "$work/sysdiagnose.yaml" "$store" "$image" 1 "$user" "$runs_dir" "$agent" sysdiagnose
+		run_lab sysdiagnose "$work/sysdiagnose.yaml"
+	fi
+
+	# 9. nothing left behind
 	local leftovers="" after
 	after=$(vm_processes | wc -l | tr -d ' ')
 	if [ "$after" -gt "$before" ]; then
@@ -333,8 +435,17 @@ $clones"
 			echo
 			echo "$kind boots (boot-to-SSH is $([ "$kind" = cold ] && echo "power-on" || echo "restore") to SSH): whole run $(cat "$work/$kind.seconds") s, exit $(cat "$work/$kind.exit")"
 			phase_figures "$work/$kind.progress.log"
-			grep -q 'restoring .* failed' "$work/$kind.progress.log" 2>/dev/null && echo "  note: a restore fell back to a cold boot (see the worker logs in the run folder)"
+			echo "  from the journal (start: restored|cold; to_ssh: power-on to SSH, s; channel: vsock|tcp):"
+			journal_figures "$(cat "$work/$kind.run_dir")"
 		done
+		echo
+		if [ -f "$work/sysdiagnose.run_dir" ]; then
+			echo "sysdiagnose in a guest (exit $(cat "$work/sysdiagnose.exit"), whole run $(cat "$work/sysdiagnose.seconds") s):"
+			sysdiagnose_figures "$(cat "$work/sysdiagnose.run_dir")"
+		else
+			echo "sysdiagnose in a guest: not measured (--no-sysdiagnose)"
+		fi
+		echo "agent channel: $([ "$agent" = true ] && echo "tried (images.golden.agent: true): see channel above" || echo "not tried (--no-agent)")"
 		echo
 		if [ -n "$leftovers" ]; then
 			echo "shutdown check: FAILED"
@@ -346,7 +457,7 @@ $clones"
 	} | tee "$work/figures.txt"
 
 	local kind
-	for kind in cold restore; do
+	for kind in cold restore sysdiagnose; do
 		[ ! -f "$work/$kind.exit" ] || [ "$(cat "$work/$kind.exit")" = 0 ] ||
 			die "the $kind run exited $(cat "$work/$kind.exit") (1: a probe failed, 2: attempts without a verdict, 3: configuration); see $work/$kind.progress.log"
 	done

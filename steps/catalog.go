@@ -105,9 +105,12 @@ func (s Upgrade) Run(ctx context.Context, env *Env) error {
 }
 
 // consoleUser runs a command as the logged-in user: apps and AppleScript
-// UI automation only work in the GUI session.
+// UI automation only work in the GUI session. launchctl asuser keeps
+// root's credentials (launchctl(1)), and the user's apps refuse root's
+// Apple events, so sudo -u drops them inside the session.
 func consoleUser(env *Env, args ...string) string {
-	return "sudo launchctl asuser $(id -u " + guest.Quote(env.User) + ") " + guest.Join(args...)
+	u := guest.Quote(env.User)
+	return "sudo launchctl asuser $(id -u " + u + ") sudo -u " + u + " " + guest.Join(args...)
 }
 
 // Launch opens the app as the console user.

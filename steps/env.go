@@ -73,6 +73,13 @@ type Env struct {
 	CommandTimeout time.Duration
 	// Results collects the probes' outcomes, in order.
 	Results []ProbeResult
+	// ProbeBinary returns the local path of a darwin/arm64 sxlab-probe
+	// (package guestbin builds it); the mach-lookup and xpc-connect
+	// probes upload it once per attempt. nil makes them a lab error.
+	ProbeBinary func(ctx context.Context) (string, error)
+	// Set by the first guest probe of the attempt: where the probe was
+	// uploaded, and the console user's uid.
+	probeRemote, consoleUID string
 }
 
 // Entry is one line of steps.jsonl.
@@ -126,22 +133,30 @@ func (e *Env) poll() time.Duration {
 // here keeps the checks few on a slow one.
 const firstPoll = 10 * time.Millisecond
 
-// poller spaces the checks of one polling step: firstPoll, doubling up
-// to Env.Poll.
+// poller spaces the checks of one polling step: the second check at
+// once (a fast guest is done by then; a fixed 10 ms was 13 % of an
+// attempt against a zero-latency one), then firstPoll, doubling up to
+// Env.Poll.
 type poller struct {
 	next, longest time.Duration
 }
 
 func (e *Env) poller() *poller {
-	longest := e.poll()
-	return &poller{next: min(firstPoll, longest), longest: longest}
+	return &poller{next: 0, longest: e.poll()}
 }
 
 // wait sleeps until the next check, but not past deadline (the last
 // check then comes at the deadline), or until ctx ends.
 func (p *poller) wait(ctx context.Context, deadline time.Time) error {
 	d := min(p.next, max(time.Until(deadline), 0))
-	p.next = min(2*p.next, p.longest)
+	if p.next == 0 {
+		p.next = min(firstPoll, p.longest)
+	} else {
+		p.next = min(2*p.next, p.longest)
+	}
+	if d == 0 {
+		return ctx.Err()
+	}
 	return sleep(ctx, d)
 }
 

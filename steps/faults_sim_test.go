@@ -201,7 +201,7 @@ func TestSimApprovalCoalesced(t *testing.T) {
 			c := cell{from: from, to: "3", approval: "pending", vpn: "stopped"}
 			l := bootLab(t, image153(), 1, "coalesced-"+from, app, c)
 			l.do(scenario(c)...)
-			assert.Contains(t, l.ran(), "sudo launchctl asuser $(id -u admin) osascript -e "+guest.Quote(allowScript), "the prompt step ran")
+			assert.Contains(t, l.ran(), "sudo launchctl asuser $(id -u admin) sudo -u admin osascript -e "+guest.Quote(allowScript), "the prompt step ran")
 
 			rs := l.lastProbes()
 			assert.Equal(t, map[string]bool{"extension-state": false, "mach-endpoint": false, "xpc": false}, held(rs))

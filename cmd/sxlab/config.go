@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,19 @@ func configFlag(cmd *cobra.Command) *string {
 // load reads the configuration; overrides maps configuration keys to the
 // command's flags that set them.
 func load(file string, overrides map[string]*pflag.Flag) (*lab.Loaded, error) {
-	return lab.Load(lab.LoadOptions{File: file, LookupEnv: os.LookupEnv, Flags: overrides})
+	return loadTo(os.Stderr, file, overrides)
+}
+
+// loadTo is load with its warnings (an SXLAB_* variable that names no
+// key) written to stderr.
+func loadTo(stderr io.Writer, file string, overrides map[string]*pflag.Flag) (*lab.Loaded, error) {
+	l, err := lab.Load(lab.LoadOptions{File: file, LookupEnv: os.LookupEnv, Environ: os.Environ, Flags: overrides})
+	if l != nil {
+		for _, w := range l.Warnings {
+			fmt.Fprintf(stderr, "sxlab: warning: %s\n", w)
+		}
+	}
+	return l, err
 }
 
 func newConfigCmd() *cobra.Command {
@@ -31,7 +44,7 @@ func newConfigCmd() *cobra.Command {
 	}
 	vfile := configFlag(validate)
 	validate.RunE = func(c *cobra.Command, _ []string) error {
-		l, err := load(*vfile, nil)
+		l, err := loadTo(c.ErrOrStderr(), *vfile, nil)
 		if err != nil {
 			return err
 		}
@@ -56,7 +69,7 @@ func newConfigCmd() *cobra.Command {
 	}
 	pfile := configFlag(print)
 	print.RunE = func(c *cobra.Command, _ []string) error {
-		l, err := load(*pfile, nil)
+		l, err := loadTo(c.ErrOrStderr(), *pfile, nil)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/vm/vz"
 )
@@ -97,7 +97,7 @@ func looksLikePath(s string) bool {
 }
 
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	enc := plainjson.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }

@@ -62,6 +62,43 @@ func TestPlanJSONOfDemo(t *testing.T) {
 	}
 }
 
+// The upgrade path reads as the user wrote it, not as "2-\u003e3".
+func TestJSONOutputKeepsArrows(t *testing.T) {
+	code, out, errs := sxlab(t, "plan", "--config", demoConfig, "--format", "json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, out, `"path": "2->3"`)
+	assert.NotContains(t, out, `\u003e`)
+}
+
+// A misspelt variable is not silently ignored: every SXLAB_* variable
+// that names no key is warned about, with the likely one.
+func TestMisspeltEnvironmentVariableIsWarnedAbout(t *testing.T) {
+	t.Setenv("SXLAB_MATRIX_REPAET", "5")
+	t.Setenv("SXLAB_NOTHING_LIKE_IT", "1")
+	// A secret the configuration points at is not a key, and not a typo.
+	t.Setenv("SXLAB_GUEST_PASSWORD", "admin")
+	cfg := demoConfigAt(t, t.TempDir())
+	data, err := os.ReadFile(cfg)
+	require.NoError(t, err)
+	require.Contains(t, string(data), "password: admin")
+	require.NoError(t, os.WriteFile(cfg, []byte(strings.Replace(string(data), "password: admin", "password_env: SXLAB_GUEST_PASSWORD", 1)), 0o644))
+
+	code, out, errs := sxlab(t, "plan", "--config", cfg, "--format", "json")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, "sxlab: warning: environment SXLAB_MATRIX_REPAET names no configuration key and is ignored; did you mean SXLAB_MATRIX_REPEAT?")
+	assert.Contains(t, errs, "sxlab: warning: environment SXLAB_NOTHING_LIKE_IT names no configuration key and is ignored\n")
+	assert.NotContains(t, errs, "SXLAB_GUEST_PASSWORD")
+	var p planOut
+	require.NoError(t, json.Unmarshal([]byte(out), &p))
+	assert.Len(t, p.Attempts, 36, "the plan is the file's: the variable did nothing")
+
+	t.Setenv("SXLAB_MATRIX_REPAET", "")
+	t.Setenv("SXLAB_NOTHING_LIKE_IT", "")
+	code, _, errs = sxlab(t, "config", "validate", "--config", demoConfig)
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, "SXLAB_MATRIX_REPAET", "set but empty is still a typo worth a word")
+}
+
 func TestShardsPartitionThePlan(t *testing.T) {
 	whole := planJSONOf(t)
 	seen := map[string]int{}

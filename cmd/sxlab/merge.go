@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/report"
 )
 
@@ -16,7 +17,10 @@ func newMergeCmd() *cobra.Command {
 		Short: "Join the run folders of the shards of one plan into one run",
 		Long: `Join the run folders of the shards of one plan (sxlab run --shard i/n)
 into one run folder: journal, attempt folders, run.json and plan.json.
-Shards of different plans are refused. Attempts run by more than one shard
+Shards of different plans are refused. Journal lines that resume and
+report leave out (torn, edited, unknown verdict, outside the plan: see
+sxlab journal check) are left out here too, each named by its line.
+Journals of sxlab before checksums are read as before. Attempts run by more than one shard
 keep the first shard's result; attempts no shard finished are listed, and
 the exit code is then 2.`,
 		Args: cobra.MinimumNArgs(1),
@@ -31,6 +35,9 @@ the exit code is then 2.`,
 			return &exitError{code: exitUsage, err: err}
 		}
 		w := c.OutOrStdout()
+		for _, e := range res.Excluded {
+			fmt.Fprintf(c.ErrOrStderr(), "sxlab: merge: %s; left out (see sxlab journal check)\n", e)
+		}
 		fmt.Fprintf(w, "merged %d run(s) into %s\n", len(res.Shards), res.Dir)
 		if err := report.Write(res.Dir); err != nil {
 			return &exitError{code: exitIncomplete, err: fmt.Errorf("merge: reports: %w", err)}
@@ -67,13 +74,16 @@ nightly job's gate.`,
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}
+		for _, e := range d.Excluded {
+			fmt.Fprintf(c.ErrOrStderr(), "sxlab: diff: %s; left out (see sxlab journal check)\n", e)
+		}
 		if asJSON {
-			enc := json.NewEncoder(c.OutOrStdout())
+			enc := plainjson.NewEncoder(c.OutOrStdout())
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(d); err != nil {
 				return err
 			}
-		} else if err := report.WriteDiff(c.OutOrStdout(), d); err != nil {
+		} else if err := writeBuffered(c.OutOrStdout(), func(w io.Writer) error { return report.WriteDiff(w, d) }); err != nil {
 			return err
 		}
 		if d.NewlyFailing() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/internal/plainjson"
 )
 
 func newParseCmd() *cobra.Command {
@@ -37,7 +37,7 @@ func newParseCmd() *cobra.Command {
 			if err != nil {
 				return usageError("%s: %v", name, err)
 			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc := plainjson.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(v); err != nil {
 				return fmt.Errorf("write JSON: %w", err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/matrices"
 )
@@ -38,7 +38,7 @@ func (p *planFlags) options(shard matrices.Shard) lab.PlanOptions {
 
 // resolve loads the configuration and builds the plan the flags ask for.
 func (p *planFlags) resolve(fs *pflag.FlagSet, stderr io.Writer) (*lab.Loaded, matrices.Plan, matrices.Plan, error) {
-	l, err := load(p.config, map[string]*pflag.Flag{"matrix.repeat": fs.Lookup("repeat")})
+	l, err := loadTo(stderr, p.config, map[string]*pflag.Flag{"matrix.repeat": fs.Lookup("repeat")})
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, err
 	}
@@ -100,14 +100,15 @@ func newPlanCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		out := c.OutOrStdout()
-		switch format {
-		case "json":
-			return writePlanJSON(out, plan)
-		case "github-matrix":
-			return writeGitHubMatrix(out, whole, shards, pf.shardBy)
-		}
-		return writePlanTable(out, l, plan, whole)
+		return writeBuffered(c.OutOrStdout(), func(out io.Writer) error {
+			switch format {
+			case "json":
+				return writePlanJSON(out, plan)
+			case "github-matrix":
+				return writeGitHubMatrix(out, whole, shards, pf.shardBy)
+			}
+			return writePlanTable(out, l, plan, whole)
+		})
 	}
 	return cmd
 }
@@ -130,7 +131,7 @@ func writePlanJSON(w io.Writer, p matrices.Plan) error {
 	for _, a := range p.Attempts {
 		out.Attempts = append(out.Attempts, attemptJSON{Cell: a.Cell.ID, Label: a.Cell.Label, Repeat: a.Repeat, Axes: a.Cell.Values})
 	}
-	enc := json.NewEncoder(w)
+	enc := plainjson.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
 }
@@ -155,7 +156,7 @@ func writeGitHubMatrix(w io.Writer, whole matrices.Plan, n int, by string) error
 		}
 		out.Include = append(out.Include, entry)
 	}
-	return json.NewEncoder(w).Encode(out)
+	return plainjson.NewEncoder(w).Encode(out)
 }
 
 func writePlanTable(w io.Writer, l *lab.Loaded, p, whole matrices.Plan) error {

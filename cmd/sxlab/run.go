@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,16 +27,31 @@ import (
 	"github.com/sxlab/sxlab/vm/vz"
 )
 
-// newProvider maps a host's provider name to its implementation. Only
-// providers that work are here; the others say so plainly.
-func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
+// simMachinesDir is where a run's simulated Macs keep their folders,
+// under the runs folder rather than bare $TMPDIR: every run there reaps,
+// at its start, the folders of runs that died (sim.Provider.Reap goes by
+// their locks), and nothing of a run is left where nobody looks.
+const simMachinesDir = ".sim-machines"
+
+// providers maps a host's provider name to its implementation. Only
+// providers that work are here; the others say so plainly. runsDir holds
+// the simulated Macs' folders (simMachinesDir).
+func providers(runsDir string) func(h lab.Host, seed int64) (vm.Provider, error) {
+	return func(h lab.Host, seed int64) (vm.Provider, error) { return newProvider(h, seed, runsDir) }
+}
+
+func newProvider(h lab.Host, seed int64, runsDir string) (vm.Provider, error) {
 	switch h.Provider {
 	case lab.ProviderSim:
 		scale := 1.0
 		if h.Sim != nil && h.Sim.TimeScale != nil {
 			scale = *h.Sim.TimeScale
 		}
-		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed}), nil
+		base, err := filepath.Abs(filepath.Join(runsDir, simMachinesDir))
+		if err != nil {
+			return nil, fmt.Errorf("simulated machines' folder: %w", err)
+		}
+		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: base}), nil
 	case lab.ProviderVZ:
 		store := ""
 		if h.VZ != nil {
@@ -98,8 +114,14 @@ func shutdownGuest(dial func(context.Context, guest.Endpoint) (lab.Conn, error))
 	}
 }
 
-func dialGuest(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
-	o := guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias}
+// dialGuest dials for one run: keys keeps the run's known_hosts in memory.
+func dialGuest(keys *guest.HostKeyCache) func(context.Context, guest.Endpoint, string, string) (lab.Conn, error) {
+	return func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
+		return dialGuestWith(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys})
+	}
+}
+
+func dialGuestWith(ctx context.Context, ep guest.Endpoint, o guest.Options) (lab.Conn, error) {
 	// The lab bounds the wait for sshd (lab.timeouts.boot) with ctx; the
 	// client's own default must not cut it shorter.
 	if d, ok := ctx.Deadline(); ok {
@@ -115,6 +137,7 @@ func newRunCmd() *cobra.Command {
 		progress string
 		asJSON   bool
 		keep     bool
+		restore  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -126,6 +149,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&resume, "resume", "", "run folder of an interrupted run: run only its attempts without a verdict")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | tty (a bar and a line per busy slot, redrawn in place) | plain (a line per step) | none; auto: tty when stderr is a terminal, CI is unset and TERM is not dumb, else plain")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	cmd.Flags().BoolVar(&restore, "require-restore", false, "make an attempt whose machine should have restored a saved state but booted cold an error (vz)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the machine of the first failing attempt running after the run, print how to ssh into it, and delete it on Ctrl-C")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		prog, err := newProgress(progress, c.ErrOrStderr(), os.LookupEnv)
@@ -133,7 +157,7 @@ func newRunCmd() *cobra.Command {
 			return err
 		}
 		flags := map[string]*pflag.Flag{"matrix.repeat": c.Flags().Lookup("repeat"), "lab.seed": c.Flags().Lookup("seed")}
-		l, err := load(pf.config, flags)
+		l, err := loadTo(c.ErrOrStderr(), pf.config, flags)
 		if err != nil {
 			return err
 		}
@@ -141,30 +165,27 @@ func newRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		// The first interrupt cancels the run (cleanups still run); a
-		// second one exits at once.
+		// The first interrupt stops the run in order (cleanups still run,
+		// then the journal, reports and summary); only one after
+		// stopGrace exits at once (see stopper).
 		ctx, cancel := context.WithCancel(c.Context())
 		defer cancel()
-		sigs := make(chan os.Signal, 2)
+		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sigs)
-		go func() {
-			select {
-			case <-sigs:
-			case <-ctx.Done():
-				return
-			}
-			prog.Log("sxlab: interrupted: stopping, cleaning up (interrupt again to exit at once)")
-			cancel()
-			select {
-			case <-sigs:
-				os.Exit(exitIncomplete)
-			case <-time.After(10 * time.Minute):
-			}
-		}()
+		done := make(chan struct{})
+		defer close(done)
+		go stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
 
-		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
-			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest, LookupEnv: os.LookupEnv}
+		runsDir := l.Config.Lab.RunsDir
+		if resume != "" {
+			runsDir = filepath.Dir(filepath.Clean(resume))
+		}
+		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
+		var created string
+		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep, RequireRestore: restore,
+			Tool: toolVersion(), NewProvider: providers(runsDir), Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
+			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		// Preflight first (a second at most): recorded in run.json, never
@@ -173,9 +194,28 @@ func newRunCmd() *cobra.Command {
 			opts.Preflight = &rep
 			prog.Log("sxlab: " + preflightLine(rep))
 		}
+		// Before the first attempt, so no progress display is drawn yet.
+		opts.Warn = func(w string) { fmt.Fprintln(c.ErrOrStderr(), "sxlab: journal: "+w) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
+			// Nothing ran, so nothing is lost: a folder made for the run
+			// would only be an empty run for report and diff to trip on.
+			if created != "" {
+				if rerr := os.RemoveAll(created); rerr != nil {
+					fmt.Fprintf(c.ErrOrStderr(), "sxlab: remove the unused run folder: %v\n", rerr)
+				}
+			}
+			if ctx.Err() != nil {
+				// Interrupted while setting up: nothing is wrong with the
+				// configuration, the run just did not happen.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("interrupted before the first attempt: %w", err)}
+			}
+			if errors.Is(err, syscall.ENOSPC) {
+				// Not the configuration's fault: the same run succeeds
+				// once there is room, like any attempt left undone.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("%w (the disk under lab.runs_dir %s is full; free space and run again)", err, l.Config.Lab.RunsDir)}
+			}
 			return &exitError{code: exitUsage, err: err}
 		}
 		s := summarise(res)
@@ -201,6 +241,20 @@ func newRunCmd() *cobra.Command {
 	return cmd
 }
 
+// reapBareTempDir removes the simulated Macs that dead processes left in
+// bare $TMPDIR, where sxlab before .sim-machines (and sim serve) kept
+// them. A live machine's folder is locked, so it stays.
+func reapBareTempDir(ctx context.Context, hosts []lab.Host, log func(string)) {
+	for _, h := range hosts {
+		if h.Provider == lab.ProviderSim {
+			if err := sim.NewProvider(sim.Options{BaseDir: os.TempDir()}).Reap(ctx); err != nil {
+				log("sxlab: warning: " + err.Error())
+			}
+			return
+		}
+	}
+}
+
 func verdictWord(code int) string {
 	if code == exitFindings {
 		return "cells failed or are flaky"
@@ -222,12 +276,15 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		if k.Simulated {
 			kind = "SIMULATED machine"
 		}
-		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(res.Dir, k.Dir))
+		// Absolute paths: the person pastes the command in another
+		// terminal, from another folder.
+		dir := absPath(res.Dir)
+		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, filepath.Join(res.Dir, "known_hosts"), k.Machine.Name(), k.Endpoint.User, host)
+			port, guest.Quote(filepath.Join(dir, "known_hosts")), cmp.Or(k.Alias, k.Machine.Name()), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
-			fmt.Fprintf(stdout, "  key: %s\n", k.Endpoint.KeyFile)
+			fmt.Fprintf(stdout, "  key: %s\n", absPath(k.Endpoint.KeyFile))
 		case k.Simulated:
 			fmt.Fprintf(stdout, "  password: %s\n", k.Endpoint.Password)
 		default:

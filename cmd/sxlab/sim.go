@@ -43,7 +43,7 @@ names another address explicitly.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.config, "config", "", "configuration file (default ./config.yaml, then $XDG_CONFIG_HOME/sxlab/config.yaml)")
-	fl.StringVar(&f.image, "image", "", "image to simulate (required when the configuration has several)")
+	fl.StringVar(&f.image, "image", "", "image to simulate (default: the first sim image of the matrix's image axis, said on stderr)")
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:0", "address of the simulated Mac's sshd (port 0: a free port)")
 	fl.StringArrayVar(&f.authorizedKeys, "authorized-key", nil, "public key file (authorized_keys format) allowed to log in; repeatable")
 	fl.Float64Var(&f.timeScale, "time-scale", -1, "multiplies simulated durations: 0 instant, 1 real time (default: the first sim host's time_scale, else 1)")
@@ -79,6 +79,22 @@ func checkListen(addr string, stderr io.Writer) error {
 	return nil
 }
 
+// firstSimImage is the image a person thinks of first: the first value of
+// the matrix's image axis that has a sim section, else the first by name.
+func firstSimImage(cfg *lab.Config, simImages []string) string {
+	for _, ax := range cfg.Matrix.Axes {
+		if ax.Name != cfg.Matrix.ImageAxis {
+			continue
+		}
+		for _, v := range ax.Values {
+			if img, ok := cfg.Images[v]; ok && img.Sim != nil {
+				return v
+			}
+		}
+	}
+	return simImages[0]
+}
+
 func simServe(ctx context.Context, f simServeFlags, stdout, stderr io.Writer) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -86,7 +102,7 @@ func simServe(ctx context.Context, f simServeFlags, stdout, stderr io.Writer) er
 	if err := checkListen(f.listen, stderr); err != nil {
 		return err
 	}
-	l, err := load(f.config, nil)
+	l, err := loadTo(stderr, f.config, nil)
 	if err != nil {
 		return err
 	}
@@ -99,10 +115,13 @@ func simServe(ctx context.Context, f simServeFlags, stdout, stderr io.Writer) er
 	}
 	sort.Strings(simImages)
 	if f.image == "" {
-		if len(simImages) != 1 {
-			return usageError("--image is required: one of %s", strings.Join(simImages, ", "))
+		if len(simImages) == 0 {
+			return usageError("no image of %s has a sim section to simulate", l.File)
 		}
-		f.image = simImages[0]
+		f.image = firstSimImage(&cfg, simImages)
+		if len(simImages) > 1 {
+			fmt.Fprintf(stderr, "sxlab: simulating %s, the first image of the matrix (--image picks another: %s)\n", f.image, strings.Join(simImages, ", "))
+		}
 	}
 	if img, ok := cfg.Images[f.image]; !ok || img.Sim == nil {
 		return usageError("--image %q: no such sim image (images with a sim section: %s)", f.image, strings.Join(simImages, ", "))

@@ -110,3 +110,54 @@ func TestReadAuthorizedKeys(t *testing.T) {
 	_, err = readAuthorizedKeys(file)
 	assert.Error(t, err)
 }
+
+// `sim serve` without --image simulates the matrix's first image and says
+// which on stderr.
+func TestSimServeDefaultsToTheFirstImage(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	var errb lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		err := simServe(ctx, simServeFlags{config: demoConfig, listen: "127.0.0.1:0", timeScale: 0}, pw, &errb)
+		pw.Close()
+		done <- err
+	}()
+	fields := map[string]string{}
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":"); ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+		if strings.Contains(sc.Text(), "Ctrl-C") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	require.Contains(t, fields, "address", errb.String())
+	assert.Contains(t, errb.String(), "simulating macos-15.3, the first image of the matrix (--image picks another: macos-15.3, macos-15.4)")
+
+	client, err := ssh.Dial("tcp", fields["address"], &ssh.ClientConfig{
+		User: "admin", Auth: []ssh.AuthMethod{ssh.Password("admin")}, HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second,
+	})
+	require.NoError(t, err)
+	s, err := client.NewSession()
+	require.NoError(t, err)
+	out, err := s.Output("sw_vers")
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "ProductVersion:\t\t15.3")
+	client.Close()
+
+	cancel()
+	select {
+	case err := <-done:
+		assert.NoError(t, err)
+	case <-time.After(promptlySim):
+		t.Fatal("sim serve did not stop when its context ended")
+	}
+}
+
+// promptlySim bounds waits for a simulated Mac to stop: what it rules out
+// is not stopping at all.
+const promptlySim = time.Minute
