@@ -26,9 +26,9 @@ func checkRemoteLogin(ctx context.Context, s *session) Check {
 	e := s.run(ctx, "sw_vers")
 	where := ""
 	if s.t.Address != "" {
-		where = " at " + s.t.Address
+		where = " (" + s.t.Address + ")"
 	}
-	c := Check{Status: OK, Detail: fmt.Sprintf("logged in as %s%s over SSH", s.t.User, where)}
+	c := Check{Status: OK, Detail: fmt.Sprintf("logged in over SSH as %s%s", s.t.User, where)}
 	if e.finished && e.Exit == 0 {
 		if sv, err := guest.ParseSwVers(strings.NewReader(e.Stdout)); err == nil {
 			c.Detail += fmt.Sprintf("; macOS %s (%s)", sv.ProductVersion, sv.BuildVersion)

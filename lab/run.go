@@ -55,6 +55,10 @@ type RunOptions struct {
 	// RequireRestore makes a restore that fell back to a cold boot an
 	// error (run --require-restore).
 	RequireRestore bool
+	// CheckImages boots each image the attempts use once, before the
+	// first attempt, for golden.Preflight; a FAILURE stops the run with
+	// ErrImageUnfit (imagecheck.go).
+	CheckImages bool
 	// Tuning for tests.
 	Poll, Wait, CleanupTimeout time.Duration
 }
@@ -199,6 +203,11 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 			continue
 		}
 		todo = append(todo, a)
+	}
+	if o.CheckImages && len(todo) > 0 {
+		if err := preflight(ctx, o, todo, images, providers, dir.Path); err != nil {
+			return nil, err
+		}
 	}
 	journal, err := OpenJournal(filepath.Join(dir.Path, JournalFile))
 	if err != nil {
