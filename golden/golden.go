@@ -49,10 +49,9 @@ type Needs struct {
 
 // Target is the image under check and what it is for.
 type Target struct {
-	Image    string
-	User     string // the image's user, who must own the console
-	Password string // for the fixes that need it (never printed: shown as PASSWORD)
-	Address  string // where the lab logged in, for the Remote Login line
+	Image   string
+	User    string // the image's user, who must own the console
+	Address string // where the lab logged in, for the Remote Login line
 	// Team and Extension are the app's team ID and extension bundle ID,
 	// which a system extension policy must allow.
 	Team, Extension string

@@ -188,7 +188,7 @@ func CheckImage(ctx context.Context, o ImageCheckOptions) (*ImageCheck, error) {
 		return nil, fmt.Errorf("image %s: log in over SSH at %s as %s: %w (is Remote Login on in the golden? System Settings > General > Sharing > Remote Login, or sudo systemsetup -setremotelogin on)", o.Image, ep, ep.User, err)
 	}
 	undo.push(func(context.Context) error { return conn.Close() })
-	t := golden.Target{Image: o.Image, User: img.User, Password: img.Password, Address: ep.String(),
+	t := golden.Target{Image: o.Image, User: img.User, Address: ep.String(),
 		Team: app.Extension.TeamID, Extension: app.Extension.BundleID, Needs: needs}
 	if o.Preflight {
 		out.Checks = golden.Preflight(ctx, conn, t)
