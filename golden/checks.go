@@ -129,18 +129,35 @@ func tccFix(missing string) string {
 		missing, sshClient, systemTCCDB, sshClient)
 }
 
+// settingsPane is the pane UI approval opens first (Privacy & Security,
+// docs/macos-behaviour.md rule 13); the scripting test opens it too.
+const settingsPane = "x-apple.systempreferences:com.apple.preference.security?Security"
+
+// settingsWaits bounds the wait for System Settings to come up after
+// open: a process System Events cannot get yet answers -1728.
+const settingsWaits = 10
+
 func checkTCC(ctx context.Context, s *session) Check {
-	// What UI approval really does: script System Events as the user in
-	// their session. Finder's UI elements need Accessibility; reaching
-	// System Events needs Apple Events; both need a GUI session.
-	probe := s.run(ctx, s.asUser("osascript", "-e", `tell application "System Events" to count UI elements of process "Finder"`))
+	// What UI approval really does: open System Settings as the user in
+	// their session and script it through System Events. Its windows
+	// need Accessibility, System Events needs Apple Events, both need a
+	// GUI session. The check's clone is thrown away, so leaving System
+	// Settings open is harmless.
+	open := s.run(ctx, s.asUser("open", settingsPane))
+	var probe Exec
+	for i := 0; i < settingsWaits; i++ {
+		probe = s.run(ctx, s.asUser("osascript", "-e", `tell application "System Events" to tell process "System Settings" to count windows`))
+		if !probe.finished || !strings.Contains(probe.Stderr, "(-1728)") || !sleep(ctx, s.poll()) {
+			break
+		}
+	}
 	// The grants themselves, read from TCC.db (needs Full Disk Access,
 	// which tart's images give sshd-keygen-wrapper).
 	query := fmt.Sprintf("SELECT client,service,auth_value FROM access WHERE client='%s'", sshClient)
 	sysDB := s.run(ctx, "sudo -n sqlite3 "+guest.Quote(systemTCCDB)+" "+guest.Quote(query))
 	userDB := s.run(ctx, "sudo -n sqlite3 "+guest.Quote("/Users/"+s.t.User+"/Library/Application Support/com.apple.TCC/TCC.db")+" "+guest.Quote(query))
 
-	c := tccVerdict(probe, sysDB, userDB)
+	c := tccVerdict(open, probe, sysDB, userDB)
 	if c.Status == Failure && !s.t.Needs.UI {
 		c.Status = Warning
 		c.Detail += " (no step of this scenario approves through System Settings on this image; quitting the app through Apple events still needs Apple Events)"
@@ -148,19 +165,41 @@ func checkTCC(ctx context.Context, s *session) Check {
 	return c
 }
 
+func (s *session) poll() time.Duration {
+	if s.t.Poll > 0 {
+		return s.t.Poll
+	}
+	return time.Second
+}
+
+// sleep waits d unless ctx ends first; it says whether it waited.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // tccVerdict reads the scripting probe first (it is what approval does),
 // then the grants in TCC.db.
-func tccVerdict(probe, sysDB, userDB Exec) Check {
+func tccVerdict(open, probe, sysDB, userDB Exec) Check {
 	msg := probe.Stderr
 	switch {
 	case probe.finished && probe.Exit == 0:
-		return Check{Status: OK, Detail: "System Events UI scripting works over SSH as the user (Accessibility and Apple Events granted, GUI session present)"}
+		return Check{Status: OK, Detail: "System Settings opens and System Events scripts it over SSH as the user (Accessibility and Apple Events granted, GUI session present)"}
 	case strings.Contains(msg, "(-1743)"):
 		return Check{Status: Failure, Detail: "Apple events to System Events are refused (-1743): " + sshClient + " has no Apple Events (Automation) grant",
 			Fix: tccFix("Apple Events (kTCCServiceAppleEvents, target com.apple.systemevents) and Accessibility (kTCCServiceAccessibility)")}
 	case strings.Contains(msg, "(-1719)"), strings.Contains(msg, "(-25211)"):
 		return Check{Status: Failure, Detail: "UI scripting is refused (-1719, not allowed assistive access): " + sshClient + " has no Accessibility grant",
 			Fix: tccFix("Accessibility (kTCCServiceAccessibility)")}
+	case open.finished && open.Exit != 0 && strings.Contains(open.Stderr, "error -600"):
+		return Check{Status: Failure, Detail: "open cannot reach a GUI session (" + oneLine(open.Stderr) + "): nobody is logged in, so System Settings cannot be opened or scripted",
+			Fix: "turn on automatic login (see the console-user check)"}
 	case strings.Contains(msg, "(-609)"), strings.Contains(msg, "error -600"):
 		return Check{Status: Failure, Detail: "System Events cannot reach a GUI session (" + oneLine(msg) + "): nobody is logged in, so nothing can be scripted",
 			Fix: "turn on automatic login (see the console-user check)"}

@@ -60,6 +60,9 @@ type Target struct {
 	Now func() time.Time
 	// Timeout bounds each command (DefaultTimeout when 0).
 	Timeout time.Duration
+	// Poll is the pause between tries while System Settings comes up
+	// (1 s when 0).
+	Poll time.Duration
 }
 
 // DefaultTimeout bounds one check command: they are all quick.

@@ -87,7 +87,9 @@ func TestAllOnAGoodGoldenIsOKAndRecordsEveryCommand(t *testing.T) {
 	assert.Contains(t, byName(cs)["remote-login"].Detail, "macOS 15.3 (24D60)")
 	assert.Contains(t, byName(cs)["disk"].Detail, "50.0 GiB free")
 	// The user's session commands go through launchctl asuser as the user.
-	assert.Contains(t, byName(cs)["tcc"].Commands[0].Command, "launchctl asuser $(id -u admin) sudo -n -u admin osascript")
+	tcc := byName(cs)["tcc"].Commands
+	assert.Contains(t, tcc[0].Command, "launchctl asuser $(id -u admin) sudo -n -u admin open 'x-apple.systempreferences:")
+	assert.Contains(t, tcc[1].Command, "launchctl asuser $(id -u admin) sudo -n -u admin osascript")
 }
 
 func TestBrokenGoldenNamesEachProblemWithItsFix(t *testing.T) {
@@ -120,16 +122,17 @@ func TestBrokenGoldenNamesEachProblemWithItsFix(t *testing.T) {
 func TestTCCReadsTheDatabaseWhenScriptingIsInconclusive(t *testing.T) {
 	inconclusive := Exec{Command: "osascript", Exit: 1, Stderr: "execution error: something else (-2700)", finished: true}
 	db := func(rows string) Exec { return Exec{Exit: 0, Stdout: rows, finished: true} }
-	ok := tccVerdict(inconclusive, db(sshClient+"|kTCCServiceAccessibility|2\n"), db(sshClient+"|kTCCServiceAppleEvents|2\n"))
+	none := Exec{}
+	ok := tccVerdict(none, inconclusive, db(sshClient+"|kTCCServiceAccessibility|2\n"), db(sshClient+"|kTCCServiceAppleEvents|2\n"))
 	assert.Equal(t, OK, ok.Status, ok.Detail)
-	denied := tccVerdict(inconclusive, db(sshClient+"|kTCCServiceAccessibility|0\n"), db(""))
+	denied := tccVerdict(none, inconclusive, db(sshClient+"|kTCCServiceAccessibility|0\n"), db(""))
 	assert.Equal(t, Failure, denied.Status)
 	assert.Contains(t, denied.Detail, "Accessibility")
 	assert.Contains(t, denied.Detail, "Apple Events")
-	unreadable := tccVerdict(inconclusive, Exec{Exit: 1, Stderr: "Error: unable to open database file\n", finished: true}, Exec{Exit: 1, finished: true})
+	unreadable := tccVerdict(none, inconclusive, Exec{Exit: 1, Stderr: "Error: unable to open database file\n", finished: true}, Exec{Exit: 1, finished: true})
 	assert.Equal(t, Unknown, unreadable.Status)
 	assert.Contains(t, unreadable.Detail, "Full Disk Access")
-	ax := tccVerdict(Exec{Exit: 1, Stderr: "0:60: execution error: System Events got an error: osascript is not allowed assistive access. (-1719)", finished: true}, Exec{}, Exec{})
+	ax := tccVerdict(none, Exec{Exit: 1, Stderr: "0:60: execution error: System Events got an error: osascript is not allowed assistive access. (-1719)", finished: true}, Exec{}, Exec{})
 	assert.Equal(t, Failure, ax.Status)
 	assert.Contains(t, ax.Detail, "Accessibility")
 }
@@ -248,4 +251,43 @@ func TestParsers(t *testing.T) {
 	assert.Error(t, err)
 	_, err = parseSysextPolicies("not a plist <")
 	assert.Error(t, err)
+}
+
+// slowSettings is a Mac whose System Settings takes a few tries to come
+// up after open: System Events cannot get its process until then.
+type slowSettings struct {
+	*fakeMac
+	left int
+}
+
+func (f *slowSettings) Run(ctx context.Context, c guest.Cmd) (guest.Result, error) {
+	if strings.Contains(c.Line, "count windows") && f.left > 0 {
+		f.left--
+		f.ran = append(f.ran, c.Line)
+		return guest.Result{Exit: 1, Stderr: "0:80: execution error: System Events got an error: Can’t get process \"System Settings\". (-1728)\n"}, nil
+	}
+	return f.fakeMac.Run(ctx, c)
+}
+
+func TestTCCWaitsForSystemSettingsToComeUp(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	mac := &slowSettings{fakeMac: goodMac(now), left: 2}
+	tg := target(now)
+	tg.Poll = time.Millisecond
+	c := byName(Preflight(context.Background(), mac, tg))["tcc"]
+	assert.Equal(t, OK, c.Status, c.Detail)
+	assert.Len(t, c.Commands, 1+3+2, "open, three scripting tries, two TCC.db reads")
+}
+
+func TestTCCWithoutAGUISessionSaysSo(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	mac := goodMac(now)
+	mac.answers = append([]answer{
+		{"open", guest.Result{Exit: 1, Stderr: "_LSOpenURLsWithCompletionHandler() failed for the application x-apple.systempreferences:com.apple.preference.security?Security with error -600.\n"}, nil},
+		{"osascript", guest.Result{Exit: 1, Stderr: "0:80: execution error: System Events got an error: Connection is invalid. (-609)\n"}, nil},
+	}, mac.answers...)
+	c := byName(Preflight(context.Background(), mac, target(now)))["tcc"]
+	assert.Equal(t, Failure, c.Status)
+	assert.Contains(t, c.Detail, "nobody is logged in")
+	assert.Contains(t, c.Fix, "automatic login")
 }

@@ -144,7 +144,11 @@ func TestImageCheckJSONRecordsEveryCommandAndItsOutput(t *testing.T) {
 	fv := got.Checks[byName["filevault"]]
 	assert.Equal(t, "FileVault is On.\n", fv.Commands[0].Stdout)
 	tcc := got.Checks[byName["tcc"]]
-	assert.Contains(t, tcc.Commands[0].Stderr, "(-1743)")
+	// open finds no GUI session; the scripting test is refused first for
+	// the missing Apple Events grant.
+	assert.Contains(t, tcc.Commands[0].Command, "open 'x-apple.systempreferences:")
+	assert.Contains(t, tcc.Commands[0].Stderr, "error -600")
+	assert.Contains(t, tcc.Commands[1].Stderr, "(-1743)")
 }
 
 func TestImageCheckOfAnUnknownImageIsAUsageError(t *testing.T) {
