@@ -41,10 +41,10 @@ type Needs struct {
 	// UI: a step approves through System Settings (approve: ui, or its
 	// deprecated alias prompt): the TCC grants are needed, and an MDM
 	// policy that approves at once would make the cell meaningless.
-	UI bool
+	UI bool `json:"ui"`
 	// MDM: a step uses approve: mdm, which needs a user-approved
 	// enrolment with a system extension policy for the team.
-	MDM bool
+	MDM bool `json:"mdm"`
 }
 
 // Target is the image under check and what it is for.
