@@ -251,6 +251,9 @@ func preflight(ctx context.Context, o RunOptions, todo []matrices.Attempt, image
 			continue // the attempt says so itself
 		}
 		n := needs[name]
+		if o.Note != nil {
+			o.Note(fmt.Sprintf("checking image %s's golden before the first attempt (--skip-image-check skips it)", name))
+		}
 		res, err := CheckImage(ctx, ImageCheckOptions{Loaded: o.Loaded, Image: name, NewProvider: o.NewProvider, Providers: providers, Dial: o.Dial,
 			LookupEnv: o.LookupEnv, Needs: &n, Preflight: true, KnownHosts: filepath.Join(runDir, "known_hosts")})
 		if ctx.Err() != nil {

@@ -83,7 +83,8 @@ func TestAnImageThatWillNotAnswerIsLeftToTheAttempts(t *testing.T) {
 	res, err := Run(context.Background(), o)
 	require.NoError(t, err)
 	assert.Len(t, res.Records, 2, "the attempts ran")
-	require.NotEmpty(t, notes)
-	assert.Contains(t, notes[0], "could not check image macos-15.3 before the first attempt")
+	require.Len(t, notes, 2)
+	assert.Contains(t, notes[0], "checking image macos-15.3's golden")
+	assert.Contains(t, notes[1], "could not check image macos-15.3 before the first attempt")
 	sl.assertNothingLeft(t)
 }
