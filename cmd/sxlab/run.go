@@ -136,6 +136,7 @@ func newRunCmd() *cobra.Command {
 		asJSON   bool
 		keep     bool
 		restore  bool
+		noCheck  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -148,6 +149,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | tty (a bar and a line per busy slot, redrawn in place) | plain (a line per step) | none; auto: tty when stderr is a terminal, CI is unset and TERM is not dumb, else plain")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&restore, "require-restore", false, "make an attempt whose machine should have restored a saved state but booted cold an error (vz)")
+	cmd.Flags().BoolVar(&noCheck, "skip-image-check", false, "do not boot each image for its golden checks before the first attempt (see sxlab image check)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the machine of the first failing attempt running after the run, print how to ssh into it, and delete it on Ctrl-C")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		prog, err := newProgress(progress, c.ErrOrStderr(), os.LookupEnv)
@@ -180,6 +182,7 @@ func newRunCmd() *cobra.Command {
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep, RequireRestore: restore,
 			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
 			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
+		opts.CheckImages = !noCheck // golden checks per image first; a FAILURE exits 3 (lab.ErrImageUnfit)
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		// Preflight first (a second at most): recorded in run.json, never
