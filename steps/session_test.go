@@ -14,7 +14,7 @@ import (
 // The command lines of the user's session, as docs/macos-behaviour.md
 // lists them, answered by a fake guest.
 const (
-	userPrefix      = "sudo launchctl asuser 501 sudo -u admin "
+	userPrefix  = "sudo launchctl asuser 501 sudo -u admin "
 	listApps    = userPrefix + "launchctl list"
 	appsNone    = "PID\tStatus\tLabel\n-\t0\tcom.apple.SafariHistoryServiceAgent\n"
 	appRunning  = appsNone + "412\t0\tapplication.com.example.vpn.1000412.1002884\n"
