@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -59,6 +60,48 @@ type Attempts struct {
 	// RequireRestore makes a restore that fell back to a cold boot an
 	// error (run --require-restore).
 	RequireRestore bool
+	// Draws, when set, numbers machines by draw instead of by try.
+	Draws *Draws
+}
+
+// Draws numbers the machines of an attempt's tries by the tries that
+// ended in error before them, not by the try: a simulated Mac draws its
+// faults from the seed and its name, so the try that replaces one an
+// interrupt cut short draws what that one would have, and a resumed run
+// concludes what an uninterrupted run with the same seed does. A name is
+// never reused while its machine may exist: a try cut short deletes its
+// machine before the run ends (the next run reaps what a kill left), and
+// a try whose machine would not go away ends in error, which moves on.
+type Draws struct {
+	mu   sync.Mutex
+	errs map[string]int // attempt → tries ended in error so far
+}
+
+// NewDraws starts from the errors of a resumed run's journal (by attempt).
+func NewDraws(errs map[string]int) *Draws {
+	return &Draws{errs: maps.Clone(errs)}
+}
+
+func (d *Draws) number(a matrices.Attempt, try int) int {
+	if d == nil {
+		return try
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errs[a.ID()] + 1
+}
+
+// done counts a try that ended in error (and was not cut short).
+func (d *Draws) done(a matrices.Attempt, rec Record) {
+	if d == nil || rec.Verdict != Error || rec.Interrupted {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.errs == nil {
+		d.errs = map[string]int{}
+	}
+	d.errs[a.ID()]++
 }
 
 // cleanups is a stack of undo functions, run in reverse.
@@ -84,7 +127,7 @@ func (c cleanups) run(ctx context.Context, timeout time.Duration) error {
 func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, try int) Record {
 	rec := Record{
 		Cell: a.Cell.ID, Label: a.Cell.Label, Axes: a.Cell.Values, Repeat: a.Repeat, Try: try,
-		Started: time.Now().UTC(), Host: slot.Host, Provider: slot.Provider,
+		Started: time.Now().UTC(), Host: slot.Host, Slot: slot.Index, Provider: slot.Provider,
 		Dir: AttemptDir(a.Cell.ID, a.Repeat, try), Probes: []ProbeOutcome{},
 	}
 	prov := x.Providers[slot.Host]
@@ -94,7 +137,13 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	var undo cleanups
 	var own owned
 	verdict, reason, probes := x.execute(ctx, slot, a, try, prov, &rec, &undo, &own)
-	if verdict == Fail && own.ep != nil && ctx.Err() == nil && x.Keep.claim(Kept{Machine: own.m, Endpoint: *own.ep,
+	// The verdict and its evidence are complete unless the run was
+	// interrupted before they were: then the try was cut short, and its
+	// verdict (often an error the interrupt caused) is not the attempt's.
+	// An interrupt during the cleanup below changes nothing: it runs
+	// regardless.
+	rec.Interrupted = ctx.Err() != nil
+	if verdict == Fail && own.ep != nil && ctx.Err() == nil && x.Keep.claim(Kept{Machine: own.m, Alias: own.alias, Endpoint: *own.ep,
 		Image: own.img, Label: a.Cell.Label, Repeat: a.Repeat, Dir: rec.Dir, Simulated: rec.Simulated}) {
 		own.kept = true
 		rec.Kept = true
@@ -111,16 +160,18 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	}
 	rec.Verdict, rec.Reason, rec.Probes = verdict, reason, probes
 	rec.Finished = time.Now().UTC()
+	x.Draws.done(a, rec)
 	return rec
 }
 
 // owned is the machine an attempt made; kept says a person asked to keep
 // it (--keep), so its stop and delete are skipped.
 type owned struct {
-	m    vm.Machine
-	ep   *guest.Endpoint
-	img  vm.Image
-	kept bool
+	m     vm.Machine
+	alias string // its host key's name in known_hosts
+	ep    *guest.Endpoint
+	img   vm.Image
+	kept  bool
 }
 
 func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, try int, prov vm.Provider, rec *Record, undo *cleanups, own *owned) (Verdict, string, []ProbeOutcome) {
@@ -155,7 +206,14 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		}
 	}
 
-	name := fmt.Sprintf("sxlab-%s-r%d-t%d", a.Cell.ID, a.Repeat, try)
+	draw := x.Draws.number(a, try)
+	name := fmt.Sprintf("sxlab-%s-r%d-t%d", a.Cell.ID, a.Repeat, draw)
+	// Host keys are pinned per try: a machine of the same name an earlier
+	// try (cut short) had is another machine with another key.
+	own.alias = name
+	if draw != try {
+		own.alias = fmt.Sprintf("%s-try%d", name, try)
+	}
 	x.phase(slot, a, "clone")
 	m, err := prov.Clone(ctx, img, name)
 	if err != nil {
@@ -196,7 +254,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	own.ep = &ep
 	rec.Simulated = rec.Simulated || ep.Simulated
 	x.phase(slot, a, "connect")
-	conn, err := x.connect(ctx, bootCtx, m, img, ep, name, rec)
+	conn, err := x.connect(ctx, bootCtx, m, img, ep, own.alias, rec)
 	if err != nil {
 		return Error, infraReason(ctx, "connect to "+ep.String(), err), nil
 	}
@@ -220,7 +278,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		ProbeBinary: x.ProbeBinary,
 	}
 	// The log window starts at the first step, in the guest's clock.
-	since, err := artifacts.GuestNow(ctx, conn)
+	since, err := readClock(ctx, conn, rec)
 	if err != nil {
 		rec.Missing = append(rec.Missing, artifacts.Missing{What: "logs window", Reason: err.Error() + "; logs since the last boot instead"})
 	}
@@ -328,11 +386,17 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 	if x.Collect == nil {
 		return
 	}
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // readings around the evidence place it on the host's clock; none is no loss
+	}
 	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) })}
 	if x.Transfer != nil {
 		opts = append(opts, artifacts.WithProgress(x.Transfer(slot, a)))
 	}
 	res := x.Collect.After(ctx, g, dir, v == Fail, since, opts...)
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // after the snapshot: the guest's clock may have moved on (a sleep skipped)
+	}
 	rec.Missing = append(rec.Missing, res.Missing...)
 	if x.Catalog == nil {
 		return
@@ -342,6 +406,16 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 		facts.Probes = append(facts.Probes, artifacts.Probe{Name: p.Name, Kind: x.Probes[p.Name].Kind, Held: p.Held, Message: p.Message})
 	}
 	rec.Triage = x.Catalog.Triage(facts)
+}
+
+// readClock reads the guest's clock and records it beside the host's.
+func readClock(ctx context.Context, g guest.Guest, rec *Record) (time.Time, error) {
+	asked := time.Now()
+	t, err := artifacts.GuestNow(ctx, g)
+	if err == nil {
+		rec.Clock = append(rec.Clock, ClockReading{Host: asked.Add(time.Since(asked) / 2).UTC(), Guest: t})
+	}
+	return t, err
 }
 
 func (x *Attempts) phase(slot Slot, a matrices.Attempt, p string) {
@@ -430,7 +504,9 @@ func (l *stepLog) close() error {
 // Kept is a failing attempt's machine, left running for a person to look
 // inside (--keep). The caller stops and deletes it when done.
 type Kept struct {
-	Machine   vm.Machine
+	Machine vm.Machine
+	// Alias names its host key in the run's known_hosts (HostKeyAlias).
+	Alias     string
 	Endpoint  guest.Endpoint
 	Image     vm.Image
 	Label     string

@@ -1,8 +1,15 @@
 package lab
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/sxlab/sxlab/matrices"
@@ -125,4 +132,120 @@ func (c *Config) axisNames() string {
 		names = append(names, ax.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// PlanInputs are what decides an attempt's result besides the attempt
+// itself, each as a value a person can compare (the seed) or a digest:
+// the seed, each image (its macOS and simulated faults, which golden; not
+// its credentials), the app (its identifiers), the scenario, the probes,
+// and each version's package by the sha256 of its file. The plan digest
+// covers them, so a resume with any of them changed is refused by name,
+// and shards of one plan must agree on them to merge.
+func (l *Loaded) PlanInputs() (map[string]string, error) {
+	c := &l.Config
+	in := map[string]string{"seed": strconv.FormatInt(c.Lab.Seed, 10)}
+	for name, img := range c.Images {
+		img.Auth = Auth{} // a rotated password does not change results
+		in["images."+name] = digestJSON(img)
+	}
+	app := c.App
+	app.Versions = nil
+	in["app"] = digestJSON(app)
+	in["scenario"] = digestJSON(c.Scenario)
+	in["probes"] = digestJSON(c.Probes)
+	for id, v := range c.App.Versions {
+		sum, err := fileSHA256(l.Resolve(v.Package))
+		if err != nil {
+			return nil, fmt.Errorf("app.versions.%s.package: %w", id, err)
+		}
+		in["packages."+id] = sum
+	}
+	return in, nil
+}
+
+// digestJSON is a short digest of v's JSON (maps sort their keys).
+func digestJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "unencodable: " + err.Error()
+	}
+	s := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(s[:8])
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// ChangedInputs names, for a resume, what differs between the plan a run
+// was made with (prev) and the one it would be resumed with (whole plan
+// and its inputs), most telling first; empty when they are the same plan.
+func ChangedInputs(prev PlanInfo, whole matrices.Plan, inputs map[string]string) []string {
+	attempts := "the attempts (configuration, --only or --repeat)"
+	if prev.Inputs == nil {
+		// A folder of an sxlab before plan inputs: its digest covers the
+		// attempts alone.
+		if prev.Digest != PlanDigest(whole, nil) {
+			return []string{attempts}
+		}
+		return nil
+	}
+	if prev.Digest == PlanDigest(whole, inputs) {
+		return nil
+	}
+	cur := PlanInfo{Inputs: inputs}
+	var out []string
+	keys := map[string]bool{}
+	for k := range prev.Inputs {
+		keys[k] = true
+	}
+	for k := range cur.Inputs {
+		keys[k] = true
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == "seed") != (names[j] == "seed") {
+			return names[i] == "seed"
+		}
+		return names[i] < names[j]
+	})
+	for _, k := range names {
+		a, b := prev.Inputs[k], cur.Inputs[k]
+		switch {
+		case a == b:
+		case k == "seed":
+			out = append(out, fmt.Sprintf("seed (the run has seed %s; now %s)", a, b))
+		case a == "":
+			out = append(out, k+" (new)")
+		case b == "":
+			out = append(out, k+" (gone)")
+		case strings.HasPrefix(k, "packages."):
+			out = append(out, fmt.Sprintf("%s (the package file's %s is now %s)", k, short(a), short(b)))
+		default:
+			out = append(out, k)
+		}
+	}
+	if len(out) == 0 {
+		out = append(out, attempts)
+	}
+	return out
+}
+
+func short(d string) string {
+	if len(d) > len("sha256:")+12 {
+		return d[:len("sha256:")+12] + "…"
+	}
+	return d
 }

@@ -156,14 +156,21 @@ func (c *Config) CellSteps(cell map[string]string) ([]steps.Step, error) {
 			st = steps.RunProbes{Label: label, Names: applicable}
 		}
 		// wait-extension and vpn give the product their timeout to reach a
-		// state (missing it is a fail); every other step is bounded whole.
-		if s.WaitExtension == nil && s.VPN == nil {
+		// state (missing it is a fail); past it and a grace for the last
+		// check, a hung command is the lab's error, as in every step.
+		if s.WaitExtension != nil || s.VPN != nil {
+			st = steps.WithTimeoutGrace(st, label, timeout, pollGrace)
+		} else {
 			st = steps.WithTimeout(st, label, timeout)
 		}
 		out = append(out, st)
 	}
 	return out, nil
 }
+
+// pollGrace is how long a polling step (wait-extension, vpn) may go on
+// past its timeout for the check at the deadline to answer.
+const pollGrace = 30 * time.Second
 
 func (c *Config) probe(name string) (Probe, bool) {
 	for _, p := range c.Probes {

@@ -49,6 +49,10 @@ type Scheduler struct {
 	Quarantine func(host, reason string)
 
 	quarantined map[string]string // host → reason, under Run's mu
+	// Resume, when set, says where a resumed attempt goes on: the number
+	// of its next try, and how many of its tries so far ended in error
+	// (they count against retry.max; tries cut short do not).
+	Resume func(a matrices.Attempt) (next, errors int)
 }
 
 // Quarantined is each host Run took out, with its reason.
@@ -61,11 +65,9 @@ var ErrNoHostLeft = errors.New("every host was quarantined")
 type task struct {
 	attempt   matrices.Attempt
 	try       int
+	errors    int // tries of the attempt that ended in error so far
 	notBefore time.Time
 	limitKey  string // the Limit key it counts against while it runs, if any
-	// free counts the tries that did not count against Retry.Max (those
-	// a quarantined host ended).
-	free int
 }
 
 // ErrInterrupted is returned by Run when ctx was cancelled before every
@@ -73,8 +75,9 @@ type task struct {
 var ErrInterrupted = errors.New("run interrupted")
 
 // Run runs attempts until each has a final record, ctx is cancelled, or
-// Record fails. Tries cut short by cancellation are recorded as not final,
-// so a resume runs them again.
+// Record fails. Tries cut short by cancellation (Record.Interrupted) are
+// recorded as not final, so a resume runs them again; a try that reached
+// its verdict before the interrupt keeps it.
 func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error {
 	if len(s.Slots) == 0 {
 		return errors.New("no slots to run attempts on")
@@ -92,7 +95,11 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		busy     = map[string]int{} // attempts running per Limit key
 	)
 	for _, a := range attempts {
-		queue = append(queue, task{attempt: a, try: 1})
+		t := task{attempt: a, try: 1}
+		if s.Resume != nil {
+			t.try, t.errors = s.Resume(a)
+		}
+		queue = append(queue, t)
 	}
 	// broadcast wakes every waiting slot; call with mu held.
 	broadcast := func() {
@@ -169,10 +176,12 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 				}
 				rec := s.Exec(ctx, slot, t.attempt, t.try)
 				rec.Try = t.try
-				interrupted := ctx.Err() != nil
-				quarantine := rec.Quarantine != "" && rec.Verdict == Error && !interrupted
-				retry := quarantine || (rec.Verdict == Error && t.try-t.free <= s.Retry.Max && !interrupted)
-				rec.Final = !retry && !interrupted
+				// An error while the run stops is taken for the stop's doing.
+				cut := rec.Interrupted || (rec.Verdict == Error && ctx.Err() != nil)
+				rec.Interrupted = cut
+				quarantine := rec.Quarantine != "" && rec.Verdict == Error && !cut
+				retry := quarantine || (rec.Verdict == Error && !cut && t.errors < s.Retry.Max)
+				rec.Final = !retry && !cut
 				// The record is written before the retry is queued, so the
 				// journal always shows a try before the one that follows it.
 				err := s.Record(rec)
@@ -182,18 +191,19 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					cancel(err)
 				}
 				switch {
-				case quarantine && err == nil:
+				case quarantine && err == nil && ctx.Err() == nil:
 					if s.quarantined[slot.Host] == "" {
 						s.quarantined[slot.Host] = rec.Quarantine
 						if s.Quarantine != nil {
 							s.Quarantine(slot.Host, rec.Quarantine)
 						}
 					}
-					// At once, elsewhere: the host was at fault, not the attempt.
-					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, free: t.free + 1})
-				case retry && err == nil:
-					backoff := s.Retry.Delay(t.try - t.free + 1)
-					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, free: t.free, notBefore: time.Now().Add(backoff)})
+					// At once, elsewhere: the host was at fault, not the
+					// attempt, so the try does not count against retry.max.
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, errors: t.errors})
+				case retry && err == nil && ctx.Err() == nil:
+					backoff := s.Retry.Delay(t.errors + 2)
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, errors: t.errors + 1, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--
 				if t.limitKey != "" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,31 +28,28 @@ import (
 	"github.com/sxlab/sxlab/vm/vz"
 )
 
-// simMachinesDir is where a run's simulated Macs keep their folders,
-// under the runs folder rather than bare $TMPDIR: every run there reaps,
-// at its start, the folders of runs that died (sim.Provider.Reap goes by
-// their locks), and nothing of a run is left where nobody looks.
-const simMachinesDir = ".sim-machines"
-
-// providers maps a host's provider name to its implementation. Only
-// providers that work are here; the others say so plainly. runsDir holds
-// the simulated Macs' folders (simMachinesDir).
-func providers(runsDir string) func(h lab.Host, seed int64) (vm.Provider, error) {
-	return func(h lab.Host, seed int64) (vm.Provider, error) { return newProvider(h, seed, runsDir) }
+// simMachinesDir is where simulated Macs keep their folders: one folder
+// of sxlab's under $TMPDIR (per user, as /tmp may be shared), never bare
+// $TMPDIR. Every run reaps there at its start the folders of runs that
+// died (sim.Provider.Reap goes by their locks); a live run's stay.
+func simMachinesDir() string {
+	name := "sxlab-machines"
+	if uid := os.Getuid(); uid >= 0 {
+		name += "-" + strconv.Itoa(uid)
+	}
+	return filepath.Join(os.TempDir(), name)
 }
 
-func newProvider(h lab.Host, seed int64, runsDir string) (vm.Provider, error) {
+// newProvider maps a host's provider name to its implementation. Only
+// providers that work are here; the others say so plainly.
+func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 	switch h.Provider {
 	case lab.ProviderSim:
 		scale := 1.0
 		if h.Sim != nil && h.Sim.TimeScale != nil {
 			scale = *h.Sim.TimeScale
 		}
-		base, err := filepath.Abs(filepath.Join(runsDir, simMachinesDir))
-		if err != nil {
-			return nil, fmt.Errorf("simulated machines' folder: %w", err)
-		}
-		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: base}), nil
+		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: simMachinesDir()}), nil
 	case lab.ProviderVZ:
 		store := ""
 		if h.VZ != nil {
@@ -176,17 +175,21 @@ func newRunCmd() *cobra.Command {
 		defer close(done)
 		go stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
 
-		runsDir := l.Config.Lab.RunsDir
-		if resume != "" {
-			runsDir = filepath.Dir(filepath.Clean(resume))
-		}
 		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
 		var created string
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep, RequireRestore: restore,
-			Tool: toolVersion(), NewProvider: providers(runsDir), Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
+			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
 			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
+		// Preflight first (a second at most): recorded in run.json, never
+		// a reason not to run, since the lab is what tests the upgrade.
+		if rep, perr := preflight(l, pf.only); perr == nil {
+			opts.Preflight = &rep
+			prog.Log("sxlab: " + preflightLine(rep))
+		}
+		// Before the first attempt, so no progress display is drawn yet.
+		opts.Warn = func(w string) { fmt.Fprintln(c.ErrOrStderr(), "sxlab: journal: "+w) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
@@ -233,7 +236,7 @@ func newRunCmd() *cobra.Command {
 }
 
 // reapBareTempDir removes the simulated Macs that dead processes left in
-// bare $TMPDIR, where sxlab before .sim-machines (and sim serve) kept
+// bare $TMPDIR, where earlier versions of sxlab run (and sim serve) kept
 // them. A live machine's folder is locked, so it stays.
 func reapBareTempDir(ctx context.Context, hosts []lab.Host, log func(string)) {
 	for _, h := range hosts {
@@ -272,7 +275,7 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		dir := absPath(res.Dir)
 		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, guest.Quote(filepath.Join(dir, "known_hosts")), k.Machine.Name(), k.Endpoint.User, host)
+			port, guest.Quote(filepath.Join(dir, "known_hosts")), cmp.Or(k.Alias, k.Machine.Name()), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
 			fmt.Fprintf(stdout, "  key: %s\n", absPath(k.Endpoint.KeyFile))

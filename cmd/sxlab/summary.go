@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/sxlab/sxlab/internal/plainjson"
+	"golang.org/x/term"
+
 	"github.com/sxlab/sxlab/lab"
 )
 
@@ -107,6 +109,9 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 		if c.Errors > 0 {
 			fmt.Fprintf(&b, ", %d error(s)", c.Errors)
 		}
+		if c.Missing > 0 {
+			fmt.Fprintf(&b, ", %d without a verdict", c.Missing)
+		}
 		if f := s.Findings[c.Cell]; f != "" {
 			fmt.Fprintf(&b, "; finding: %s", f)
 		}
@@ -116,6 +121,33 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 		fmt.Fprintf(&b, "QUARANTINED host %s: %s (its attempts ran elsewhere; none counts against the product)\n", q.Host, q.Reason)
 	}
 	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, wrapForTerminal(w, b.String()))
 	return err
+}
+
+// wrapForTerminal breaks the lines of text between words to the width of
+// the terminal w is, if it is one, so that the terminal does not cut them
+// mid-word; continuations line up under the cell's label.
+func wrapForTerminal(w io.Writer, text string) string {
+	fd, ok := terminalFd(w)
+	if !ok {
+		return text
+	}
+	width, _, err := term.GetSize(fd)
+	if err != nil || width <= 0 {
+		return text
+	}
+	return wrapText(text, width)
+}
+
+func wrapText(text string, width int) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(text, "\n") {
+		body := strings.TrimSuffix(line, "\n")
+		b.WriteString(strings.Join(wrapWords(body, width-1, "             "), "\n"))
+		if strings.HasSuffix(line, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }

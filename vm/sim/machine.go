@@ -302,6 +302,11 @@ func (p *Provider) Reap(ctx context.Context) error {
 
 // removeTree removes dir even where the guest made folders read-only.
 func removeTree(dir string) error {
+	if err := clearTree(dir); err == nil {
+		if err := os.Remove(dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
 	if err := os.RemoveAll(dir); err == nil {
 		return nil
 	}

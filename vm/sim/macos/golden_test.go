@@ -64,6 +64,10 @@ func TestLaunchAndQuitAsTheUserInTheSession(t *testing.T) {
 	r = s.shellRun(`sudo launchctl asuser 501 sudo -u admin osascript -e 'quit app id "com.example.vpn"'`)
 	assert.Equal(t, 0, r.code, r.err)
 
+	r = s.shellRun(`sudo launchctl asuser 501 osascript -e 'quit app id "com.example.vpn"'`)
+	assert.Equal(t, result{"", "0:29: execution error: Not authorized to send Apple events to Example VPN. (-1743)\n", 1}, r,
+		"asuser keeps root's credentials: root inside the session is still root")
+
 	r = s.shellRun(`sudo osascript -e 'quit app id "com.example.vpn"'`)
 	assert.Equal(t, result{"", "0:29: execution error: Not authorized to send Apple events to Example VPN. (-1743)\n", 1}, r, "root's Apple events do not reach the user's app")
 }
@@ -214,6 +218,9 @@ func TestSystemSettingsOffersNothingForACoalescedCopy(t *testing.T) {
 	assert.Equal(t, 1, r.code, "the copy whose request was never presented has no switch")
 	assert.Contains(t, r.err, "(-1728)")
 
+	r = s.run(`osascript -e 'tell application "System Events" to tell process "System Settings" to click UI element 3 of window 1'`)
+	assert.Equal(t, 127, r.code, "a click the sim cannot follow is unsupported, not a silent success")
+
 	closed := newSimMac(t)
 	r = closed.run("osascript -e '" + clickSwitch + "'")
 	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(clickSwitch)) + ": execution error: System Events got an error: Can’t get process \"System Settings\". (-1728)\n", 1}, r)
@@ -253,4 +260,20 @@ func TestTheDocumentedCommandLines(t *testing.T) {
 			assert.Equal(t, []string{"1.0/100 activated enabled"}, s.extStates())
 		})
 	}
+}
+
+func TestTheGoldenCanBeRead(t *testing.T) {
+	s := newSimMac(t)
+	q := `"/Library/Application Support/com.apple.TCC/TCC.db" "SELECT client,auth_value FROM access WHERE service='kTCCServiceAccessibility'"`
+	assert.Equal(t, "/usr/libexec/sshd-keygen-wrapper|2\n/usr/bin/osascript|2\n", s.ok(true, "sqlite3 "+q))
+	r := s.run("sqlite3 " + q)
+	assert.Equal(t, 1, r.code, "TCC.db is root's to read")
+	assert.Contains(t, r.err, "authorization denied")
+	assert.Equal(t, "admin\n", s.ok(false, "defaults read /Library/Preferences/com.apple.loginwindow autoLoginUser"))
+
+	none := newSimMac(t, noAutoLogin, withGolden(func(g *Golden) { g.AutoLogin = false; g.Accessibility = nil }))
+	assert.Equal(t, "", none.ok(true, "sqlite3 "+q))
+	r = none.run("defaults read /Library/Preferences/com.apple.loginwindow autoLoginUser")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err, "The domain/default pair of (/Library/Preferences/com.apple.loginwindow, autoLoginUser) does not exist")
 }

@@ -189,6 +189,8 @@ func (m *Mac) Commands() map[string]shell.Command {
 		"profiles":            m.cmdProfiles,
 		"csrutil":             m.cmdCsrutil,
 		"fdesetup":            m.cmdFdesetup,
+		"sqlite3":             m.cmdSqlite3,
+		"defaults":            m.cmdDefaults,
 		simMDMCommand:         m.cmdSimMDM,
 		simSettingsCommand:    m.cmdSimSettings,
 	}
@@ -213,6 +215,8 @@ var systemPaths = map[string]string{
 	"/usr/bin/profiles":                    "profiles",
 	"/usr/bin/csrutil":                     "csrutil",
 	"/usr/bin/fdesetup":                    "fdesetup",
+	"/usr/bin/sqlite3":                     "sqlite3",
+	"/usr/bin/defaults":                    "defaults",
 	"/usr/local/bin/" + simMDMCommand:      simMDMCommand,
 	"/usr/local/bin/" + simSettingsCommand: simSettingsCommand,
 }
@@ -233,7 +237,10 @@ func (m *Mac) Program(guestPath string) (shell.Command, bool) {
 		}
 	}
 	m.mu.Unlock()
-	if bundleID == "" || !m.exists(clean) {
+	if bundleID == "" {
+		return m.uploadedProgram(clean)
+	}
+	if !m.exists(clean) {
 		return nil, false
 	}
 	return func(ctx context.Context, p *shell.Proc) int { return m.runAppBinary(ctx, p, bundleID) }, true

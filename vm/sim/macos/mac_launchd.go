@@ -55,11 +55,14 @@ func (m *Mac) launchctlAsUser(ctx context.Context, p *shell.Proc, args []string)
 		fmt.Fprintln(stderr(p), "launchctl asuser: Operation not permitted (run it with sudo)")
 		return exitFailure
 	}
-	// The command runs as the user, in their session's bootstrap: through
-	// the shell when it offers (so `launchctl asuser UID sudo -u USER …`
-	// works), else straight to the model's program.
+	// The command runs in the user's bootstrap (their session) but keeps
+	// the caller's credentials: launchctl(1) says asuser "does not modify
+	// the process' credentials (UID, GID, etc.)". Root stays root, whose
+	// Apple events the user's apps refuse; hence the usual
+	// `launchctl asuser UID sudo -u USER …`, which goes through the shell
+	// when it offers, else straight to the model's program.
 	if p.Exec != nil {
-		return p.Exec(ctx, args[1:], false)
+		return p.Exec(ctx, args[1:], p.Root)
 	}
 	name := args[1]
 	var cmd shell.Command
@@ -74,10 +77,6 @@ func (m *Mac) launchctlAsUser(ctx context.Context, p *shell.Proc, args []string)
 	}
 	inner := *p
 	inner.Args = args[1:]
-	inner.Root = false
-	if uid == m.userUID() {
-		inner.User = m.cfg.User
-	}
 	return cmd(ctx, &inner)
 }
 

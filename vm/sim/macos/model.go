@@ -51,8 +51,10 @@ package macos
 // (-1743, -1719); System Settings offers its approval control on the
 // pane of the version (Privacy & Security on 13/14, Login Items &
 // Extensions on 15+), behind the password sheet, and none for a copy
-// whose request was never presented. docs/macos-behaviour.md lists every
-// rule with its source.
+// whose request was never presented. An uploaded darwin/arm64 Mach-O is
+// answered as the lab's sxlab-probe (probe.go); the shell gives any other
+// executable the kernel's "exec format error". docs/macos-behaviour.md
+// lists every rule with its source.
 //
 // Providers and launchd. An enabled extension has the launchd job
 // NetworkExtension.<bundle>.<short>.<build>, whose endpoints block lists

@@ -81,6 +81,7 @@ func (m *Mac) approvalRow() *extRow {
 
 var (
 	clickTarget  = regexp.MustCompile(`(?i)\bclick\s+((?:button|checkbox|switch|toggle)\s+"([^"]*)"[^\n]*?)(?:\s+of\s+(?:process|application)\s+"[^"]*")?\s*(?:\n|$|\bend\b)`)
+	anyClick     = regexp.MustCompile(`(?i)\bclick\b`)
 	passwordText = regexp.MustCompile(`(?i)\b(?:set\s+value\s+of\s+text\s+field\s+[^\n]*?\bto\s+|keystroke\s+)"([^"]*)"`)
 )
 
@@ -98,6 +99,11 @@ func (m *Mac) settingsScript(ctx context.Context, p *shell.Proc, script string) 
 		return exitFailure
 	}
 	clicks := clickTarget.FindAllStringSubmatch(script, -1)
+	if n := len(anyClick.FindAllString(script, -1)); n != len(clicks) {
+		m.mu.Unlock()
+		fmt.Fprintf(stderr(p), "sim: unsupported: a click in System Settings the sim does not understand (it understands click button|checkbox|switch \"NAME\" [of …])\n")
+		return 127
+	}
 	typed := ""
 	if t := passwordText.FindStringSubmatch(script); t != nil {
 		typed = t[1]

@@ -421,7 +421,7 @@ func (st *shState) exec(ctx context.Context, args []string, env map[string]strin
 		return st.sudo(ctx, p)
 	}
 	if strings.Contains(name, "/") {
-		return st.execPath(ctx, p)
+		return st.execPath(ctx, p, viaSudo)
 	}
 	if run, ok := st.lookup(name); ok {
 		return run(ctx, p)
@@ -460,7 +460,11 @@ func shSystemBinDir(dir string) bool {
 	return false
 }
 
-func (st *shState) execPath(ctx context.Context, p *Proc) int {
+// execPath runs a program by its path. A file nobody provides is not
+// run: the sim runs only programs it models, so an executable it does not
+// know gets the kernel's answer for a file it cannot load (exec format
+// error), in the words of whoever tried to run it, zsh or sudo.
+func (st *shState) execPath(ctx context.Context, p *Proc, viaSudo bool) int {
 	name := p.Args[0]
 	gp := Clean(p.Dir, name)
 	if st.sh.programs != nil {
@@ -473,12 +477,42 @@ func (st *shState) execPath(ctx context.Context, p *Proc) int {
 			return run(ctx, p)
 		}
 	}
-	if _, err := st.sh.root.Stat(Rel(gp)); err != nil {
+	fi, err := st.sh.root.Stat(Rel(gp))
+	switch {
+	case err != nil && viaSudo:
+		fmt.Fprintf(p.Stderr, "sudo: %s: command not found\n", name)
+		return 1
+	case err != nil:
 		fmt.Fprintf(p.Stderr, "zsh: no such file or directory: %s\n", name)
 		return 127
+	case fi.IsDir() || fi.Mode()&0o111 == 0:
+		if viaSudo {
+			fmt.Fprintf(p.Stderr, "sudo: %s: command not found\n", name)
+			return 1
+		}
+		fmt.Fprintf(p.Stderr, "zsh: permission denied: %s\n", name)
+		return 126
+	case st.isScript(gp):
+		fmt.Fprintf(p.Stderr, "sim: unsupported: running the script %s (the sim runs the programs it models only)\n", name)
+		return 127
+	case viaSudo:
+		fmt.Fprintf(p.Stderr, "sudo: unable to execute %s: Exec format error\n", name)
+		return 126
 	}
-	fmt.Fprintf(p.Stderr, "zsh: permission denied: %s\n", name)
+	fmt.Fprintf(p.Stderr, "zsh: exec format error: %s\n", name)
 	return 126
+}
+
+// isScript says whether an executable file starts with #!.
+func (st *shState) isScript(gp string) bool {
+	f, err := st.sh.root.Open(Rel(gp))
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var head [2]byte
+	n, _ := io.ReadFull(f, head[:])
+	return n == 2 && string(head[:]) == "#!"
 }
 
 // call runs a model command; a panicking command fails like a crashed

@@ -226,6 +226,8 @@ func TestShellBuiltins(t *testing.T) {
 		{line: `touch /tmp/cx; chmod 755 /tmp/cx; stat -f %Lp /tmp/cx; chmod go-rx /tmp/cx; stat -f %Lp /tmp/cx`, out: "755\n700\n"},
 		{line: `"/Applications/Example.app/Contents/MacOS/Example" --check-xpc`, out: "app --check-xpc\n"},
 		{line: `/Applications`, err: "zsh: permission denied: /Applications\n", code: 126},
+		{line: `printf '\177ELF' > /tmp/elf; chmod 755 /tmp/elf; /tmp/elf; echo $?; sudo -u admin /tmp/elf`, out: "126\n", err: "zsh: exec format error: /tmp/elf\nsudo: unable to execute /tmp/elf: Exec format error\n", code: 126},
+		{line: `touch /tmp/plain; /tmp/plain; sudo /tmp/nothing`, err: "zsh: permission denied: /tmp/plain\nsudo: /tmp/nothing: command not found\n", code: 1},
 		{line: `/no/such/program`, err: "zsh: no such file or directory: /no/such/program\n", code: 127},
 		{line: `/usr/bin/hello; /bin/echo hi; /usr/bin/uname`, out: "hello from admin\nhi\nDarwin\n"},
 		{line: `which ls hello; command -v echo; which nosuch`, out: "/bin/ls\n/usr/bin/hello\necho\nnosuch not found\n", code: 1},
