@@ -27,6 +27,9 @@
 #   8. one real sysdiagnose in a guest (a one-attempt run whose only step
 #      runs it the way sxlab's collection does): its duration, the
 #      archive's size, and `sysdiagnose -h`; skipped with --no-sysdiagnose;
+#   8b. one attempt that opens each System Settings pane approve: ui clicks
+#      and prints its accessibility tree (System Events `entire contents`)
+#      into the report, to correct the unverified scripts; --no-panes;
 #   9. the shutdown check: no vz-worker process and no Virtualization
 #      VM process of ours left, nothing left in the store's clones/.
 #
@@ -48,6 +51,8 @@
 #   --no-warm         do not warm the image (it keeps what state it has)
 #   --no-agent        do not try SSH over the agent's vsock channel
 #   --no-sysdiagnose  do not run the sysdiagnose attempt
+#   --no-panes        do not save the accessibility trees of the System
+#                     Settings panes approve: ui clicks (the panes attempt)
 #   --print-config    print the lab configuration it would use and exit
 #                     (works on any OS)
 #
@@ -87,6 +92,8 @@ write_config() {
 	local cells="[first, second]" command=5m
 	if [ "${8:-}" = sysdiagnose ]; then
 		cells="[sysdiagnose]" command=30m
+	elif [ "${8:-}" = panes ]; then
+		cells="[panes]"
 	fi
 	cat >"$1" <<EOF
 # Written by scripts/mac-acceptance.sh: attempts on REAL macOS guests
@@ -157,6 +164,21 @@ scenario:
         b=$(stat -f %z /tmp/sxlab-sd/acceptance.tar.gz 2>/dev/null || echo none);
         echo "SXLAB-SD| exit=$e seconds=$t bytes=$b";
         tail -n 3 /tmp/sxlab-sd.out | sed 's/^/SXLAB-SDOUT| /'
+EOF
+	elif [ "${8:-}" = panes ]; then
+		# The accessibility tree of each System Settings pane approve: ui
+		# clicks (docs/approval.md), as the user in their session: the
+		# data to correct the built-in scripts, unverified on every macOS.
+		cat >>"$1" <<EOF
+scenario:
+  - shell:
+      run: >-
+        uid=\$(id -u $5);
+        for url in 'x-apple.systempreferences:com.apple.preference.security?Security' 'x-apple.systempreferences:com.apple.LoginItems-Settings.extension'; do
+        echo "SXLAB-AX| pane \$url";
+        sudo launchctl asuser \$uid sudo -u $5 open "\$url"; sleep 5;
+        sudo launchctl asuser \$uid sudo -u $5 osascript -e 'tell application "System Events" to tell process "System Settings" to get entire contents of window 1' 2>&1 | tr ',' '\\n' | head -n 300 | sed 's/^/SXLAB-AX| /';
+        done; true
 EOF
 	else
 		cat >>"$1" <<'EOF'
@@ -252,6 +274,18 @@ sysdiagnose_figures() {
 	printf '%s\n' "$out" | sed -n 's/^SXLAB-SDH| /    /p'
 }
 
+# panes_figures RUN_DIR: the accessibility trees the panes attempt
+# printed (lines "SXLAB-AX| ...").
+panes_figures() {
+	local steps
+	steps=$(find "$1/cells" -name steps.jsonl 2>/dev/null | head -n 1)
+	[ -n "$steps" ] || { echo "  (no steps.jsonl in $1: the attempt did not reach its step)"; return 0; }
+	local out
+	out=$(sed -En 's/.*"stdout":"(([^"\\]|\\.)*)".*/\1/p' "$steps" | head -n 1)
+	out=$(printf '%b' "${out//\\\"/\"}")
+	printf '%s\n' "$out" | sed -n 's/^SXLAB-AX| /    /p'
+}
+
 # run_lab KIND [CFG]: sxlab run with plain progress; keeps
 # KIND.progress.log, KIND.summary.txt, KIND.exit, KIND.seconds and
 # KIND.run_dir in $work. Uses bin, cfg and work of main.
@@ -283,7 +317,7 @@ vm_processes() {
 }
 
 main() {
-	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 agent=true sysdiagnose=1 t0
+	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 agent=true sysdiagnose=1 panes=1 t0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--store) store=${2:?--store needs a folder}; shift 2 ;;
@@ -294,6 +328,7 @@ main() {
 		--no-warm) warm=0; shift ;;
 		--no-agent) agent=false; shift ;;
 		--no-sysdiagnose) sysdiagnose=0; shift ;;
+		--no-panes) panes=0; shift ;;
 		-h | --help) usage; exit 0 ;;
 		-*) die "unknown option $1 (see --help)" ;;
 		*)
@@ -397,6 +432,12 @@ main() {
 		run_lab sysdiagnose "$work/sysdiagnose.yaml"
 	fi
 
+	# 8b. the accessibility tree of each approval pane
+	if [ "$panes" = 1 ]; then
+		write_config "$work/panes.yaml" "$store" "$image" 1 "$user" "$runs_dir" "$agent" panes
+		run_lab panes "$work/panes.yaml"
+	fi
+
 	# 9. nothing left behind
 	local leftovers="" after
 	after=$(vm_processes | wc -l | tr -d ' ')
@@ -445,6 +486,12 @@ $clones"
 		else
 			echo "sysdiagnose in a guest: not measured (--no-sysdiagnose)"
 		fi
+		if [ -f "$work/panes.run_dir" ]; then
+			echo "System Settings panes of approve: ui (accessibility trees, to correct the unverified scripts):"
+			panes_figures "$(cat "$work/panes.run_dir")"
+		else
+			echo "System Settings panes: not read (--no-panes)"
+		fi
 		echo "agent channel: $([ "$agent" = true ] && echo "tried (images.golden.agent: true): see channel above" || echo "not tried (--no-agent)")"
 		echo
 		if [ -n "$leftovers" ]; then
@@ -457,7 +504,7 @@ $clones"
 	} | tee "$work/figures.txt"
 
 	local kind
-	for kind in cold restore sysdiagnose; do
+	for kind in cold restore sysdiagnose panes; do
 		[ ! -f "$work/$kind.exit" ] || [ "$(cat "$work/$kind.exit")" = 0 ] ||
 			die "the $kind run exited $(cat "$work/$kind.exit") (1: a probe failed, 2: attempts without a verdict, 3: configuration); see $work/$kind.progress.log"
 	done
