@@ -74,6 +74,18 @@ var uiScripts = map[int]uiScript{13: privacySecurity(13), 14: privacySecurity(14
 // UIScriptVersions lists the macOS major versions with a built-in script.
 func UIScriptVersions() []int { return []int{13, 14, 15, 26} }
 
+// UIScriptNote describes the built-in approve: ui script for a macOS major
+// version and says no Mac has run it yet, for `image check` and run
+// output; "" when there is no script for that version.
+func UIScriptNote(major int) string {
+	sc, ok := uiScripts[major]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("approve: ui on macOS %d opens %s (%s) and clicks %s: unverified on macOS %d",
+		major, sc.paneName, sc.pane, strings.Join(sc.controls(App{Name: "APP", Extension: Extension{BundleID: "EXTENSION"}}), " or "), major)
+}
+
 // Approval targets of the ui strategy.
 const (
 	WhatExtension = "extension"

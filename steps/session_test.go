@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -252,4 +253,13 @@ func TestApproveUIVPNConfigurationAlert(t *testing.T) {
 	err := Approve{Label: "approve", Strategy: "ui", What: WhatVPNConfig}.Run(context.Background(), env)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "Accessibility")
+}
+
+func TestUIScriptNoteSaysUnverified(t *testing.T) {
+	for _, v := range UIScriptVersions() {
+		assert.Contains(t, UIScriptNote(v), fmt.Sprintf("unverified on macOS %d", v))
+	}
+	assert.Contains(t, UIScriptNote(14), `button "Allow"`)
+	assert.Contains(t, UIScriptNote(26), `checkbox "APP" or checkbox "EXTENSION"`)
+	assert.Empty(t, UIScriptNote(12))
 }
