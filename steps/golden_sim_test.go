@@ -6,6 +6,7 @@ package steps_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -80,4 +81,32 @@ func TestSimWithoutAutomaticLoginIsAnError(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, steps.IsProductFailure(err), "%v", err)
 	assert.ErrorContains(t, err, "automatic login is off")
+}
+
+// TestSimUIScriptPerVersion approves a pending upgrade through each
+// built-in script against the simulated Mac of that version: Allow in
+// Privacy & Security on 13 and 14, the switch in Login Items &
+// Extensions on 15 and 26. (The sim follows macos-behaviour.md rules 13
+// and 14; no Mac has run these scripts.)
+func TestSimUIScriptPerVersion(t *testing.T) {
+	simNoLeaks(t)
+	for _, v := range []struct{ version, build, control string }{
+		{"13.7.4", "22H420", `button "Allow"`}, {"14.7.4", "23H420", `button "Allow"`},
+		{"15.6", "24G84", `checkbox "Example VPN"`}, {"26.0", "25A354", `checkbox "Example VPN"`},
+	} {
+		t.Run(v.version, func(t *testing.T) {
+			img := vm.Image{Name: "macos-" + v.version, User: "admin", Password: "admin", Sim: &vm.SimImage{ProductVersion: v.version, Build: v.build}}
+			c := cell{from: "2", to: "3", vpn: "stopped", approval: "pending"}
+			l := bootImage(t, img, img.Name, 1, "ui-"+v.version, exampleApp(t, nil), c)
+			l.do(scenario(c)...)
+			assert.Contains(t, l.notes(), "approved com.example.vpn.tunnel 3.0/300 through System Settings")
+			assert.Contains(t, l.notes(), "unverified on macOS "+strings.SplitN(v.version, ".", 2)[0])
+			clicked := false
+			for _, line := range l.ran() {
+				clicked = clicked || strings.Contains(line, "click "+v.control+" of window 1")
+			}
+			assert.True(t, clicked, "clicked %s", v.control)
+			l.requireEndpointWorks(l.lastProbes(), "3.0", "300", machService)
+		})
+	}
 }
