@@ -263,3 +263,21 @@ func TestUIScriptNoteSaysUnverified(t *testing.T) {
 	assert.Contains(t, UIScriptNote(26), `checkbox "APP" or checkbox "EXTENSION"`)
 	assert.Empty(t, UIScriptNote(12))
 }
+
+func TestApproveUIRedactsAPasswordWithQuotes(t *testing.T) {
+	pw := `it's "x"`
+	sheet := userPrefix + guest.Join("osascript", "-e", `tell application "System Events"`, "-e", `tell process "System Settings"`,
+		"-e", `set value of text field 1 of sheet 1 of window 1 to "it's \"x\""`,
+		"-e", `click button "Modify Settings" of sheet 1 of window 1`, "-e", "end tell", "-e", "end tell")
+	g := uiFake().on(listLine, ok(waitingRow), ok(enabledRow)).on(clickApp, ok("")).on(sheet, ok(""))
+	env, entries := uiEnv(g)
+	env.Password = pw
+	require.NoError(t, Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env))
+	require.Contains(t, g.ran, sheet, "the password reaches the sheet as typed")
+	for _, e := range *entries {
+		if e.Result != nil {
+			assert.NotContains(t, e.Result.Line, "it's", "steps.jsonl never shows the password")
+			assert.NotContains(t, e.Result.Line, `it'\''s`)
+		}
+	}
+}
