@@ -286,14 +286,18 @@ func checkMDM(ctx context.Context, s *session) Check {
 		if c, ok := notRun(show); ok {
 			return c
 		}
-		pols, err := parseSysextPolicies(show.Stdout)
+		// The same reader as approve: mdm's (guest.ParseProfiles), so the
+		// check and the step cannot disagree on what allows the extension.
+		var ps guest.Profiles
+		var err error
+		if strings.TrimSpace(show.Stdout) != "" {
+			ps, err = guest.ParseProfiles(strings.NewReader(show.Stdout))
+		}
 		if err != nil || show.Exit != 0 {
 			return Check{Status: Unknown, Detail: fmt.Sprintf("profiles show: exit %d: %s", show.Exit, firstErr(err, output(show)))}
 		}
-		policies = len(pols)
-		for _, p := range pols {
-			allows = allows || p.allows(s.t.Team, s.t.Extension)
-		}
+		policies = ps.Policies()
+		allows = ps.Allows(s.t.Team, s.t.Extension) != ""
 	}
 	team := s.t.Team
 	switch {

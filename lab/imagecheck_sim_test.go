@@ -18,11 +18,14 @@ import (
 // by the test.
 func preflightConfig(goldenYAML string) string {
 	cfg := strings.Replace(simLabConfig, "  - approve: mdm\n", "  - approve: {strategy: prompt, run: tell application \"System Events\" to click button \"Allow\" of window 1 of process \"UserNotificationCenter\"}\n", 1)
+	// The prompt cells need a plain golden: an MDM policy would approve
+	// them at once, so the base config's MDM golden goes.
+	const mdm = "      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}\n"
+	repl := ""
 	if goldenYAML != "" {
-		cfg = strings.Replace(cfg, "      faults: [endpoint-lost-on-replace-while-running]\n",
-			"      faults: [endpoint-lost-on-replace-while-running]\n      golden: "+goldenYAML+"\n", 1)
+		repl = "      golden: " + goldenYAML + "\n"
 	}
-	return cfg
+	return strings.Replace(cfg, mdm, repl, 1)
 }
 
 func TestImageNeedsFollowTheStepsEachImageRuns(t *testing.T) {

@@ -52,17 +52,10 @@ type checkJSON struct {
 }
 
 func TestImageCheckPassesOnEachDemoImage(t *testing.T) {
-	src, err := os.ReadFile(demoConfig)
-	require.NoError(t, err)
-	if !strings.Contains(string(src), "system_extension_policies") && strings.Contains(string(src), "approve: mdm") {
-		// The demo approves by MDM on goldens without an MDM enrolment,
-		// which no real Mac can do; its per-approval goldens are issue
-		// 11 B's, and until they land image check rightly fails the mdm
-		// check on these images.
-		t.Skip("config.yaml uses approve: mdm without an MDM golden (issue 11 B's per-approval goldens not merged yet)")
-	}
+	// Each golden the demo uses: the plain ones its ui cells run on and
+	// the MDM-enrolled ones its approve: mdm cells run on.
 	cfg := checkWorkspace(t, nil)
-	for _, image := range []string{"macos-15.3", "macos-15.4"} {
+	for _, image := range []string{"macos-15.3", "macos-15.3-mdm", "macos-15.4", "macos-15.4-mdm"} {
 		code, out, errs := sxlab(t, "image", "check", image, "--config", cfg)
 		require.Equal(t, exitOK, code, "%s\n%s", out, errs)
 		for _, name := range checkNames {
@@ -156,7 +149,7 @@ func TestImageCheckOfAnUnknownImageIsAUsageError(t *testing.T) {
 	code, _, errs := sxlab(t, "image", "check", "macos-9", "--config", cfg)
 	assert.Equal(t, exitUsage, code)
 	assert.Contains(t, errs, "image macos-9 is not in")
-	assert.Contains(t, errs, "macos-15.3, macos-15.4")
+	assert.Contains(t, errs, "macos-15.3, macos-15.3-mdm, macos-15.4, macos-15.4-mdm")
 }
 
 func TestRunStopsBeforeTheFirstAttemptOnAnUnfitGolden(t *testing.T) {
