@@ -270,16 +270,6 @@ func preflight(ctx context.Context, o RunOptions, todo []matrices.Attempt, image
 			continue
 		}
 		for _, c := range res.Checks {
-			if c.Status == golden.Failure && c.Name == "mdm" && cfg.Images[name].Sim != nil {
-				// A sim image describes its golden in the configuration,
-				// and refusing approve: mdm on one without the policy is
-				// validation's job (issue 11 B); until the demo has its
-				// per-approval goldens this is a note, not a stop.
-				if o.Note != nil {
-					o.Note(fmt.Sprintf("image %s: %s: %s", name, c.Title, c.Detail))
-				}
-				continue
-			}
 			if c.Status == golden.Failure {
 				p := fmt.Sprintf("image %s: %s: %s", name, c.Title, c.Detail)
 				if c.Fix != "" {
