@@ -128,9 +128,11 @@ func TestTriageEndpointLostNeedsStateAndProbe(t *testing.T) {
 		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", File: "x.txt",
 		Job: &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{"endpoints": map[string]any{}}},
 	}}}
+	// The message is sxlab-probe's report summary (schema.Report.Summary).
+	const lookupFailed = "xpc-connect ABCDE12345.com.example.vpn.tunnel: lookup failed: no Mach service of that name is registered in this user's bootstrap namespace (BOOTSTRAP_UNKNOWN_SERVICE); the XPC connection saw connection-invalid [bootstrap_look_up BOOTSTRAP_UNKNOWN_SERVICE (1102): Unknown service name] [xpc connection-invalid: Connection invalid]"
 	invalidated := []artifacts.Probe{
 		{Name: "mach-endpoint", Kind: "mach-endpoint", Held: false, Message: "job has no endpoints block"},
-		{Name: "xpc", Kind: "xpc", Held: false, Message: "exit 1, expected 0: xpc: ABCDE12345.com.example.vpn.tunnel: connection invalidated"},
+		{Name: "xpc", Kind: "xpc-connect", Held: false, Message: lookupFailed},
 	}
 	for _, tc := range []struct {
 		name    string
@@ -141,9 +143,10 @@ func TestTriageEndpointLostNeedsStateAndProbe(t *testing.T) {
 		{"both", noEndpoints, invalidated, "endpoint-lost"},
 		{"no after-state", nil, invalidated, "bootstrap-lookup-failed"},
 		{"endpoints there", withEndpoints, invalidated, "bootstrap-lookup-failed"},
-		{"xpc held", noEndpoints, []artifacts.Probe{{Name: "xpc", Kind: "xpc", Held: true, Message: "xpc: connected"}}, "bootstrap-lookup-failed"},
-		{"probe named by its kind", noEndpoints, []artifacts.Probe{{Name: "xpc", Held: false, Message: "connection invalidated"}}, "endpoint-lost"},
-		{"another kind", noEndpoints, []artifacts.Probe{{Name: "app-check", Kind: "command", Held: false, Message: "connection invalidated"}}, "bootstrap-lookup-failed"},
+		{"xpc held", noEndpoints, []artifacts.Probe{{Name: "xpc", Kind: "xpc-connect", Held: true, Message: "xpc-connect ABCDE12345.com.example.vpn.tunnel: reachable, rejected the message (connection-invalid)"}}, "bootstrap-lookup-failed"},
+		{"timed out, not a failed lookup", noEndpoints, []artifacts.Probe{{Name: "xpc", Kind: "xpc-connect", Held: false, Message: "xpc-connect ABCDE12345.com.example.vpn.tunnel: the service is registered but neither answered nor closed the connection within 5s"}}, "bootstrap-lookup-failed"},
+		{"probe named by its kind", noEndpoints, []artifacts.Probe{{Name: "xpc-connect", Held: false, Message: lookupFailed}}, "endpoint-lost"},
+		{"another kind", noEndpoints, []artifacts.Probe{{Name: "app-check", Kind: "command", Held: false, Message: "lookup failed"}}, "bootstrap-lookup-failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			logs := new(logAt).conflict(0).add(time.Second, "Example VPN", "[0x1d851a7b0] failed to do a bootstrap look-up: xpc_error=[3: No such process]").lines
@@ -159,7 +162,7 @@ func TestTriageEndpointLostNeedsStateAndProbe(t *testing.T) {
 			require.Len(t, ev, 2)
 			assert.Equal(t, "state/after/launchctl-print-NetworkExtension.com.example.vpn.tunnel.3.0.300.txt", ev[0].Source)
 			assert.Equal(t, taken, ev[0].Time)
-			assert.Contains(t, ev[1].Message, "connection invalidated")
+			assert.Contains(t, ev[1].Message, "BOOTSTRAP_UNKNOWN_SERVICE")
 			assert.Equal(t, artifacts.StepsFile, ev[1].Source)
 		})
 	}

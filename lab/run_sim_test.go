@@ -156,6 +156,7 @@ func simRunOptions(t testing.TB, cfgYAML string, sabotage func(machine string) s
 				BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
 		},
 		Poll: time.Millisecond, Wait: 10 * time.Second, CleanupTimeout: 10 * time.Second,
+		ProbeBinary: testProbeBinary,
 	}, sl
 }
 

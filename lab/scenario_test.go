@@ -43,7 +43,8 @@ func TestDemoScenarioPerCell(t *testing.T) {
 	probes, err := l.Config.StepsProbes()
 	require.NoError(t, err)
 	assert.Equal(t, "mach-endpoint", probes["mach-endpoint"].Kind)
-	assert.Contains(t, probes["xpc"].Line, "--check-xpc")
+	assert.Equal(t, "xpc-connect", probes["xpc"].Kind, "the demo's xpc probe is sxlab-probe")
+	assert.Empty(t, probes["xpc"].Service, "it asks for app.extension.mach_service")
 }
 
 func TestApplies(t *testing.T) {
