@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -119,4 +120,37 @@ func TestLinuxProbeIsTheLabsError(t *testing.T) {
 	for _, r := range fin {
 		assert.Equal(t, 3, r.Try, "retried: retry.max is 2")
 	}
+}
+
+// TestCommandProbeThatNeverExitsEndsAtItsTimeout: a product's own check
+// that hangs ends at the probe's timeout as the lab's error, not after
+// lab.timeouts.command, and is not taken for a product failure.
+func TestCommandProbeThatNeverExitsEndsAtItsTimeout(t *testing.T) {
+	cfg := simLabConfig
+	i := strings.Index(cfg, "scenario:\n")
+	j := strings.Index(cfg, "probes:\n")
+	k := strings.Index(cfg, "retry:\n")
+	require.True(t, i > 0 && j > i && k > j)
+	// sleep 1000000 at time scale 0.01 is 10,000 s of real time: only the
+	// probe's bound can end it within the test.
+	cfg = cfg[:i] + "scenario:\n  - probe: [hang]\n" +
+		"probes:\n  - name: hang\n    kind: command\n    run: sleep 1000000\n    timeout: 2s\n" + cfg[k:]
+	cfg = strings.Replace(cfg, "sim: {time_scale: 0}", "sim: {time_scale: 0.01}", 1)
+	cfg = strings.Replace(cfg, "vpn: [running, stopped]", "vpn: [stopped]", 1)
+	cfg = strings.Replace(cfg, "max: 1\n", "max: 0\n", 1)
+	o, sl := simRunOptions(t, cfg, nil)
+
+	start := time.Now()
+	res, err := Run(context.Background(), o)
+	require.NoError(t, err)
+	took := time.Since(start)
+	sl.assertNothingLeft(t)
+	fin := Finished(res.Records)
+	require.Len(t, fin, 1)
+	for _, r := range fin {
+		assert.Equal(t, Error, r.Verdict, r.Reason)
+		assert.Contains(t, r.Reason, "probe hang")
+		assert.Contains(t, r.Reason, "timed out")
+	}
+	assert.Less(t, took, 2*time.Minute, "the run outlived the probe's timeout by far (generous: no flakes)")
 }
