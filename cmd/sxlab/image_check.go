@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/sxlab/sxlab/golden"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/steps"
 )
 
 func newImageCheckCmd() *cobra.Command {
@@ -122,4 +124,47 @@ func printImageCheck(w io.Writer, r *lab.ImageCheck) {
 	}
 	fmt.Fprintf(w, "%d ok, %d warning(s), %d FAILURE(s), %d unknown\n",
 		count(r.Checks, golden.OK), count(r.Checks, golden.Warning), count(r.Checks, golden.Failure), count(r.Checks, golden.Unknown))
+	if r.Needs.UI {
+		for _, note := range uiScriptNotes(r.Checks) {
+			fmt.Fprintln(w, note)
+		}
+	}
+}
+
+// uiScriptNotes says which built-in System Settings script approve: ui
+// runs on the image's macOS and that no Mac has run it: the one for the
+// major version sw_vers gave (the remote-login check reads it), or all of
+// them when the version is unknown.
+func uiScriptNotes(cs []golden.Check) []string {
+	major := 0
+	for _, c := range cs {
+		for _, e := range c.Commands {
+			if c.Name != "remote-login" || e.Command != "sw_vers" || e.Exit != 0 {
+				continue
+			}
+			if sv, err := guest.ParseSwVers(strings.NewReader(e.Stdout)); err == nil {
+				major, _ = strconv.Atoi(strings.SplitN(sv.ProductVersion, ".", 2)[0])
+			}
+		}
+	}
+	if major > 0 {
+		if note := steps.UIScriptNote(major); note != "" {
+			return []string{"note: " + note}
+		}
+		return []string{fmt.Sprintf("note: approve: ui has no built-in script for macOS %d (built-in: %s); use approve: {strategy: command, run: ...}",
+			major, joinInts(steps.UIScriptVersions()))}
+	}
+	notes := []string{"note: the macOS version is unknown (sw_vers); approve: ui picks its script by it:"}
+	for _, v := range steps.UIScriptVersions() {
+		notes = append(notes, "note: "+steps.UIScriptNote(v))
+	}
+	return notes
+}
+
+func joinInts(vs []int) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ", ")
 }

@@ -175,3 +175,19 @@ func TestRunStopsBeforeTheFirstAttemptOnAnUnfitGolden(t *testing.T) {
 	assert.NotEqual(t, exitUsage, code, "%s\n%s", out, errs)
 	assert.NotContains(t, errs, "no attempt was run")
 }
+
+// An image whose cells approve through System Settings says which
+// built-in script they run and that no Mac has run it; an image whose
+// cells use mdm only does not.
+func TestImageCheckNotesTheUnverifiedUIScript(t *testing.T) {
+	cfg := checkWorkspace(t, nil)
+	code, out, errs := sxlab(t, "image", "check", "macos-15.3", "--config", cfg)
+	require.Equal(t, exitOK, code, "%s\n%s", out, errs)
+	assert.Contains(t, out, "its cells use approval through System Settings (ui)")
+	assert.Regexp(t, `(?m)^note: approve: ui on macOS 15 opens Login Items & Extensions .*: unverified on macOS 15$`, out)
+	assert.NotContains(t, out, "macOS 14", "only the script of the guest's version")
+
+	code, out, errs = sxlab(t, "image", "check", "macos-15.3-mdm", "--config", cfg)
+	require.Equal(t, exitOK, code, "%s\n%s", out, errs)
+	assert.NotContains(t, out, "approve: ui on macOS")
+}
