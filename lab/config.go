@@ -139,6 +139,10 @@ type SimGolden struct {
 	TCC            *SimTCC `yaml:"tcc,omitempty"`
 	MDM            *SimMDM `yaml:"mdm,omitempty"`
 	NEDebugLogging *bool   `yaml:"ne_debug_logging,omitempty"`
+	// VPNConfigurationAllowed false: the app's first VPN save waits for
+	// the "Would Like to Add VPN Configurations" alert (approve: {strategy:
+	// ui, what: vpn-configuration} answers it); default true.
+	VPNConfigurationAllowed *bool `yaml:"vpn_configuration_allowed,omitempty"`
 }
 
 // SimTCC lists the clients (paths or bundle IDs) granted each privacy
@@ -172,7 +176,8 @@ func (g *SimGolden) vm() vm.SimGolden {
 	if g == nil {
 		return vm.SimGolden{}
 	}
-	out := vm.SimGolden{AutoLogin: g.AutoLogin, SIP: g.SIP, FileVault: g.FileVault, NEDebugLogging: g.NEDebugLogging}
+	out := vm.SimGolden{AutoLogin: g.AutoLogin, SIP: g.SIP, FileVault: g.FileVault, NEDebugLogging: g.NEDebugLogging,
+		VPNConfigurationAllowed: g.VPNConfigurationAllowed}
 	if g.TCC != nil {
 		out.Accessibility, out.AppleEvents = g.TCC.Accessibility, g.TCC.AppleEvents
 	}

@@ -127,6 +127,9 @@ type SimGolden struct {
 	AppleEvents    *[]string // TCC clients allowed to send Apple events
 	MDM            *SimMDM   // nil: not enrolled
 	NEDebugLogging *bool     // com.apple.networkextension debug logging persisted
+	// VPNConfigurationAllowed: an app's first VPN save does not wait for
+	// the "Would Like to Add VPN Configurations" alert (default true).
+	VPNConfigurationAllowed *bool
 }
 
 // SimMDM is a user-approved MDM enrolment and the payloads it installed.

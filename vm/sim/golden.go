@@ -20,6 +20,7 @@ func goldenOf(g vm.SimGolden) *macos.Golden {
 	set(&out.SIP, g.SIP)
 	set(&out.FileVault, g.FileVault)
 	set(&out.NEDebugLogging, g.NEDebugLogging)
+	set(&out.VPNConfigurationAllowed, g.VPNConfigurationAllowed)
 	if g.Accessibility != nil {
 		out.Accessibility = slices.Clone(*g.Accessibility)
 	}

@@ -13,13 +13,13 @@ import (
 )
 
 // upgradeWithVPN replays the lab's approved cell: install FROM, launch,
-// approve by MDM, start the VPN (when vpn), quit the app, install TO,
-// launch.
+// approve (in System Settings, unless the golden's MDM policy did),
+// start the VPN (when vpn), quit the app, install TO, launch.
 func (s *simMac) upgradeWithVPN(from, to int, vpn bool) {
 	s.t.Helper()
 	s.install(from)
 	s.launch()
-	s.approveMDM()
+	s.approve()
 	if vpn {
 		s.vpnStart()
 	}
@@ -82,10 +82,11 @@ func TestEndpointLostOnReplaceWhileRunningReproducesTheReport(t *testing.T) {
 
 func TestEndpointLostSurvivesEverythingButRemovalAndReapproval(t *testing.T) {
 	s := newSimMac(t, faultEndpointLost)
-	// Approve by prompt, so that nothing pre-approves the re-activation.
+	// Approve in System Settings, so that nothing pre-approves the
+	// re-activation.
 	s.install(2)
 	s.launch()
-	s.clickAllow()
+	s.approve()
 	s.vpnStart()
 	s.quitApp()
 	s.install(3)
@@ -128,13 +129,13 @@ func TestEndpointLostSurvivesEverythingButRemovalAndReapproval(t *testing.T) {
 		s.requireEndpointLost("3.0.300")
 	})
 	t.Run("removing in System Settings and approving again cures it", func(t *testing.T) {
-		s.ok(false, "sxlab-sim-settings remove-extension "+extBundle)
+		s.removeExtension()
 		assert.Empty(t, s.extensions())
 		assert.Equal(t, "Disconnected", s.vpnStatus())
 		s.quitApp()
 		s.launch()
 		assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates())
-		s.clickAllow()
+		s.approve()
 		s.requireEndpointWorks("3.0.300", service)
 		s.vpnStart()
 		s.requireEndpointWorks("3.0.300", service)
@@ -147,10 +148,11 @@ func TestEndpointLostOnlyOnTheFirstUpgradeToAVersion(t *testing.T) {
 	s.requireEndpointLost("3.0.300")
 
 	// Start over on the same machine: remove, go back to 2, upgrade again.
-	s.ok(false, "sxlab-sim-settings remove-extension "+extBundle)
+	s.removeExtension()
 	s.quitApp()
 	s.install(2)
-	s.launch() // the MDM policy approves it at once
+	s.launch()
+	s.approve()
 	s.vpnStart()
 	s.quitApp()
 	s.install(3)
@@ -248,13 +250,14 @@ func TestRegistrationRaceSymptomsAndRebootCure(t *testing.T) {
 		s := newSimMac(t, withFaults(vm.Fault{Name: FaultRegistrationRace, Probability: 1}))
 		s.install(3)
 		s.launch()
-		s.approveMDM()
+		s.approve()
 		s.requireEndpointWorks("3.0.300", service)
 	})
 }
 
 // pendingUpgrade replays the lab's pending cell: install FROM, launch (no
-// approval), quit, install TO, launch, approve by prompt.
+// approval), quit, install TO, launch, approve in System Settings (which
+// may offer no control: then nothing changes).
 func (s *simMac) pendingUpgrade(from, to int) {
 	s.t.Helper()
 	s.install(from)
@@ -262,7 +265,7 @@ func (s *simMac) pendingUpgrade(from, to int) {
 	s.quitApp()
 	s.install(to)
 	s.launch()
-	s.clickAllow()
+	s.approveInSettings()
 }
 
 var faultCoalesced = withFaults(vm.Fault{Name: FaultApprovalCoalesced})
@@ -273,7 +276,7 @@ func TestApprovalCoalescedReproducesTheReport(t *testing.T) {
 			s := newSimMac(t, faultCoalesced)
 			s.pendingUpgrade(from, 3)
 
-			assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates(), "the prompt click found no prompt")
+			assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates(), "System Settings offered no control")
 			assert.NotEqual(t, 0, s.checkXPC().code)
 			r := s.sudo("launchctl print system/" + jobLabel("3.0.300"))
 			assert.Equal(t, 113, r.code, "no job while the extension waits")
@@ -299,56 +302,45 @@ func TestApprovalCoalescedLastsUntilReboot(t *testing.T) {
 
 	s.quitApp()
 	s.launch()
-	s.clickAllow()
+	assert.False(t, s.approveInSettings(), "still no control")
 	assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates())
 	assert.Equal(t, 2, countOf(s.messages(), "coalesceWithActivationInProgress"), "the relaunch's request is coalesced too")
 
 	s.ok(true, "shutdown -r now")
 	s.launch()
-	s.clickAllow()
-	assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates(), "after a reboot the prompt appears again")
+	assert.True(t, s.approveInSettings(), "after a reboot the request is presented again")
+	assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates())
 	s.requireEndpointWorks("3.0.300", service)
 }
 
 func TestApprovalCoalescedControls(t *testing.T) {
-	t.Run("MDM approval still works", func(t *testing.T) {
-		s := newSimMac(t, faultCoalesced)
+	t.Run("an MDM policy: nothing waits, so the fault cannot strike", func(t *testing.T) {
+		s := newSimMac(t, faultCoalesced, withMDM)
 		s.pendingUpgrade(2, 3)
-		s.approveMDM()
 		assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates())
 		s.requireEndpointWorks("3.0.300", service)
 	})
-	t.Run("approval in System Settings works", func(t *testing.T) {
-		s := newSimMac(t, faultCoalesced)
-		s.pendingUpgrade(2, 3)
-		s.ok(false, "sxlab-sim-settings allow-extension "+extBundle)
-		assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates())
-	})
-	t.Run("fault off: the prompt approves the upgrade", func(t *testing.T) {
+	t.Run("fault off: System Settings approves the upgrade", func(t *testing.T) {
 		s := newSimMac(t, withVersion("15.4", "24E248"))
 		s.pendingUpgrade(2, 3)
 		assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates())
 		s.requireEndpointWorks("3.0.300", service)
 		assert.Equal(t, -1, indexOf(s.messages(), 0, "Removing tree at"))
 	})
-	t.Run("fresh install: the prompt works even with the fault", func(t *testing.T) {
+	t.Run("fresh install: System Settings approves even with the fault", func(t *testing.T) {
 		s := newSimMac(t, faultCoalesced)
 		s.install(3)
 		s.launch()
-		s.clickAllow()
+		assert.True(t, s.approveInSettings())
 		assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates())
 	})
-	t.Run("a click that is not Allow dismisses the prompt", func(t *testing.T) {
+	t.Run("a click in UserNotificationCenter approves no extension", func(t *testing.T) {
 		s := newSimMac(t)
 		s.install(3)
 		s.launch()
-		s.ok(false, `osascript -e 'tell application "System Events" to click button "OK" of window 1 of process "UserNotificationCenter"'`)
-		s.clickAllow()
-		assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates())
-		// A relaunch in the same boot joins the waiting activation: no prompt.
-		s.quitApp()
-		s.launch()
-		s.clickAllow()
+		r := s.run("osascript -e '" + vpnAlertAllow + "'")
+		assert.Equal(t, 1, r.code, "no alert is up")
+		assert.Contains(t, r.err, `Can’t get button "Allow" of window 1 of process "UserNotificationCenter". (-1728)`)
 		assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates())
 	})
 }
@@ -362,7 +354,7 @@ func TestDelegateNoCallbackReproducesTheReport(t *testing.T) {
 	weak := s.variant(3, "example-vpn-3-weak-delegate", weakDelegate)
 	s.install(2)
 	s.launch()
-	s.approveMDM()
+	s.approve()
 	s.vpnStart()
 	s.quitApp()
 	s.installPath(weak)

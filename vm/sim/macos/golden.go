@@ -29,6 +29,11 @@ type Golden struct {
 	// NEDebugLogging: the golden persisted debug logging for
 	// com.apple.networkextension (log config --mode level:debug,persist:debug).
 	NEDebugLogging bool
+	// VPNConfigurationAllowed: the golden's user already allowed apps to
+	// add VPN configurations, so an app's first save does not wait for
+	// "“App” Would Like to Add VPN Configurations" (vpnalert.go). false is
+	// macOS's behaviour for an app's first save.
+	VPNConfigurationAllowed bool
 }
 
 // Policy is an installed com.apple.system-extension-policy payload: the
@@ -55,10 +60,11 @@ const (
 
 // DefaultGolden is a well-prepared golden, like tart's base images:
 // automatic login, SIP on, FileVault off, Accessibility and Apple Events
-// for sshd-keygen-wrapper and osascript, no MDM.
+// for sshd-keygen-wrapper and osascript, no MDM, and VPN configurations
+// allowed (no alert at the app's first save).
 func DefaultGolden() Golden {
 	return Golden{
-		AutoLogin: true, SIP: true,
+		AutoLogin: true, SIP: true, VPNConfigurationAllowed: true,
 		Accessibility: []string{tccSSHClient, tccOsascriptClient},
 		AppleEvents:   []string{tccSSHClient, tccOsascriptClient},
 	}

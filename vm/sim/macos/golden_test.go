@@ -81,26 +81,26 @@ func TestNoGUISessionRefusesToOpen(t *testing.T) {
 	r = s.shellRun(`open "x-apple.systempreferences:com.apple.LoginItems-Settings.extension"`)
 	assert.Equal(t, 1, r.code)
 
-	r = s.shellRun(`sudo launchctl asuser 501 sudo -u admin osascript -e '` + allowScript + `'`)
+	r = s.shellRun(`sudo launchctl asuser 501 sudo -u admin osascript -e '` + vpnAlertAllow + `'`)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.err, "Connection is invalid. (-609)")
 }
 
 func TestUIScriptingNeedsTheTCCGrants(t *testing.T) {
 	noAX := newSimMac(t, withGolden(func(g *Golden) { g.Accessibility = []string{"/usr/bin/osascript"} }))
-	r := noAX.run("osascript -e '" + allowScript + "'")
-	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(allowScript)) + ": execution error: System Events got an error: osascript is not allowed assistive access. (-1719)\n", 1}, r,
+	r := noAX.run("osascript -e '" + vpnAlertAllow + "'")
+	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(vpnAlertAllow)) + ": execution error: System Events got an error: osascript is not allowed assistive access. (-1719)\n", 1}, r,
 		"over SSH the client TCC asks about is sshd-keygen-wrapper, not osascript")
 
 	noAE := newSimMac(t, withGolden(func(g *Golden) { g.AppleEvents = nil }))
-	r = noAE.run("osascript -e '" + allowScript + "'")
-	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(allowScript)) + ": execution error: Not authorized to send Apple events to System Events. (-1743)\n", 1}, r)
+	r = noAE.run("osascript -e '" + vpnAlertAllow + "'")
+	assert.Equal(t, result{"", "0:" + strconv.Itoa(len(vpnAlertAllow)) + ": execution error: Not authorized to send Apple events to System Events. (-1743)\n", 1}, r)
 	r = noAE.run(`osascript -e 'quit app id "com.example.vpn"'`)
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.err, "(-1743)")
 
 	s := newSimMac(t)
-	r = s.sudo("osascript -e '" + allowScript + "'")
+	r = s.sudo("osascript -e '" + vpnAlertAllow + "'")
 	assert.Equal(t, 1, r.code, "root's System Events is not the user's session")
 	assert.Contains(t, r.err, "Not authorized to send Apple events to System Events. (-1743)")
 }

@@ -62,6 +62,7 @@ type Mac struct {
 	// open); settingsSheet the extension its password sheet would approve.
 	settingsPane  string
 	settingsSheet *extRow
+	vpnAlert      *vpnAlert // the VPN-configuration alert on screen (vpnalert.go)
 	vpns          []*vpnConfig
 	logs          []logEntry
 	lastStamp     time.Time
@@ -191,34 +192,30 @@ func (m *Mac) Commands() map[string]shell.Command {
 		"fdesetup":            m.cmdFdesetup,
 		"sqlite3":             m.cmdSqlite3,
 		"defaults":            m.cmdDefaults,
-		simMDMCommand:         m.cmdSimMDM,
-		simSettingsCommand:    m.cmdSimSettings,
 	}
 }
 
 // systemPaths are where the commands live on a real Mac, so scripts that
 // call them by absolute path work too.
 var systemPaths = map[string]string{
-	"/usr/bin/sw_vers":                     "sw_vers",
-	"/usr/bin/systemextensionsctl":         "systemextensionsctl",
-	"/usr/sbin/installer":                  "installer",
-	"/usr/sbin/pkgutil":                    "pkgutil",
-	"/usr/bin/open":                        "open",
-	"/bin/launchctl":                       "launchctl",
-	"/usr/bin/osascript":                   "osascript",
-	"/usr/sbin/scutil":                     "scutil",
-	"/usr/bin/log":                         "log",
-	"/usr/bin/sysdiagnose":                 "sysdiagnose",
-	"/sbin/shutdown":                       "shutdown",
-	"/sbin/reboot":                         "reboot",
-	"/usr/sbin/spctl":                      "spctl",
-	"/usr/bin/profiles":                    "profiles",
-	"/usr/bin/csrutil":                     "csrutil",
-	"/usr/bin/fdesetup":                    "fdesetup",
-	"/usr/bin/sqlite3":                     "sqlite3",
-	"/usr/bin/defaults":                    "defaults",
-	"/usr/local/bin/" + simMDMCommand:      simMDMCommand,
-	"/usr/local/bin/" + simSettingsCommand: simSettingsCommand,
+	"/usr/bin/sw_vers":             "sw_vers",
+	"/usr/bin/systemextensionsctl": "systemextensionsctl",
+	"/usr/sbin/installer":          "installer",
+	"/usr/sbin/pkgutil":            "pkgutil",
+	"/usr/bin/open":                "open",
+	"/bin/launchctl":               "launchctl",
+	"/usr/bin/osascript":           "osascript",
+	"/usr/sbin/scutil":             "scutil",
+	"/usr/bin/log":                 "log",
+	"/usr/bin/sysdiagnose":         "sysdiagnose",
+	"/sbin/shutdown":               "shutdown",
+	"/sbin/reboot":                 "reboot",
+	"/usr/sbin/spctl":              "spctl",
+	"/usr/bin/profiles":            "profiles",
+	"/usr/bin/csrutil":             "csrutil",
+	"/usr/bin/fdesetup":            "fdesetup",
+	"/usr/bin/sqlite3":             "sqlite3",
+	"/usr/bin/defaults":            "defaults",
 }
 
 // Program returns an installed app's executable, or a command at its
@@ -284,6 +281,7 @@ func (m *Mac) Boot() {
 	m.running = map[string]*appProcess{}
 	m.prompt = nil
 	m.settingsPane, m.settingsSheet = "", nil
+	m.vpnAlert = nil
 	for _, v := range m.vpns {
 		v.status, v.polls = vpnDisconnected, 0
 	}

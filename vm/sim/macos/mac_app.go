@@ -100,10 +100,7 @@ func (m *Mac) launchApp(ctx context.Context, bundleID string) int {
 // provider's Mach service. Callers hold mu.
 func (m *Mac) appExtensionReady(app *appProcess) {
 	if name := app.pkg.VPNService; name != "" && m.vpnByName(name) == nil {
-		v := &vpnConfig{id: m.newUUID(), name: name, appBundle: app.pkg.App.BundleID, provider: app.pkg.Extension.BundleID}
-		m.vpns = append(m.vpns, v)
-		m.logf(app.proc, libNE, typeDefault, "com.apple.networkextension", "", "Saving configuration %{public}@ with existing signature (null)", name)
-		m.nesm(typeDefault, "Added configuration %{public}@ (%{public}@) for %{public}@", name, v.id, app.pkg.App.BundleID)
+		m.saveVPNConfiguration(app, name) // vpnalert.go
 	}
 	app.xpcRow = m.xpcConnect(app.proc, app.pkg)
 	m.reconcile()
@@ -284,12 +281,11 @@ var (
 	tellQuit    = regexp.MustCompile(`(?i)\btell\s+(?:app|application)\s+(id\s+)?"([^"]*)"\s+to\s+quit\b`)
 )
 
-// cmdOsascript understands the two kinds of script the lab sends:
-// quitting an app, and UI scripting of the approval prompt. A click
-// script counts as approval when it clicks "Allow" (and not "Don't
-// Allow"); while a prompt is on screen it approves that extension,
-// otherwise — no prompt, as with approval-coalesced — it changes
-// nothing and, like a script whose target vanished quietly, exits 0.
+// cmdOsascript understands the scripts the lab sends: quitting an app,
+// and UI scripting (System Events) of System Settings' approval control
+// (settings.go) and of the VPN-configuration alert in
+// UserNotificationCenter (vpnalert.go). Extensions are approved in System
+// Settings only: no click in a notification approves one.
 func (m *Mac) cmdOsascript(ctx context.Context, p *shell.Proc) int {
 	var lines []string
 	args := cmdArgs(p)
@@ -314,6 +310,9 @@ func (m *Mac) cmdOsascript(ctx context.Context, p *shell.Proc) int {
 		}
 		if strings.Contains(lower, `process "system settings"`) {
 			return m.settingsScript(ctx, p, script)
+		}
+		if strings.Contains(lower, `process "usernotificationcenter"`) {
+			return m.notificationScript(ctx, p, script)
 		}
 	}
 	if target, byID, ok := quitTarget(script); ok {
@@ -345,13 +344,17 @@ func (m *Mac) cmdOsascript(ctx context.Context, p *shell.Proc) int {
 		m.quitApp(ctx, bundleID)
 		return exitOK
 	}
-	if strings.Contains(lower, "click") {
-		allow := strings.Contains(lower, `"allow"`) && !strings.Contains(lower, "don't allow") && !strings.Contains(lower, "don’t allow")
-		return m.clickPrompt(ctx, allow)
+	if proc := scriptProcess.FindStringSubmatch(script); proc != nil {
+		// A window of a process the model does not show: not running.
+		fmt.Fprintf(stderr(p), "%s: execution error: System Events got an error: Can’t get process \"%s\". (-1728)\n", scriptRange(script, ""), proc[1])
+		return exitFailure
 	}
-	fmt.Fprintf(stderr(p), "0:%d: execution error: the simulated Mac runs only `quit app` and approval-prompt click scripts. (-2700)\n", len(script))
+	fmt.Fprintf(stderr(p), "0:%d: execution error: the simulated Mac runs only `quit app` scripts and UI scripts of System Settings and UserNotificationCenter. (-2700)\n", len(script))
 	return exitFailure
 }
+
+// scriptProcess is the process a System Events script talks to.
+var scriptProcess = regexp.MustCompile(`(?i)\bprocess\s+"([^"]*)"`)
 
 func quitTarget(script string) (target string, byID, ok bool) {
 	if m := quitAppID.FindStringSubmatch(script); m != nil {
@@ -364,32 +367,6 @@ func quitTarget(script string) (target string, byID, ok bool) {
 		return m[1], false, true
 	}
 	return "", false, false
-}
-
-// clickPrompt answers the on-screen approval prompt: Allow approves the
-// extension, any other button dismisses the prompt (the extension keeps
-// waiting; System Settings can still approve it).
-func (m *Mac) clickPrompt(ctx context.Context, allow bool) int {
-	m.begin()
-	row := m.prompt
-	gen := m.bootGen
-	m.mu.Unlock()
-	if row == nil {
-		return exitOK
-	}
-	if !m.lockedAfter(ctx, m.dur.approval, gen) {
-		return exitInterrupted
-	}
-	defer m.mu.Unlock()
-	if m.prompt != row || row.state != stateWaiting {
-		return exitOK
-	}
-	if !allow {
-		m.prompt = nil
-		return exitOK
-	}
-	m.approve(row)
-	return exitOK
 }
 
 // mayScriptUI applies macOS's rules to UI scripting through System

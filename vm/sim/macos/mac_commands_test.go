@@ -300,7 +300,7 @@ func TestBadArgumentsNeverPanic(t *testing.T) {
 }
 
 func TestConcurrentCommands(t *testing.T) {
-	s := newSimMac(t)
+	s := newSimMac(t, withMDM)
 	s.install(2)
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
@@ -310,7 +310,7 @@ func TestConcurrentCommands(t *testing.T) {
 			var out bytes.Buffer
 			lines := [][]string{
 				{"systemextensionsctl", "list"}, {"scutil", "--nc", "list"}, {"log", "show", "--style", "ndjson"},
-				{"launchctl", "list"}, {"open", "-a", "Example VPN"}, {"sxlab-sim-mdm", "approve", "ABCDE12345"},
+				{"launchctl", "list"}, {"open", "-a", "Example VPN"}, {"profiles", "show", "-output", "stdout-xml"},
 				{"scutil", "--nc", "start", "Example VPN"}, {appExec, "--check-xpc"},
 			}
 			for j := 0; j < 20; j++ {
@@ -349,20 +349,16 @@ func TestSIPRefusals(t *testing.T) {
 	assert.Contains(t, r.err, "systemextensionsctl: usage:")
 }
 
-func TestSimOnlyCommands(t *testing.T) {
+// The simulated Mac has no command of its own: MDM payloads come with
+// the golden and extensions are approved in System Settings.
+func TestNoSimOnlyCommands(t *testing.T) {
 	s := newSimMac(t)
-	r := s.run("sxlab-sim-mdm approve not-a-team")
-	assert.Equal(t, 1, r.code)
-	assert.Contains(t, s.ok(false, "sxlab-sim-mdm approve ABCDE12345"), "approved 0 waiting extension(s)")
-	assert.Equal(t, "system extension policy: team ABCDE12345: all bundle IDs\n", s.ok(false, "sxlab-sim-mdm list"))
-	s.install(3)
-	s.launch()
-	assert.Equal(t, []string{"3.0/300 activated enabled"}, s.extStates(), "a policy pre-approves future activations")
-	r = s.run("sxlab-sim-settings remove-extension com.example.nothing")
-	assert.Equal(t, 1, r.code)
-	r = s.run("sxlab-sim-settings allow-extension " + extBundle)
-	assert.Equal(t, 1, r.code, "nothing waits")
-	assert.Equal(t, exitUsage, s.run("sxlab-sim-settings").code)
+	for _, name := range []string{"sxlab-sim-mdm", "sxlab-sim-settings"} {
+		_, ok := s.m.Commands()[name]
+		assert.False(t, ok, name)
+		_, ok = s.m.Program("/usr/local/bin/" + name)
+		assert.False(t, ok, name)
+	}
 }
 
 func TestBootDelayAndShutdown(t *testing.T) {

@@ -144,7 +144,7 @@ func TestLogShowTimeWindowAndTypes(t *testing.T) {
 	s.install(3)
 	s.host.advance(10 * 60e9) // ten minutes
 	s.launch()
-	s.clickAllow()
+	s.approve()
 
 	all := s.logs()
 	recent, err := guest.ParseLog(strings.NewReader(s.ok(false, "log show --style ndjson --info --debug --last 5m")))

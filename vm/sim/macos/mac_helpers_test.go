@@ -218,10 +218,9 @@ func splitArgs(line string) []string {
 // --- the lab's scenario steps, as the lab sends them ------------------------
 
 const (
-	appPath     = "/Applications/Example VPN.app"
-	appExec     = appPath + "/Contents/MacOS/Example VPN"
-	extBundle   = "com.example.vpn.tunnel"
-	allowScript = `tell application "System Events" to click button "Allow" of window 1 of process "UserNotificationCenter"`
+	appPath   = "/Applications/Example VPN.app"
+	appExec   = appPath + "/Contents/MacOS/Example VPN"
+	extBundle = "com.example.vpn.tunnel"
 )
 
 func (s *simMac) install(n int) string {
@@ -244,15 +243,63 @@ func (s *simMac) quitApp() {
 	s.ok(false, `osascript -e 'quit app id "com.example.vpn"'`)
 }
 
-func (s *simMac) approveMDM() {
+// withMDM is a golden whose MDM enrolment installed a system extension
+// policy for the app's team: activations are approved at once.
+var withMDM = withGolden(func(g *Golden) {
+	g.MDMEnrolled = true
+	g.Policies = append(g.Policies, Policy{Team: "ABCDE12345"})
+})
+
+// approveInSettings approves the waiting extension as the lab's ui step
+// does, with the same command lines: System Settings on the pane of the
+// version, the approval control, then the password sheet. It reports
+// whether the pane offered a control (false: -1728, nothing approved).
+func (s *simMac) approveInSettings() bool {
 	s.t.Helper()
-	s.ok(true, "sxlab-sim-mdm approve ABCDE12345 "+extBundle)
+	url, control := settingsLoginItemsURL, `checkbox "Example VPN"`
+	if s.m.majorVersion() < 15 {
+		url, control = settingsSecurityURL, `button "Allow"`
+	}
+	s.ok(false, `open "`+url+`"`)
+	r := s.run("osascript -e '" + `tell application "System Events" to tell process "System Settings" to click ` + control + ` of window 1` + "'")
+	if r.code != 0 {
+		require.Contains(s.t, r.err, "(-1728)", "only a missing control may fail the click")
+		return false
+	}
+	s.ok(false, "osascript -e '"+settingsAnswerSheet+"'")
+	return true
 }
 
-func (s *simMac) clickAllow() {
+// approve approves the extension if it waits, in System Settings.
+func (s *simMac) approve() {
 	s.t.Helper()
-	s.ok(false, "osascript -e '"+allowScript+"'")
+	if exts := s.extensions(); len(exts) > 0 && exts[0].State == "activated waiting for user" {
+		require.True(s.t, s.approveInSettings(), "System Settings offers no approval control")
+	}
 }
+
+// removeExtension deletes every copy of the extension from the model, as
+// removing it in System Settings would. A test-only hook: no command line
+// of the simulated Mac does this.
+func (s *simMac) removeExtension() {
+	s.t.Helper()
+	s.m.begin()
+	n := s.m.removeExtension(extBundle)
+	s.m.mu.Unlock()
+	require.Positive(s.t, n, "no copy of %s to remove", extBundle)
+}
+
+const (
+	settingsLoginItemsURL = "x-apple.systempreferences:com.apple.LoginItems-Settings.extension"
+	settingsSecurityURL   = "x-apple.systempreferences:com.apple.preference.security?Security"
+	settingsAnswerSheet   = `tell application "System Events"
+tell process "System Settings"
+set value of text field 1 of sheet 1 of window 1 to "admin"
+click button "OK" of sheet 1 of window 1
+end tell
+end tell`
+	vpnAlertAllow = `tell application "System Events" to tell process "UserNotificationCenter" to click button "Allow" of window 1`
+)
 
 // vpnStart starts the VPN and polls until it is Connected, as the lab's
 // vpn step does.

@@ -397,7 +397,8 @@ func (m *Mac) notifyCompleted(app *appProcess, row *extRow) {
 }
 
 // removeExtension is deleting the extension in System Settings > Login
-// Items & Extensions: every copy goes at once, running or not.
+// Items & Extensions: every copy goes at once, running or not. No command
+// line reaches it (the model's tests use it to start over).
 func (m *Mac) removeExtension(bundleID string) int {
 	removed := 0
 	for _, row := range slices.Clone(m.exts) {

@@ -33,15 +33,18 @@ package macos
 // uninstall on reboot` when its provider was running, else removed.
 // Replacing a waiting copy leaves the new one waiting with a new prompt.
 //
-// Approval. UI scripting: an osascript that clicks "Allow" approves the
-// extension whose prompt is on screen; another button dismisses the
-// prompt; with no prompt on screen the script changes nothing and exits
-// 0. MDM: `sxlab-sim-mdm approve TEAMID [BUNDLEID…]` (sim-only) installs a
-// system extension policy; it completes waiting activations it covers,
-// prompt or not, and approves later ones without a prompt. Settings:
-// `sxlab-sim-settings allow-extension|remove-extension BUNDLEID`
-// (sim-only) approves a waiting copy, or deletes every copy at once.
+// Approval. Only where macOS approves: System Settings' approval control
+// (settings.go), and the golden's MDM system extension policy, which
+// approves matching activations at once (a golden with it never shows a
+// waiting extension). No click in a notification approves an extension,
+// and the sim has no command of its own for either.
 // systemextensionsctl developer/uninstall/reset refuse (SIP is on).
+//
+// The VPN-configuration alert (vpnalert.go). On a golden that does not
+// allow VPN configurations (vpn_configuration_allowed: false), the app's
+// first save shows "“App” Would Like to Add VPN Configurations" in
+// UserNotificationCenter and the configuration exists only once Allow is
+// clicked; Don't Allow fails the save until the app saves again.
 //
 // The golden (golden.go, settings.go). The image says how its golden was
 // prepared (Golden): who automatic login puts on the console, SIP,
@@ -82,20 +85,21 @@ package macos
 //     before, with an unchanged Mach service name, leaves the new job
 //     without its endpoint for good (relaunch, VPN restart, reinstall and
 //     reboot do not help); the new provider logs "listener failed to
-//     activate: xpc_error=[1: Operation not permitted]". Only
-//     sxlab-sim-settings remove-extension and approving again cure it.
+//     activate: xpc_error=[1: Operation not permitted]". Only removing
+//     the extension and approving again cure it (no command line of the
+//     sim removes one; its tests do it through the model).
 //   - endpoint-registration-race: every replacement of an enabled copy
 //     loses the endpoint with probability p (0.2) until reboot.
 //   - approval-coalesced: replacing a copy that waits for the user (an app
 //     update before approval, the report's trigger) hits the staging error
 //     "Removing tree at … Resetting flags and trying again!"; the new copy
 //     reaches `activated waiting for user` but its prompt never appears,
-//     and the retried request coalesces with it. UI approval has no
-//     effect until a reboot (after which the next launch shows the
-//     prompt); MDM and System Settings approval work. In the demo
-//     (config.yaml), approval=pending cells on macos-15.3 therefore end
-//     `activated waiting for user` and fail extension-state,
-//     mach-endpoint and xpc; on macos-15.4 they pass.
+//     and the retried request coalesces with it. System Settings offers
+//     no approval control for it until a reboot (after which the next
+//     launch presents the request again). In the demo (config.yaml),
+//     approval=pending cells on macos-15.3 therefore end `activated
+//     waiting for user` and fail extension-state, mach-endpoint and xpc;
+//     on macos-15.4 they pass.
 //
 // App behaviour retains_activation_delegate: false (delegate-no-callback)
 // is a package flag, not a fault.

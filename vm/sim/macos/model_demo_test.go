@@ -41,11 +41,13 @@ var demoImages = map[string][]macOption{
 // and returns the probes that failed.
 func runDemoCell(t *testing.T, fs *shell.FS, c demoCell, attempt int) []string {
 	opts := append([]macOption{func(cfg *Config) { cfg.Name = fmt.Sprintf("%s-%d", c, attempt) }}, demoImages[c.image]...)
+	if c.approvedByMDM {
+		opts = append(opts, withMDM) // the -mdm golden
+	}
 	s := newSimMacIn(t, fs, opts...)
 	s.install(c.from)
 	s.launch()
 	if c.approvedByMDM {
-		s.approveMDM()
 		require.Equal(t, "activated enabled", s.extensions()[0].State, "wait-extension")
 	}
 	if c.vpnRunning {
@@ -55,7 +57,7 @@ func runDemoCell(t *testing.T, fs *shell.FS, c demoCell, attempt int) []string {
 	s.install(c.to)
 	s.launch()
 	if !c.approvedByMDM {
-		s.clickAllow()
+		s.approveInSettings() // approve: ui; no control under approval-coalesced
 	}
 
 	var failed []string

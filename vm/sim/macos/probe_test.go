@@ -73,7 +73,7 @@ func TestTheProbeAnswersFromTheModel(t *testing.T) {
 
 	s.install(1)
 	s.launch()
-	s.clickAllow()
+	s.approve()
 	require.Equal(t, []string{"1.0/100 activated enabled"}, s.extStates())
 	r = s.probe(exe, "mach-lookup "+service)
 	assert.Equal(t, 0, r.code, r.err)
