@@ -271,8 +271,8 @@ func approveUI(ctx context.Context, env *Env, label, what string) error {
 const vpnAlertProcess = "UserNotificationCenter"
 
 // answerVPNAlert clicks Allow in the VPN-configuration alert. The
-// simulated Mac does not model this alert, so this path has run against
-// neither a sim nor a Mac.
+// simulated Mac models it (vm/sim/macos/vpnalert.go); no Mac has run
+// this path yet.
 func answerVPNAlert(ctx context.Context, env *Env, label string) error {
 	script := `tell application "System Events" to tell process "` + vpnAlertProcess + `" to click button "Allow" of window 1`
 	res, err := runAsUser(ctx, env, label, "approve", "osascript", "-e", script)
