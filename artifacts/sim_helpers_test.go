@@ -14,6 +14,7 @@ import (
 
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/guestbin"
 	"github.com/sxlab/sxlab/steps"
 	"github.com/sxlab/sxlab/vm"
 	"github.com/sxlab/sxlab/vm/sim"
@@ -82,9 +83,16 @@ func demoProbes() map[string]steps.Probe {
 	return map[string]steps.Probe{
 		"extension-state": {Kind: "extension-state", State: "activated enabled", Old: "gone-or-pending-reboot"},
 		"mach-endpoint":   {Kind: "mach-endpoint"},
-		"xpc":             {Kind: "xpc", Line: `"{{.App.Path}}/Contents/MacOS/Example VPN" --check-xpc`},
+		"xpc":             {Kind: "xpc-connect"},
 	}
 }
+
+// testProbe builds the real sxlab-probe once per test binary, into the
+// user's guestbin cache as `sxlab run` does; the demo's xpc probe
+// uploads it.
+var testProbe = &guestbin.Builder{}
+
+func testProbeBinary(ctx context.Context) (string, error) { return testProbe.Path(ctx, guestbin.Probe) }
 
 // demoCollector is the collector the lab would build from config.yaml.
 func demoCollector(on string) *artifacts.Collector {
@@ -182,7 +190,7 @@ func runAttempt(t *testing.T, g guest.Guest, col *artifacts.Collector, cat *arti
 	env := &steps.Env{
 		Guest: g, User: img.User, Password: img.Password, Image: img.Name, From: c.from, To: c.to, App: demoApp(t), Probes: demoProbes(),
 		Axes:   map[string]string{"macos": strings.TrimSuffix(img.Name, "-mdm"), "path": c.from + "->" + c.to, "vpn": c.vpn, "approval": c.approval},
-		Record: func(steps.Entry) {}, Poll: time.Millisecond, Wait: 10 * time.Second,
+		Record: func(steps.Entry) {}, Poll: time.Millisecond, Wait: 10 * time.Second, ProbeBinary: testProbeBinary,
 	}
 	before, rest := scenario(c)
 	for _, s := range before {

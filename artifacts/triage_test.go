@@ -35,7 +35,7 @@ func (l *logAt) conflict(at time.Duration) *logAt {
 
 func (l *logAt) cancel(at time.Duration) *logAt {
 	return l.add(at, "Example VPN", "[0x14e33ac40] invalidated because the current process cancelled the connection by calling xpc_connection_cancel()").
-		add(at, "sysextd", "client connection (pid 339) invalidated")
+		add(at, "sysextd", "client connection (pid 358) invalidated")
 }
 
 func catalog(t *testing.T, extra ...artifacts.Signature) *artifacts.Catalog {
@@ -77,9 +77,9 @@ func TestTriageSimGoldenDelegateReleased(t *testing.T) {
 	require.Len(t, ev, 2)
 	assert.Contains(t, ev[0].Message, "xpc_connection_cancel()")
 	assert.Equal(t, "Example VPN", ev[0].Process)
-	assert.Equal(t, "client connection (pid 339) invalidated", ev[1].Message)
+	assert.Equal(t, "client connection (pid 358) invalidated", ev[1].Message)
 	assert.Equal(t, artifacts.LogsFile, ev[1].Source)
-	assert.Equal(t, "2025-07-27T19:42:55.000555Z", ev[0].Time.UTC().Format(time.RFC3339Nano))
+	assert.Equal(t, "2025-07-27T19:42:54.000555Z", ev[0].Time.UTC().Format(time.RFC3339Nano))
 	assert.Equal(t, "delegate-no-callback", tr.Labels[0].Report)
 }
 

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/guestbin"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/steps"
 	"github.com/sxlab/sxlab/vm"
@@ -121,9 +122,16 @@ func labProbes() map[string]steps.Probe {
 	return map[string]steps.Probe{
 		"extension-state": {Kind: "extension-state", State: "activated enabled", Old: "gone-or-pending-reboot"},
 		"mach-endpoint":   {Kind: "mach-endpoint"},
-		"xpc":             {Kind: "xpc", Line: xpcLine},
+		"xpc":             {Kind: "xpc-connect"},
 	}
 }
+
+// testProbe builds the real sxlab-probe once per test binary, into the
+// user's guestbin cache as `sxlab run` does; the demo's xpc probe
+// uploads it.
+var testProbe = &guestbin.Builder{}
+
+func testProbeBinary(ctx context.Context) (string, error) { return testProbe.Path(ctx, guestbin.Probe) }
 
 // cell is one cell of the demo matrix.
 type cell struct {
@@ -210,7 +218,7 @@ func bootImage(t *testing.T, img vm.Image, axisImage string, seed int64, name st
 		Axes:   map[string]string{"macos": axisImage, "path": c.from + "->" + c.to, "vpn": c.vpn, "approval": c.approval},
 		Record: func(e steps.Entry) { l.entries = append(l.entries, e) }, Reconnect: client.Reconnect,
 		// Polling steps poll quickly; Wait only bounds a step that hangs.
-		Poll: time.Millisecond, Wait: 10 * time.Second,
+		Poll: time.Millisecond, Wait: 10 * time.Second, ProbeBinary: testProbeBinary,
 	}
 	// A line the simulated shell does not know would pass unnoticed where
 	// a step ignores the exit (quit, approve): every line must be known.
