@@ -82,7 +82,7 @@ type durations struct {
 	launch      time.Duration // open -a until the app runs
 	quit        time.Duration // quit app
 	activation  time.Duration // staging and validating an extension
-	approval    time.Duration // a click on the approval prompt until enabled
+	approval    time.Duration // a click in an alert until it takes effect
 	mdm         time.Duration // installing a system extension policy
 	vpnConnect  time.Duration // Connecting until Connected
 	xpc         time.Duration // one XPC round trip of --check-xpc
