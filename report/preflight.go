@@ -1,7 +1,9 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sxlab/sxlab/packages"
@@ -69,6 +71,12 @@ func newPreflightView(rep *packages.Report) preflightView {
 		}
 		v.Paths[i].Rows = append(v.Paths[i].Rows, r)
 	}
+	for _, p := range v.Paths {
+		// Errors first: they are what a reader must not miss.
+		slices.SortStableFunc(p.Rows, func(a, b packages.Row) int {
+			return cmp.Compare(errorFirst(a.Status), errorFirst(b.Status))
+		})
+	}
 	switch {
 	case v.Errors > 0:
 		v.State = pfError
@@ -117,6 +125,13 @@ func (v preflightView) Hazard() string {
 	}
 	return "Found in the packages before any VM booted: a real product hazard in what you ship, whatever the cells below say. " +
 		"Preflight never changes a cell's verdict; sxlab preflight shows every check."
+}
+
+func errorFirst(s packages.Status) int {
+	if s == packages.Error {
+		return 0
+	}
+	return 1
 }
 
 // counted is "1 error", "2 errors".

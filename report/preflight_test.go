@@ -162,7 +162,10 @@ func mustLoad(t *testing.T, dir string) *Run {
 }
 
 func TestMarkdownSummaryListsPreflightErrorsAndWarnings(t *testing.T) {
-	md := string(Markdown(mustLoad(t, fxWithPreflight(t, fxPreflight()))))
+	rep := fxPreflight()
+	// Preflight's order is its checks'; the summary lists errors first.
+	rep.Rows[1], rep.Rows[2] = rep.Rows[2], rep.Rows[1]
+	md := string(Markdown(mustLoad(t, fxWithPreflight(t, rep))))
 	assert.Contains(t, md, "### Preflight\n\n**preflight: 1 error, 1 warning (1 of 3 checks ok)**")
 	assert.Contains(t, md, "> **PREFLIGHT ERROR**: Found in the packages before any VM booted")
 	assert.Contains(t, md, "| 2-&gt;3 | **ERROR** | `extension-uuid-changes` | 2: `arm64=6F1C2A4E-0000-4000-8000-000000000002` | 3: `arm64=6F1C2A4E-0000-4000-8000-000000000002` |")
