@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sxlab/sxlab/cmd/sxlab-agent/launchd"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/vm"
 )
@@ -247,3 +248,9 @@ func TestWarmGoldensOfOneImageMustNotShareAMAC(t *testing.T) {
 
 // limitOf is MaxMachines's limit, without its reason.
 func limitOf(n int, _ string) int { return n }
+
+func TestTheAgentWarmInstallsListensWhereTheLabDials(t *testing.T) {
+	// The agent cannot import vm (guestbin's cache key covers only
+	// cmd/sxlab-agent), so the two constants are held equal here.
+	assert.Equal(t, vm.AgentPort, uint32(launchd.Port), "the LaunchDaemon's --port is the vsock port the worker connects to")
+}
