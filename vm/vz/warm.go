@@ -84,9 +84,9 @@ const agentUpload = "/tmp/sxlab-agent.upload"
 // Warm boots bundle, a golden of img, itself, not a clone, with its own MAC and
 // the device set a saved state needs; waits for its address; hands it to
 // steps.Prepare; installs sxlab-agent when steps.Agent is set and checks
-// that sshd answers through it over vsock; then pauses it, saves its state
-// next to it as state.vzvmsave and stops it. Later clones restore that state in seconds instead of
-// booting for minutes.
+// that sshd answers through it over vsock; then pauses it, saves its
+// state next to it as state.vzvmsave and stops it. Later clones restore
+// that state in seconds instead of booting for minutes.
 //
 // On failure or cancellation the guest is shut down (Options.Shutdown)
 // before the VM stops, as the golden's disk is kept, and the golden is
@@ -290,12 +290,12 @@ func (a *AgentInstall) install(ctx context.Context, ep guest.Endpoint, binary st
 // device, agent, forward to 127.0.0.1:22) works, not only that launchd
 // started a process. It retries until Wait: the agent may still be
 // opening its socket.
-func (a *AgentInstall) check(ctx context.Context, m *Machine) (string, error) {
+func (a *AgentInstall) check(parent context.Context, m *Machine) (string, error) {
 	wait := a.Wait
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, wait)
+	ctx, cancel := context.WithTimeout(parent, wait)
 	defer cancel()
 	a.logf("sxlab-agent: connect to vsock port %d and wait for sshd's banner (up to %s)", vm.AgentPort, wait)
 	tries := 0
@@ -308,7 +308,10 @@ func (a *AgentInstall) check(ctx context.Context, m *Machine) (string, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("no SSH banner over vsock port %d within %s (%d tries; last: %w): is the LaunchDaemon %s running and sshd on? (see %s in the guest)",
+			if perr := parent.Err(); perr != nil { // interrupted, not timed out
+				return "", perr
+			}
+			return "", fmt.Errorf("no SSH banner over vsock port %d within %s (%d tries; last: %w): is the LaunchDaemon %s running? (see %s in the guest)",
 				vm.AgentPort, wait, tries, err, launchd.Label, launchd.LogPath)
 		case <-time.After(500 * time.Millisecond):
 		}
@@ -334,7 +337,7 @@ func readBanner(ctx context.Context, m *Machine) (string, error) {
 	switch {
 	case strings.HasPrefix(line, "SSH-"):
 		return line, nil
-	case err == io.EOF && line == "":
+	case errors.Is(err, io.EOF) && line == "":
 		return "", errors.New("the agent closed the connection at once: sshd at " + launchd.Target + " did not answer it")
 	case err != nil:
 		return "", fmt.Errorf("reading sshd's banner: %w", err)

@@ -464,3 +464,26 @@ func TestWarmWithoutAnAgentBinaryTouchesNothing(t *testing.T) {
 	assert.Empty(t, l.events, "the golden was not booted")
 	assert.True(t, goldenOf(t, l.testLab).HasSavedState, "its old state is kept")
 }
+
+func TestWarmInterruptedWhileWaitingForTheAgentSaysSo(t *testing.T) {
+	l := newAgentLab(t, false)
+	p := l.provider(t, "") // nothing answers: the check would wait
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	g := &installGuest{}
+	steps := l.steps(g)
+	steps.Agent.Wait = time.Minute
+	dial := steps.Agent.Dial
+	steps.Agent.Dial = func(ctx context.Context, ep guest.Endpoint) (guest.Guest, error) {
+		time.AfterFunc(200*time.Millisecond, cancel) // Ctrl-C once the install is under way
+		return dial(ctx, ep)
+	}
+	_, err := p.Warm(ctx, l.img, "sonoma", steps)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, err.Error(), "no SSH banner", "an interrupt is not the agent's fault")
+	l.mu.Lock()
+	assert.Equal(t, []string{"192.168.64.9:22"}, l.shutdowns)
+	l.mu.Unlock()
+	assert.False(t, goldenOf(t, l.testLab).HasSavedState)
+}
