@@ -66,7 +66,10 @@ func WriteManifest(dir string) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("manifest of %s: %w", dir, err)
 	}
-	if err := renameio.WriteFile(filepath.Join(dir, ManifestFile), append(b, '\n'), 0o644); err != nil {
+	// The temporary file goes in dir, never $TMPDIR (renameio's default
+	// when it is on the same file system): a run killed mid-write then
+	// leaves nothing outside its run folder.
+	if err := renameio.WriteFile(filepath.Join(dir, ManifestFile), append(b, '\n'), 0o644, renameio.WithTempDir(dir)); err != nil {
 		return Manifest{}, fmt.Errorf("write manifest of %s: %w", dir, err)
 	}
 	return m, nil

@@ -63,7 +63,7 @@ func TestBuiltinCatalog(t *testing.T) {
 // log, as log show prints it, names the released delegate with the
 // replacement path as its evidence.
 func TestTriageSimGoldenDelegateReleased(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "vm", "sim", "testdata", "log_show_conflict.ndjson.golden"))
+	f, err := os.Open(filepath.Join("..", "vm", "sim", "macos", "testdata", "log_show_conflict.ndjson.golden"))
 	require.NoError(t, err)
 	defer f.Close()
 	logs, err := guest.ParseLog(f)

@@ -55,7 +55,7 @@ func (d *doctor) platform() {
 			"a Mac with Apple Silicon on macOS 14 or later (13 works but boots every attempt cold: saved state needs 14)",
 			"vz: sxlab signed with the " + entitlement + " entitlement (`scripts/sign.sh`), and golden bundles in hosts[].vz.store (`sxlab image import-tart`)",
 			"tart: `brew install cirruslabs/cli/tart` and a golden VM (`tart clone ghcr.io/cirruslabs/macos-sequoia-base:latest NAME`)",
-			"on a headless Mac: an unlocked login keychain and Local Network access for sxlab (macOS 15+)",
+			"on a headless Mac: the user logged in graphically (automatic login) or an unlocked login keychain, for guests of macOS 15.2+; sxlab started over SSH, from Terminal or as a LaunchDaemon (a LaunchAgent needs Local Network access, TN3179)",
 			"at most 2 slots per host: Virtualization.framework runs two macOS guests at once",
 		}
 	}
@@ -87,16 +87,7 @@ func (d *doctor) macHost(ctx context.Context, h Host) bool {
 		d.storeDisk(subj, store, what)
 	case lab.ProviderTart:
 		d.tartInstalled(ctx, subj)
-		home := h.TartHome
-		if home == "" {
-			home = d.sys.Getenv("TART_HOME")
-		}
-		if home == "" {
-			if userHome, err := d.sys.UserHome(); err == nil {
-				home = filepath.Join(userHome, ".tart")
-			}
-		}
-		if home != "" {
+		if home := d.tartHome(h); home != "" {
 			d.storeDisk(subj, home, "tart's home "+home)
 		}
 	}
@@ -105,6 +96,20 @@ func (d *doctor) macHost(ctx context.Context, h Host) bool {
 			fmt.Sprintf("set hosts[].slots to %d or less and shard the plan across Macs", lab.MaxMacOSGuests))
 	}
 	return true
+}
+
+// tartHome is the tart home of h: hosts[].tart.home, $TART_HOME, ~/.tart.
+func (d *doctor) tartHome(h Host) string {
+	home := h.TartHome
+	if home == "" {
+		home = d.sys.Getenv("TART_HOME")
+	}
+	if home == "" {
+		if userHome, err := d.sys.UserHome(); err == nil {
+			home = filepath.Join(userHome, ".tart")
+		}
+	}
+	return home
 }
 
 // entitlement checks that this binary may use Virtualization.framework.
@@ -245,8 +250,13 @@ func (d *doctor) localNetworkFix(err error) string {
 	if d.sys.GOOS != "darwin" || !errors.Is(err, syscall.EHOSTUNREACH) {
 		return ""
 	}
-	return "on macOS this usually means Local Network access is denied: allow sxlab (or the terminal or CI agent running it) in System Settings > Privacy & Security > Local Network"
+	return "on macOS this usually means Local Network privacy blocks the process: " + localNetworkWho
 }
+
+// localNetworkWho says what Local Network privacy applies to (TN3179):
+// command-line tools run from Terminal or over SSH, launchd daemons and
+// root are exempt; LaunchAgents and other apps' terminals are not.
+const localNetworkWho = "sxlab run from Terminal or over SSH is exempt (Apple TN3179), as are launchd daemons and processes running as root; run from a LaunchAgent (a CI runner installed as one) or another app's terminal it is not: run it over SSH or from a LaunchDaemon, or allow the app responsible for it in System Settings > Privacy & Security > Local Network"
 
 // thisMac runs the checks of the Mac itself, once for all vz and tart hosts.
 func (d *doctor) thisMac(ctx context.Context, hosts []Host) {
@@ -261,9 +271,20 @@ func (d *doctor) thisMac(ctx context.Context, hosts []Host) {
 	subj := "this Mac (for " + strings.Join(names, ", ") + ")"
 	d.macOSVersion(ctx, subj)
 	d.keychain(ctx, subj)
+	d.consoleUser(ctx, subj)
 	d.localNetwork(ctx, subj)
 	d.runningVMs(ctx, subj, slots, tart)
 	d.leaseTime(ctx, subj)
+	for _, h := range hosts {
+		switch h.Provider {
+		case lab.ProviderVZ:
+			d.leakedSlot(ctx, h.subject(), h.Store)
+		case lab.ProviderTart:
+			if home := d.tartHome(h); home != "" {
+				d.leakedSlot(ctx, h.subject(), filepath.Join(home, "sxlab-locks")) // vm/tart's lock folder
+			}
+		}
+	}
 }
 
 func (d *doctor) macOSVersion(ctx context.Context, subj string) {
@@ -293,6 +314,7 @@ func (d *doctor) keychain(ctx context.Context, subj string) {
 	case err != nil:
 		d.add(subj, "keychain", Warning, fmt.Sprintf("cannot run security: %v", err), "")
 	case out.Exit == 0:
+		d.keychainUnlocked = true
 		d.add(subj, "keychain", OK, "the login keychain is unlocked", "")
 	default:
 		why := strings.TrimSpace(out.Stderr + " " + out.Stdout)
@@ -310,7 +332,7 @@ func (d *doctor) localNetwork(ctx context.Context, subj string) {
 		d.add(subj, "local-network", OK, "Local Network privacy does not apply before macOS 15", "")
 		return
 	}
-	allow := "allow sxlab (or the terminal or CI agent running it) in System Settings > Privacy & Security > Local Network"
+	allow := localNetworkWho
 	leases := d.leases()
 	now := d.sys.Now().Unix()
 	var live []guest.Lease
@@ -366,6 +388,7 @@ func (d *doctor) runningVMs(ctx context.Context, subj string, slots int, tart bo
 			n++
 		}
 	}
+	d.vmProcs = n
 	var names []string
 	if tart {
 		names = d.runningTartVMs(ctx)

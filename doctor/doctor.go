@@ -114,7 +114,7 @@ func ConfigFrom(l *lab.Loaded) Config {
 // Check runs every check that applies to cfg on sys.
 func Check(ctx context.Context, sys System, cfg Config) *Report {
 	sys = sys.withDefaults()
-	d := &doctor{sys: sys, cfg: cfg, r: &Report{Platform: sys.GOOS + "/" + sys.GOARCH}}
+	d := &doctor{sys: sys, cfg: cfg, r: &Report{Platform: sys.GOOS + "/" + sys.GOARCH}, vmProcs: -1}
 	d.platform()
 	var macHosts []Host
 	for _, h := range cfg.Hosts {
@@ -146,6 +146,10 @@ type doctor struct {
 	// macOS is the host's product version, read once.
 	macOS      string
 	macOSMajor int
+	// keychainUnlocked and vmProcs (framework VM processes, -1 unknown)
+	// are what the keychain and running-VM checks found.
+	keychainUnlocked bool
+	vmProcs          int
 }
 
 func (d *doctor) add(subject, check string, l Level, msg, fix string) {

@@ -56,6 +56,8 @@ func healthyMac() (System, canned) {
 			"/System/Library/Frameworks/Virtualization.framework/Versions/A/XPCServices/com.apple.Virtualization.VirtualMachine.xpc/Contents/MacOS/com.apple.Virtualization.VirtualMachine\n"},
 		"defaults read " + bootpdPlist + " bootpd": {Stdout: "{\n    DHCPLeaseTimeSecs = 600;\n}\n"},
 		"/opt/homebrew/bin/tart --version":         {Stdout: "2.28.1\n"},
+		"stat -f %Su /dev/console":                 {Stdout: "ci\n"},
+		"sysctl -n kern.boottime":                  {Stdout: fmt.Sprintf("{ sec = %d, usec = 0 } Sat Mar  1 06:00:00 2025\n", now.Add(-6*time.Hour).Unix())},
 		"tart list --format json":                  {Stdout: `[{"Source":"local","Name":"sequoia","Running":false,"State":"stopped"},{"Source":"local","Name":"sxlab-abc-r1-t1-0a1b2c","Running":true,"State":"running"}]`},
 	}
 	sys := System{
@@ -73,6 +75,7 @@ func healthyMac() (System, canned) {
 			return nil, os.ErrNotExist
 		},
 		UserHome: func() (string, error) { return "/Users/ci", nil },
+		Getenv:   func(k string) string { return map[string]string{"USER": "ci"}[k] },
 		Now:      func() time.Time { return now },
 	}
 	return sys, c

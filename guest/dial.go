@@ -116,8 +116,14 @@ func roundForPeople(d time.Duration) time.Duration {
 func (c *Client) handshake(ctx context.Context, timeout time.Duration) (*ssh.Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	nc, err := d.DialContext(hctx, "tcp", c.ep.Addr)
+	var nc net.Conn
+	var err error
+	if c.ep.Stream != nil {
+		nc, err = c.ep.Stream(hctx)
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(hctx, "tcp", c.ep.Addr)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -53,6 +55,53 @@ type Attempts struct {
 	Keep *Keeper
 	// Transfer, when set, shows the sysdiagnose download of an attempt.
 	Transfer func(slot Slot, a matrices.Attempt) guest.Progress
+	// ProbeBinary is steps.Env.ProbeBinary for every attempt.
+	ProbeBinary func(ctx context.Context) (string, error)
+	// RequireRestore makes a restore that fell back to a cold boot an
+	// error (run --require-restore).
+	RequireRestore bool
+	// Draws, when set, numbers machines by draw instead of by try.
+	Draws *Draws
+}
+
+// Draws numbers the machines of an attempt's tries by the tries that
+// ended in error before them, not by the try: a simulated Mac draws its
+// faults from the seed and its name, so the try that replaces one an
+// interrupt cut short draws what that one would have, and a resumed run
+// concludes what an uninterrupted run with the same seed does. A name is
+// never reused while its machine may exist: a try cut short deletes its
+// machine before the run ends (the next run reaps what a kill left), and
+// a try whose machine would not go away ends in error, which moves on.
+type Draws struct {
+	mu   sync.Mutex
+	errs map[string]int // attempt → tries ended in error so far
+}
+
+// NewDraws starts from the errors of a resumed run's journal (by attempt).
+func NewDraws(errs map[string]int) *Draws {
+	return &Draws{errs: maps.Clone(errs)}
+}
+
+func (d *Draws) number(a matrices.Attempt, try int) int {
+	if d == nil {
+		return try
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.errs[a.ID()] + 1
+}
+
+// done counts a try that ended in error (and was not cut short).
+func (d *Draws) done(a matrices.Attempt, rec Record) {
+	if d == nil || rec.Verdict != Error || rec.Interrupted {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.errs == nil {
+		d.errs = map[string]int{}
+	}
+	d.errs[a.ID()]++
 }
 
 // cleanups is a stack of undo functions, run in reverse.
@@ -78,7 +127,7 @@ func (c cleanups) run(ctx context.Context, timeout time.Duration) error {
 func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, try int) Record {
 	rec := Record{
 		Cell: a.Cell.ID, Label: a.Cell.Label, Axes: a.Cell.Values, Repeat: a.Repeat, Try: try,
-		Started: time.Now().UTC(), Host: slot.Host, Provider: slot.Provider,
+		Started: time.Now().UTC(), Host: slot.Host, Slot: slot.Index, Provider: slot.Provider,
 		Dir: AttemptDir(a.Cell.ID, a.Repeat, try), Probes: []ProbeOutcome{},
 	}
 	prov := x.Providers[slot.Host]
@@ -88,7 +137,13 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	var undo cleanups
 	var own owned
 	verdict, reason, probes := x.execute(ctx, slot, a, try, prov, &rec, &undo, &own)
-	if verdict == Fail && own.ep != nil && ctx.Err() == nil && x.Keep.claim(Kept{Machine: own.m, Endpoint: *own.ep,
+	// The verdict and its evidence are complete unless the run was
+	// interrupted before they were: then the try was cut short, and its
+	// verdict (often an error the interrupt caused) is not the attempt's.
+	// An interrupt during the cleanup below changes nothing: it runs
+	// regardless.
+	rec.Interrupted = ctx.Err() != nil
+	if verdict == Fail && own.ep != nil && ctx.Err() == nil && x.Keep.claim(Kept{Machine: own.m, Alias: own.alias, Endpoint: *own.ep,
 		Image: own.img, Label: a.Cell.Label, Repeat: a.Repeat, Dir: rec.Dir, Simulated: rec.Simulated}) {
 		own.kept = true
 		rec.Kept = true
@@ -105,16 +160,18 @@ func (x *Attempts) Execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	}
 	rec.Verdict, rec.Reason, rec.Probes = verdict, reason, probes
 	rec.Finished = time.Now().UTC()
+	x.Draws.done(a, rec)
 	return rec
 }
 
 // owned is the machine an attempt made; kept says a person asked to keep
 // it (--keep), so its stop and delete are skipped.
 type owned struct {
-	m    vm.Machine
-	ep   *guest.Endpoint
-	img  vm.Image
-	kept bool
+	m     vm.Machine
+	alias string // its host key's name in known_hosts
+	ep    *guest.Endpoint
+	img   vm.Image
+	kept  bool
 }
 
 func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, try int, prov vm.Provider, rec *Record, undo *cleanups, own *owned) (Verdict, string, []ProbeOutcome) {
@@ -149,10 +206,18 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		}
 	}
 
-	name := fmt.Sprintf("sxlab-%s-r%d-t%d", a.Cell.ID, a.Repeat, try)
+	draw := x.Draws.number(a, try)
+	name := fmt.Sprintf("sxlab-%s-r%d-t%d", a.Cell.ID, a.Repeat, draw)
+	// Host keys are pinned per try: a machine of the same name an earlier
+	// try (cut short) had is another machine with another key.
+	own.alias = name
+	if draw != try {
+		own.alias = fmt.Sprintf("%s-try%d", name, try)
+	}
 	x.phase(slot, a, "clone")
 	m, err := prov.Clone(ctx, img, name)
 	if err != nil {
+		hostFault(err, rec)
 		return Error, infraReason(ctx, "clone "+imageName, err), nil
 	}
 	own.m, own.img = m, img
@@ -167,7 +232,9 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	bootCtx, bootDone := x.bootContext(ctx)
 	defer bootDone()
 	x.phase(slot, a, "boot")
+	powerOn := time.Now()
 	if err := m.Start(bootCtx); err != nil {
+		hostFault(err, rec)
 		return Error, infraReason(ctx, "boot", err), nil
 	}
 	undo.push(func(ctx context.Context) error {
@@ -176,17 +243,22 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		}
 		return m.Stop(ctx)
 	})
+	if why := recordStart(m, rec); why != "" && x.RequireRestore {
+		return Error, "the saved state did not restore and the machine booted cold (--require-restore makes that an error): " + why, nil
+	}
 	ep, err := m.Endpoint(bootCtx)
 	if err != nil {
+		hostFault(err, rec) // tart learns of a refused VM only here
 		return Error, infraReason(ctx, "wait for the guest's address", err), nil
 	}
 	own.ep = &ep
 	rec.Simulated = rec.Simulated || ep.Simulated
 	x.phase(slot, a, "connect")
-	conn, err := x.Dial(bootCtx, ep, filepath.Join(x.RunDir, "known_hosts"), name)
+	conn, err := x.connect(ctx, bootCtx, m, img, ep, own.alias, rec)
 	if err != nil {
 		return Error, infraReason(ctx, "connect to "+ep.String(), err), nil
 	}
+	rec.ToSSH = time.Since(powerOn).Round(time.Millisecond).Seconds()
 	undo.push(func(context.Context) error { return conn.Close() })
 	bootDone()
 
@@ -195,23 +267,89 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		return Error, err.Error(), nil
 	}
 	env := &steps.Env{
-		Guest: conn, User: img.User, Axes: a.Cell.Values, From: from, To: to, App: x.App,
-		Simulated: prov.Simulated(), Probes: x.Probes, Record: log.write,
+		Guest: conn, User: img.User, Password: img.Password, Image: img.Name, Axes: a.Cell.Values, From: from, To: to, App: x.App,
+		Probes: x.Probes, Record: log.write,
 		Reconnect: func(ctx context.Context) error { // after a reboot step: the same bound as the first boot
 			ctx, done := x.bootContext(ctx)
 			defer done()
 			return conn.Reconnect(ctx)
 		},
 		Poll: x.Poll, Wait: x.Wait, CommandTimeout: time.Duration(x.Config.Lab.Timeouts.Command),
+		ProbeBinary: x.ProbeBinary,
 	}
 	// The log window starts at the first step, in the guest's clock.
-	since, err := artifacts.GuestNow(ctx, conn)
+	since, err := readClock(ctx, conn, rec)
 	if err != nil {
 		rec.Missing = append(rec.Missing, artifacts.Missing{What: "logs window", Reason: err.Error() + "; logs since the last boot instead"})
 	}
 	verdict, reason, probes := x.runScenario(ctx, slot, a, env, scenario, dir, rec)
 	x.collect(ctx, slot, a, conn, dir, since, verdict, probes, rec)
 	return verdict, reason, probes
+}
+
+// connect dials the guest's sshd: over the machine's guest channel
+// (vm.StreamDialer, the agent's vsock port) when the image has the agent,
+// so a VPN that takes the guest's routes cannot cut the lab off, and over
+// TCP otherwise or when the agent does not answer. The journal says which.
+func (x *Attempts) connect(ctx, bootCtx context.Context, m vm.Machine, img vm.Image, ep guest.Endpoint, name string, rec *Record) (Conn, error) {
+	knownHosts := filepath.Join(x.RunDir, "known_hosts")
+	sd, ok := m.(vm.StreamDialer)
+	if img.Agent && ok {
+		vep := ep
+		vep.Stream = func(ctx context.Context) (net.Conn, error) { return sd.DialGuest(ctx, vm.AgentPort) }
+		// At most agentWait, and half of what is left of the boot bound,
+		// so TCP still has time when the agent is not there.
+		actx, cancel := halfContext(bootCtx, agentWait)
+		conn, err := x.Dial(actx, vep, knownHosts, name)
+		cancel()
+		if err == nil {
+			rec.Channel = ChannelVsock
+			return conn, nil
+		}
+		if ctx.Err() != nil || errors.Is(err, guest.ErrHostKeyChanged) || errors.Is(err, guest.ErrAuth) {
+			return nil, err // TCP would meet the same sshd
+		}
+		rec.ChannelNote = fmt.Sprintf("the guest agent's vsock port %d did not answer (%v); over TCP instead", vm.AgentPort, err)
+	} else if img.Agent {
+		rec.ChannelNote = fmt.Sprintf("provider %s has no guest channel; over TCP", rec.Provider)
+	}
+	rec.Channel = ChannelTCP
+	return x.Dial(bootCtx, ep, knownHosts, name)
+}
+
+// agentWait bounds the wait for the guest agent once the guest has an
+// address: the agent is a LaunchDaemon, up by the time the network is.
+const agentWait = time.Minute
+
+// halfContext bounds ctx to limit and to half of its remaining time.
+func halfContext(ctx context.Context, limit time.Duration) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(d)/2)
+	}
+	return context.WithTimeout(ctx, limit)
+}
+
+// recordStart notes how m started, when its provider says, and returns
+// why a restore fell back to a cold boot ("" when it did not).
+func recordStart(m vm.Machine, rec *Record) string {
+	sr, ok := m.(vm.StartReporter)
+	if !ok {
+		return ""
+	}
+	si := sr.StartInfo()
+	rec.Start = StartCold
+	if si.Restored {
+		rec.Start = StartRestored
+	}
+	rec.StartNote = si.Fallback
+	return si.Fallback
+}
+
+// hostFault marks the record when err says the host is broken.
+func hostFault(err error, rec *Record) {
+	if hf, ok := errors.AsType[*vm.HostFault](err); ok {
+		rec.Quarantine = hf.Reason
+	}
 }
 
 // runScenario runs the steps, snapshotting the state right before the
@@ -248,11 +386,17 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 	if x.Collect == nil {
 		return
 	}
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // readings around the evidence place it on the host's clock; none is no loss
+	}
 	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) })}
 	if x.Transfer != nil {
 		opts = append(opts, artifacts.WithProgress(x.Transfer(slot, a)))
 	}
 	res := x.Collect.After(ctx, g, dir, v == Fail, since, opts...)
+	if v != Pass {
+		_, _ = readClock(ctx, g, rec) // after the snapshot: the guest's clock may have moved on (a sleep skipped)
+	}
 	rec.Missing = append(rec.Missing, res.Missing...)
 	if x.Catalog == nil {
 		return
@@ -262,6 +406,16 @@ func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g
 		facts.Probes = append(facts.Probes, artifacts.Probe{Name: p.Name, Kind: x.Probes[p.Name].Kind, Held: p.Held, Message: p.Message})
 	}
 	rec.Triage = x.Catalog.Triage(facts)
+}
+
+// readClock reads the guest's clock and records it beside the host's.
+func readClock(ctx context.Context, g guest.Guest, rec *Record) (time.Time, error) {
+	asked := time.Now()
+	t, err := artifacts.GuestNow(ctx, g)
+	if err == nil {
+		rec.Clock = append(rec.Clock, ClockReading{Host: asked.Add(time.Since(asked) / 2).UTC(), Guest: t})
+	}
+	return t, err
 }
 
 func (x *Attempts) phase(slot Slot, a matrices.Attempt, p string) {
@@ -350,7 +504,9 @@ func (l *stepLog) close() error {
 // Kept is a failing attempt's machine, left running for a person to look
 // inside (--keep). The caller stops and deletes it when done.
 type Kept struct {
-	Machine   vm.Machine
+	Machine vm.Machine
+	// Alias names its host key in the run's known_hosts (HostKeyAlias).
+	Alias     string
 	Endpoint  guest.Endpoint
 	Image     vm.Image
 	Label     string
@@ -389,9 +545,10 @@ func (k *Keeper) Kept() *Kept {
 	return k.kept
 }
 
-// imageOf names the image a runs: its image axis value, or the only image.
+// imageOf names the image a runs: matrix.image rendered over its cell,
+// its image axis value, or the only image.
 func imageOf(c *Config, images map[string]vm.Image, a matrices.Attempt) string {
-	name := a.Cell.Values[c.Matrix.ImageAxis]
+	name, _ := c.CellImage(a.Cell.Values)
 	if name == "" && len(images) == 1 {
 		for n := range images {
 			name = n

@@ -12,6 +12,7 @@ import (
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/internal/strictyaml"
 	"github.com/sxlab/sxlab/steps"
+	"github.com/sxlab/sxlab/vm"
 )
 
 // Config is the whole configuration of a lab, as written in config.yaml.
@@ -113,6 +114,10 @@ type Image struct {
 	// booted it and before its state is saved (e.g. wait for Spotlight,
 	// turn off software update checks).
 	Prepare []string `yaml:"prepare,omitempty"`
+	// Agent: the golden runs sxlab-agent, so the lab reaches its sshd over
+	// the provider's guest channel (vz: vsock) when the provider has one,
+	// and over TCP otherwise.
+	Agent bool `yaml:"agent,omitempty"`
 }
 
 // SimImage is what a simulated Mac reports and which field-report faults
@@ -121,6 +126,66 @@ type SimImage struct {
 	ProductVersion string  `yaml:"product_version"`
 	Build          string  `yaml:"build"`
 	Faults         []Fault `yaml:"faults,omitempty"`
+	// Golden says how the golden was prepared; unset keys describe a
+	// well-prepared one (see vm.SimGolden).
+	Golden *SimGolden `yaml:"golden,omitempty"`
+}
+
+// SimGolden is how a sim image's golden was prepared, as macOS keeps it.
+type SimGolden struct {
+	AutoLogin      *bool   `yaml:"auto_login,omitempty"`
+	SIP            *bool   `yaml:"sip,omitempty"`
+	FileVault      *bool   `yaml:"filevault,omitempty"`
+	TCC            *SimTCC `yaml:"tcc,omitempty"`
+	MDM            *SimMDM `yaml:"mdm,omitempty"`
+	NEDebugLogging *bool   `yaml:"ne_debug_logging,omitempty"`
+}
+
+// SimTCC lists the clients (paths or bundle IDs) granted each privacy
+// service; an unset list keeps the default grants.
+type SimTCC struct {
+	Accessibility *[]string `yaml:"accessibility,omitempty"`
+	AppleEvents   *[]string `yaml:"apple_events,omitempty"`
+}
+
+// SimMDM is a user-approved MDM enrolment and what it installed.
+type SimMDM struct {
+	SystemExtensionPolicies []SimSysextPolicy `yaml:"system_extension_policies,omitempty"`
+	VPN                     []SimVPNPayload   `yaml:"vpn,omitempty"`
+}
+
+// SimSysextPolicy allows a team's system extensions: all of them, or
+// the bundle IDs listed.
+type SimSysextPolicy struct {
+	Team      string   `yaml:"team"`
+	BundleIDs []string `yaml:"bundle_ids,omitempty"`
+}
+
+// SimVPNPayload is an MDM-installed VPN configuration.
+type SimVPNPayload struct {
+	Name     string `yaml:"name"`
+	Provider string `yaml:"provider"`
+}
+
+// vm is the golden as the provider takes it.
+func (g *SimGolden) vm() vm.SimGolden {
+	if g == nil {
+		return vm.SimGolden{}
+	}
+	out := vm.SimGolden{AutoLogin: g.AutoLogin, SIP: g.SIP, FileVault: g.FileVault, NEDebugLogging: g.NEDebugLogging}
+	if g.TCC != nil {
+		out.Accessibility, out.AppleEvents = g.TCC.Accessibility, g.TCC.AppleEvents
+	}
+	if g.MDM != nil {
+		out.MDM = &vm.SimMDM{}
+		for _, p := range g.MDM.SystemExtensionPolicies {
+			out.MDM.SystemExtensionPolicies = append(out.MDM.SystemExtensionPolicies, vm.SimSysextPolicy{Team: p.Team, BundleIDs: p.BundleIDs})
+		}
+		for _, v := range g.MDM.VPN {
+			out.MDM.VPNs = append(out.MDM.VPNs, vm.SimVPNPayload{Name: v.Name, Provider: v.Provider})
+		}
+	}
+	return out
 }
 
 // Fault switches on one misbehaviour of the simulated Mac.
@@ -214,6 +279,11 @@ type Matrix struct {
 	// axis whose values are upgrade paths "FROM->TO".
 	ImageAxis string `yaml:"image_axis"`
 	PathAxis  string `yaml:"path_axis"`
+	// Image, when set, names each cell's image instead of the image
+	// axis: a template over the cell's axes ({{.Axis.macos}}), so an
+	// image may depend on several axes (approved cells on an MDM-enrolled
+	// golden, pending ones on a plain one).
+	Image string `yaml:"image,omitempty"`
 }
 
 // Step is one step of the scenario: exactly one kind key is set.
@@ -293,11 +363,18 @@ type WaitExtensionStep struct {
 // ApproveStep approves the extension by a strategy.
 type ApproveStep struct {
 	Strategy string `yaml:"strategy" short:"true"`
-	// Run is the AppleScript or command for the prompt and command strategies.
+	// What the ui strategy answers: the extension's approval in System
+	// Settings (extension, the default) or the VPN-configuration alert.
+	What string `yaml:"what,omitempty"`
+	// Run is the command line of the command strategy. (prompt, the
+	// deprecated alias of ui, ignores it.)
 	Run string `yaml:"run,omitempty"`
 }
 
-var approveStrategies = []string{"mdm", "prompt", "command", "none"}
+// prompt is the deprecated alias of ui.
+var approveStrategies = []string{"mdm", "ui", "command", "none", "prompt"}
+
+var approveWhat = []string{"extension", "vpn-configuration"}
 
 // VPNStep starts or stops the app's VPN and waits for the state.
 type VPNStep struct {
@@ -351,13 +428,15 @@ type Probe struct {
 
 // ProbeKinds lists the probe kinds.
 func ProbeKinds() []string {
-	return []string{"extension-state", "mach-endpoint", "vpn-status", "xpc", "command"}
+	return []string{"extension-state", "mach-endpoint", "mach-lookup", "xpc-connect", "vpn-status", "xpc", "command"}
 }
 
 // probeFields says which kind-specific keys each probe kind takes.
 var probeFields = map[string][]string{
 	"extension-state": {"state", "version", "old"},
 	"mach-endpoint":   {"service"},
+	"mach-lookup":     {"service"},           // sxlab-probe: bootstrap_look_up (docs/probe.md)
+	"xpc-connect":     {"service", "expect"}, // sxlab-probe: one XPC message; expect reachable|reply
 	"vpn-status":      {"expect"},
 	"xpc":             {"run", "expect_exit", "expect_stdout"},
 	"command":         {"run", "expect_exit", "expect_stdout"},
@@ -387,6 +466,26 @@ var collectOn = []string{"failure", "always", "never"}
 type Retry struct {
 	Max     int      `yaml:"max"`
 	Backoff Duration `yaml:"backoff"`
+}
+
+// Bounds of the retry policy: a lab that fails an attempt ten times in a
+// row is broken, and more tries only hide that (and keep its slot).
+const (
+	MaxRetries = 10
+	MaxBackoff = 5 * time.Minute
+)
+
+// Delay is the wait before try (2 is the first retry): backoff, doubling
+// with each further try, at most MaxBackoff.
+func (r Retry) Delay(try int) time.Duration {
+	d := time.Duration(r.Backoff)
+	if d <= 0 || try < 2 {
+		return 0
+	}
+	for i := 2; i < try && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
 }
 
 // Duration is a time.Duration written as "30s", "5m", "1h30m".

@@ -52,7 +52,7 @@ func TestInterruptAtEveryBoundaryThenResume(t *testing.T) {
 		verdicts[s.Verdict] = true
 	}
 	require.Equal(t, map[CellVerdict]bool{CellPass: true, CellFail: true}, verdicts)
-	require.Equal(t, []string{"clone", "boot", "connect", "install", "launch", "approve", "wait-extension", "vpn", "collect state", "upgrade", "launch", "probe", "collect sysdiagnose", "collect state", "collect logs", "collect manifest", "cleanup"}, phases)
+	require.Equal(t, []string{"clone", "boot", "connect", "session", "install", "launch", "approve", "wait-extension", "vpn", "collect state", "upgrade", "launch", "probe", "collect sysdiagnose", "collect state", "collect logs", "collect manifest", "cleanup"}, phases)
 
 	for k := 1; k <= len(phases); k++ {
 		t.Run(fmt.Sprintf("%02d-%s", k, phases[k-1]), func(t *testing.T) {
@@ -84,9 +84,24 @@ func TestInterruptAtEveryBoundaryThenResume(t *testing.T) {
 				}
 			}
 			require.Len(t, target, 1, "the interrupted try is journalled")
-			assert.False(t, target[0].Final, "an interrupted try is not final: resume runs it again")
-			assert.GreaterOrEqual(t, res.Remaining, 1)
-			assert.Len(t, Finished(recs), 2-res.Remaining)
+			before := Finished(recs)
+			if phases[k-1] == "cleanup" {
+				// The verdict and its evidence were complete: the interrupt
+				// does not take them back.
+				assert.True(t, target[0].Final, "a try that reached its verdict before the interrupt keeps it")
+				assert.False(t, target[0].Interrupted)
+				assert.Equal(t, Fail, target[0].Verdict)
+			} else {
+				assert.False(t, target[0].Final, "an interrupted try is not final: resume runs it again")
+				assert.True(t, target[0].Interrupted, "the journal says the try was cut short")
+				assert.GreaterOrEqual(t, res.Remaining, 1)
+			}
+			assert.Len(t, before, 2-res.Remaining)
+			for _, c := range res.Cells {
+				if c.Missing > 0 {
+					assert.Equal(t, CellIncomplete, c.Verdict, "%s: a cell with attempts left is not finished", c.Label)
+				}
+			}
 
 			o.Phase, o.Resume = nil, res.Dir
 			res2, err := Run(context.Background(), o)
@@ -101,8 +116,32 @@ func TestInterruptAtEveryBoundaryThenResume(t *testing.T) {
 			}
 			assert.Equal(t, map[string]int{ref.Records[0].AttemptKey(): 1, ref.Records[1].AttemptKey(): 1}, final,
 				"every attempt has exactly one final line")
+			dirs := map[string]int{}
+			after := readRecords(t, res.Dir)
+			for _, r := range after {
+				dirs[r.Dir]++
+				if b, ok := before[r.AttemptKey()]; ok {
+					assert.Equal(t, b.Try, r.Try, "%s: a verdict final before the interrupt is never run again", r.AttemptKey())
+				}
+			}
+			for d, n := range dirs {
+				assert.Equal(t, 1, n, "one folder per try: %s", d)
+			}
+			if !target[0].Final {
+				assert.Equal(t, []int{1, 2}, triesOf(after, target[0].AttemptKey()), "the resumed attempt is the next try")
+			}
 			sl.assertNothingLeft(t)
 			goleak.VerifyNone(t, leaks)
 		})
 	}
+}
+
+func triesOf(recs []Record, key string) []int {
+	var out []int
+	for _, r := range recs {
+		if r.AttemptKey() == key {
+			out = append(out, r.Try)
+		}
+	}
+	return out
 }

@@ -124,3 +124,107 @@ func TestSummarise(t *testing.T) {
 	assert.Equal(t, []string{"fail", "flaky", "broken", "pass"}, []string{s[0].Cell, s[1].Cell, s[2].Cell, s[3].Cell})
 	assert.False(t, Overlap(byCell["pass"], CellSummary{Low: 0.9, High: 1}), "0/2 vs a near-certain failure")
 }
+
+func checkFile(t *testing.T, path string, c JournalCheck) JournalRead {
+	t.Helper()
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	jr, err := CheckJournal(f, c)
+	require.NoError(t, err)
+	return jr
+}
+
+func TestJournalCutsATornLastLineAndNeverContinuesIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JournalFile)
+	j, err := OpenJournal(path)
+	require.NoError(t, err)
+	assert.Empty(t, j.Cut())
+	require.NoError(t, j.Append(rec("a", 1, 1, true, Pass)))
+	require.NoError(t, j.Close())
+	torn := `{"cell":"b","repeat":1,"try":1,"final":true,"verd`
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = fh.WriteString(torn) // what a full disk leaves
+	require.NoError(t, err)
+	require.NoError(t, fh.Close())
+
+	jr := checkFile(t, path, JournalCheck{})
+	assert.True(t, jr.Torn)
+	require.Len(t, jr.Damage, 1)
+	assert.Equal(t, 2, jr.Damage[0].Line)
+
+	j, err = OpenJournal(path)
+	require.NoError(t, err)
+	assert.Contains(t, j.Cut(), "cut a torn last line")
+	require.NoError(t, j.Append(rec("b", 1, 1, true, Fail)))
+	require.NoError(t, j.Close())
+	jr = checkFile(t, path, JournalCheck{})
+	assert.Empty(t, jr.Damage, "the next record starts on a line of its own")
+	assert.Len(t, jr.Records, 2)
+	kept, err := os.ReadFile(path + ".cut")
+	require.NoError(t, err)
+	assert.Equal(t, torn+"\n", string(kept), "the cut bytes are kept")
+}
+
+func TestJournalChecksumShowsAnEditedLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JournalFile)
+	j, err := OpenJournal(path)
+	require.NoError(t, err)
+	require.NoError(t, j.Append(rec("a", 1, 1, true, Fail)))
+	require.NoError(t, j.Append(rec("b", 1, 1, true, Fail)))
+	require.NoError(t, j.Close())
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	edited := strings.Replace(string(b), `"verdict":"fail"`, `"verdict":"pass"`, 1)
+	edited += `{"cell":"c","repeat":1,"try":1,"final":true,"verdict":"pass"}` + "\n"
+	require.NoError(t, os.WriteFile(path, []byte(edited), 0o644))
+
+	jr := checkFile(t, path, JournalCheck{Attempts: map[string]bool{"a-r1": true, "b-r1": true, "c-r1": true}})
+	require.Len(t, jr.Damage, 2)
+	assert.Equal(t, 1, jr.Damage[0].Line)
+	assert.Contains(t, jr.Damage[0].Err, "checksum")
+	assert.Equal(t, 3, jr.Damage[1].Line)
+	assert.Contains(t, jr.Damage[1].Err, "no checksum")
+	require.Len(t, jr.Records, 1)
+	assert.Equal(t, "b", jr.Records[0].Cell)
+
+	// The same edits in a journal of an sxlab before checksums are read
+	// as that sxlab read them, but a verdict or attempt it would not
+	// know is still refused.
+	legacy := `{"cell":"a","repeat":1,"try":1,"final":true,"verdict":"pass"}` + "\n" +
+		`{"cell":"b","repeat":1,"try":1,"final":true,"verdict":"bogus"}` + "\n" +
+		`{"cell":"z","repeat":1,"try":1,"final":true,"verdict":"fail"}` + "\n"
+	require.NoError(t, os.WriteFile(path, []byte(legacy), 0o644))
+	jr = checkFile(t, path, JournalCheck{Legacy: true, Attempts: map[string]bool{"a-r1": true, "b-r1": true}})
+	assert.Len(t, jr.Records, 1)
+	require.Len(t, jr.Damage, 2)
+	assert.Contains(t, jr.Damage[0].Err, `unknown verdict "bogus"`)
+	assert.Contains(t, jr.Damage[1].Err, "not in this run's plan")
+}
+
+func TestJournalReadsLinesUpToTheBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), JournalFile)
+	j, err := OpenJournal(path)
+	require.NoError(t, err)
+	big := rec("a", 1, 1, true, Fail)
+	big.Reason = strings.Repeat("r", MaxJournalLine-2048) // just under the bound once framed
+	require.NoError(t, j.Append(big))
+	require.NoError(t, j.Close())
+	fh, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = fh.WriteString(strings.Repeat("x", 17<<20) + "\n") // the 17 MB line of the report
+	require.NoError(t, err)
+	require.NoError(t, fh.Close())
+	j, err = OpenJournal(path)
+	require.NoError(t, err)
+	require.NoError(t, j.Append(rec("b", 1, 1, true, Pass)))
+	require.NoError(t, j.Close())
+
+	jr := checkFile(t, path, JournalCheck{})
+	require.Len(t, jr.Records, 2, "the lines around an over-long one are read")
+	assert.Equal(t, big.Reason, jr.Records[0].Reason)
+	require.Len(t, jr.Damage, 1)
+	assert.Equal(t, 2, jr.Damage[0].Line)
+	assert.Contains(t, jr.Damage[0].Err, "over the 1048576-byte bound")
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sxlab/sxlab/internal/plainjson"
 	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/packages"
 )
 
 // Files of a run folder (see ARCHITECTURE.md, "Run folder").
@@ -32,9 +33,19 @@ var ErrRunLocked = errors.New("run folder is in use by another sxlab")
 // RunInfo is run.json: what a person (or merge, or resume) needs to know
 // about how the run was made.
 type RunInfo struct {
-	ID         string    `json:"id"`
-	Lab        string    `json:"lab"`
-	Tool       string    `json:"tool"` // sxlab version and commit
+	ID   string `json:"id"`
+	Lab  string `json:"lab"`
+	Tool string `json:"tool"` // the sxlab (version and commit) that started the run
+	// Format is the run folder's format (JournalFormat when this sxlab
+	// made it); absent in folders of sxlab before journal checksums,
+	// whose journals are read as before.
+	Format int `json:"format,omitempty"`
+	// Resumed lists each resume: which sxlab, when.
+	Resumed []Resume `json:"resumed,omitempty"`
+	// Repairs say what was done to the journal to keep it whole (a torn
+	// last line cut off on resume, lines excluded, `journal check
+	// --repair`), kept across resumes.
+	Repairs    []string  `json:"repairs,omitempty"`
 	Started    time.Time `json:"started"`
 	Seed       int64     `json:"seed"`
 	Shard      string    `json:"shard,omitempty"` // "2/3"
@@ -50,14 +61,36 @@ type RunInfo struct {
 	// Notes say what shaped the run beyond the configuration, such as a
 	// host that restores an image into fewer clones than it has slots.
 	Notes []string `json:"notes,omitempty"`
+	// Preflight is `sxlab preflight` over this run's upgrade paths, run
+	// before the first attempt (absent when the caller did not run it).
+	Preflight *packages.Report `json:"preflight,omitempty"`
+	// Quarantined names the hosts taken out of the run because they are
+	// broken (e.g. leaked a VM slot) and what fixes them.
+	Quarantined []QuarantinedHost `json:"quarantined,omitempty"`
+}
+
+// QuarantinedHost is a host the run stopped giving attempts to.
+type QuarantinedHost struct {
+	Host   string `json:"host"`
+	Reason string `json:"reason"`
+}
+
+// Resume is one `sxlab run --resume` of a run folder.
+type Resume struct {
+	Tool string    `json:"tool"`
+	At   time.Time `json:"at"`
 }
 
 // PlanInfo is plan.json: the whole plan and this run's share of it.
 type PlanInfo struct {
-	Digest   string        `json:"digest"`
-	Cells    []PlanCell    `json:"cells"`
-	Attempts []PlanAttempt `json:"attempts"` // this run's (this shard's)
-	Total    int           `json:"total"`    // attempts in the whole plan
+	Digest string `json:"digest"`
+	// Inputs are what decides results besides the attempts, each with its
+	// value or digest (see PlanInputs); Digest covers them, and resume
+	// names those that changed. Absent in folders of older sxlab.
+	Inputs   map[string]string `json:"inputs,omitempty"`
+	Cells    []PlanCell        `json:"cells"`
+	Attempts []PlanAttempt     `json:"attempts"` // this run's (this shard's)
+	Total    int               `json:"total"`    // attempts in the whole plan
 }
 
 // PlanCell is one cell of the plan.
@@ -73,19 +106,36 @@ type PlanAttempt struct {
 	Repeat int    `json:"repeat"`
 }
 
-// PlanDigest identifies a plan by its attempts, so shards of one plan can
-// be told from shards of another when merged.
-func PlanDigest(p matrices.Plan) string {
+// AttemptKeys are the keys (Record.AttemptKey) of this run's attempts.
+func (p PlanInfo) AttemptKeys() map[string]bool {
+	out := make(map[string]bool, len(p.Attempts))
+	for _, a := range p.Attempts {
+		out[fmt.Sprintf("%s-r%d", a.Cell, a.Repeat)] = true
+	}
+	return out
+}
+
+// PlanDigest identifies a plan by its attempts and its inputs (seed,
+// images, scenario, probes, packages: PlanInputs), so shards of one plan
+// can be told from shards of another when merged, and a resume from a
+// new run.
+func PlanDigest(p matrices.Plan, inputs map[string]string) string {
 	h := sha256.New()
 	for _, a := range p.Attempts {
 		fmt.Fprintf(h, "%s\n", a.ID())
 	}
+	if len(inputs) > 0 {
+		fmt.Fprintf(h, "inputs\n")
+		for _, k := range sortedKeys(inputs) {
+			fmt.Fprintf(h, "%s=%s\n", k, inputs[k])
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// NewPlanInfo describes shard, a share of whole.
-func NewPlanInfo(shard, whole matrices.Plan) PlanInfo {
-	info := PlanInfo{Digest: PlanDigest(whole), Total: len(whole.Attempts)}
+// NewPlanInfo describes shard, a share of whole made from inputs.
+func NewPlanInfo(shard, whole matrices.Plan, inputs map[string]string) PlanInfo {
+	info := PlanInfo{Digest: PlanDigest(whole, inputs), Inputs: inputs, Total: len(whole.Attempts)}
 	for _, c := range whole.Cells {
 		info.Cells = append(info.Cells, PlanCell{ID: c.ID, Label: c.Label, Axes: c.Values})
 	}
@@ -152,7 +202,7 @@ func (d *RunDir) WriteJSON(name string, v any) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
-	if err := renameio.WriteFile(filepath.Join(d.Path, name), append(b, '\n'), 0o644); err != nil {
+	if err := renameio.WriteFile(filepath.Join(d.Path, name), append(b, '\n'), 0o644, renameio.WithTempDir(d.Path)); err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil

@@ -44,13 +44,14 @@ func TestRunDirLockAndAtomicWrites(t *testing.T) {
 func TestPlanInfoDigestIsSharedByShards(t *testing.T) {
 	whole, err := matrices.Expand(matrices.Matrix{Axes: []matrices.Axis{{Name: "a", Values: []string{"1", "2", "3"}}}, Repeat: 2})
 	require.NoError(t, err)
-	s1 := NewPlanInfo(whole.Shard(matrices.Shard{Index: 1, Count: 2}), whole)
-	s2 := NewPlanInfo(whole.Shard(matrices.Shard{Index: 2, Count: 2}), whole)
+	s1 := NewPlanInfo(whole.Shard(matrices.Shard{Index: 1, Count: 2}), whole, map[string]string{"seed": "1"})
+	s2 := NewPlanInfo(whole.Shard(matrices.Shard{Index: 2, Count: 2}), whole, map[string]string{"seed": "1"})
 	assert.Equal(t, s1.Digest, s2.Digest)
 	assert.Equal(t, 6, s1.Total)
 	assert.Len(t, s1.Attempts, 3)
 	other, err := matrices.Expand(matrices.Matrix{Axes: []matrices.Axis{{Name: "a", Values: []string{"1", "2"}}}, Repeat: 2})
 	require.NoError(t, err)
-	assert.NotEqual(t, s1.Digest, PlanDigest(other))
+	assert.NotEqual(t, s1.Digest, PlanDigest(other, map[string]string{"seed": "1"}))
+	assert.NotEqual(t, s1.Digest, PlanDigest(whole, map[string]string{"seed": "7"}), "the seed decides results")
 	assert.Equal(t, filepath.Join("cells", "abc", "2-try3"), AttemptDir("abc", 2, 3))
 }

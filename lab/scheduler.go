@@ -3,6 +3,10 @@ package lab
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,11 +41,31 @@ type Scheduler struct {
 	// The vz provider restores a warm golden into one clone at a time, so
 	// its key is host and image, its limit the image's warm goldens.
 	Limit func(slot Slot, a matrices.Attempt) (key string, n int)
+	// Quarantine, when set, hears of each host taken out of the run: a try
+	// whose record names a Quarantine reason (the host leaked a VM slot
+	// and needs a reboot) takes its host's slots out for the rest of the
+	// run, and the attempt goes back in the queue for the other hosts
+	// without using up a retry.
+	Quarantine func(host, reason string)
+
+	quarantined map[string]string // host → reason, under Run's mu
+	// Resume, when set, says where a resumed attempt goes on: the number
+	// of its next try, and how many of its tries so far ended in error
+	// (they count against retry.max; tries cut short do not).
+	Resume func(a matrices.Attempt) (next, errors int)
 }
+
+// Quarantined is each host Run took out, with its reason.
+func (s *Scheduler) Quarantined() map[string]string { return maps.Clone(s.quarantined) }
+
+// ErrNoHostLeft is returned by Run when every host was quarantined with
+// attempts still to run.
+var ErrNoHostLeft = errors.New("every host was quarantined")
 
 type task struct {
 	attempt   matrices.Attempt
 	try       int
+	errors    int // tries of the attempt that ended in error so far
 	notBefore time.Time
 	limitKey  string // the Limit key it counts against while it runs, if any
 }
@@ -51,14 +75,16 @@ type task struct {
 var ErrInterrupted = errors.New("run interrupted")
 
 // Run runs attempts until each has a final record, ctx is cancelled, or
-// Record fails. Tries cut short by cancellation are recorded as not final,
-// so a resume runs them again.
+// Record fails. Tries cut short by cancellation (Record.Interrupted) are
+// recorded as not final, so a resume runs them again; a try that reached
+// its verdict before the interrupt keeps it.
 func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error {
 	if len(s.Slots) == 0 {
 		return errors.New("no slots to run attempts on")
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	s.quarantined = map[string]string{}
 
 	var (
 		mu       sync.Mutex
@@ -69,7 +95,11 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		busy     = map[string]int{} // attempts running per Limit key
 	)
 	for _, a := range attempts {
-		queue = append(queue, task{attempt: a, try: 1})
+		t := task{attempt: a, try: 1}
+		if s.Resume != nil {
+			t.try, t.errors = s.Resume(a)
+		}
+		queue = append(queue, t)
 	}
 	// broadcast wakes every waiting slot; call with mu held.
 	broadcast := func() {
@@ -82,7 +112,7 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 	next := func(slot Slot) (task, bool) {
 		mu.Lock()
 		for {
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || s.quarantined[slot.Host] != "" {
 				mu.Unlock()
 				return task{}, false
 			}
@@ -146,9 +176,12 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 				}
 				rec := s.Exec(ctx, slot, t.attempt, t.try)
 				rec.Try = t.try
-				interrupted := ctx.Err() != nil
-				retry := rec.Verdict == Error && t.try <= s.Retry.Max && !interrupted
-				rec.Final = !retry && !interrupted
+				// An error while the run stops is taken for the stop's doing.
+				cut := rec.Interrupted || (rec.Verdict == Error && ctx.Err() != nil)
+				rec.Interrupted = cut
+				quarantine := rec.Quarantine != "" && rec.Verdict == Error && !cut
+				retry := quarantine || (rec.Verdict == Error && !cut && t.errors < s.Retry.Max)
+				rec.Final = !retry && !cut
 				// The record is written before the retry is queued, so the
 				// journal always shows a try before the one that follows it.
 				err := s.Record(rec)
@@ -157,9 +190,20 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 					recErr = err
 					cancel(err)
 				}
-				if retry && err == nil {
-					backoff := time.Duration(s.Retry.Backoff) << (t.try - 1)
-					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, notBefore: time.Now().Add(backoff)})
+				switch {
+				case quarantine && err == nil && ctx.Err() == nil:
+					if s.quarantined[slot.Host] == "" {
+						s.quarantined[slot.Host] = rec.Quarantine
+						if s.Quarantine != nil {
+							s.Quarantine(slot.Host, rec.Quarantine)
+						}
+					}
+					// At once, elsewhere: the host was at fault, not the
+					// attempt, so the try does not count against retry.max.
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, errors: t.errors})
+				case retry && err == nil && ctx.Err() == nil:
+					backoff := s.Retry.Delay(t.errors + 2)
+					queue = append(queue, task{attempt: t.attempt, try: t.try + 1, errors: t.errors + 1, notBefore: time.Now().Add(backoff)})
 				}
 				inFlight--
 				if t.limitKey != "" {
@@ -176,6 +220,8 @@ func (s *Scheduler) Run(ctx context.Context, attempts []matrices.Attempt) error 
 		return recErr
 	case ctx.Err() != nil:
 		return ErrInterrupted
+	case len(queue) > 0:
+		return fmt.Errorf("%w (%s) with %d attempt(s) still to run: reboot the host(s) and resume the run", ErrNoHostLeft, strings.Join(slices.Sorted(maps.Keys(s.quarantined)), ", "), len(queue))
 	}
 	return nil
 }

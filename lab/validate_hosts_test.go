@@ -116,3 +116,25 @@ func TestVZImageIsABundleOrAPoolOfThem(t *testing.T) {
 		}
 	}
 }
+
+func TestSimGoldenKeys(t *testing.T) {
+	golden := "    sim:\n      product_version: \"15.3\"\n      build: 24D60\n      golden:\n        auto_login: false\n        tcc: {accessibility: []}\n        mdm:\n          system_extension_policies: [{team: ABCDE12345, bundle_ids: [com.example.vpn.tunnel]}]\n          vpn: [{name: Corp VPN, provider: com.example.vpn.tunnel}]\n"
+	cfg := strings.Replace(validConfig, "    sim: {product_version: \"15.3\", build: 24D60}\n", golden, 1)
+	l, err := Load(LoadOptions{File: writeConfig(t, cfg), LookupEnv: noEnv})
+	require.NoError(t, err)
+	images, err := l.ResolveImages(noEnv)
+	require.NoError(t, err)
+	g := images["macos-15.3"].Sim.Golden
+	require.NotNil(t, g.AutoLogin)
+	assert.False(t, *g.AutoLogin)
+	assert.Nil(t, g.SIP, "unset keys keep the well-prepared default")
+	require.NotNil(t, g.Accessibility)
+	assert.Empty(t, *g.Accessibility, "an empty list grants nobody")
+	require.NotNil(t, g.MDM)
+	assert.Equal(t, "ABCDE12345", g.MDM.SystemExtensionPolicies[0].Team)
+	assert.Equal(t, "Corp VPN", g.MDM.VPNs[0].Name)
+
+	bad := strings.Replace(cfg, "team: ABCDE12345", "team: acme", 1)
+	_, err = Load(LoadOptions{File: writeConfig(t, bad), LookupEnv: noEnv})
+	assert.Contains(t, strings.Join(problemLines(t, err), "\n"), `images.macos-15.3.sim.golden.mdm.system_extension_policies[0].team: "acme" is not a team ID`)
+}

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"fmt"
 	"math"
 	"sort"
 )
@@ -13,7 +14,8 @@ const (
 	CellFail  CellVerdict = "fail"  // K of K failed
 	CellFlaky CellVerdict = "flaky" // f of K failed, 0 < f < K
 	// CellIncomplete: no attempt reached a product verdict (errors only,
-	// or nothing ran yet).
+	// or nothing ran yet), or, for a cell of a plan (SummarisePlan), some
+	// of its attempts have no verdict yet (an interrupted run).
 	CellIncomplete CellVerdict = "incomplete"
 )
 
@@ -26,6 +28,9 @@ type CellSummary struct {
 	Attempts int               `json:"attempts"` // final records with a product verdict (pass or fail)
 	Failures int               `json:"failures"`
 	Errors   int               `json:"errors"` // final records that ended in error
+	// Missing counts the cell's planned attempts without a final record
+	// (SummarisePlan only): until they have one, the cell is incomplete.
+	Missing int `json:"missing,omitempty"`
 	// Rate is Failures/Attempts; Low and High bound it at 95% (Wilson).
 	Rate float64 `json:"rate"`
 	Low  float64 `json:"low"`
@@ -91,6 +96,50 @@ func Summarise(records []Record) []CellSummary {
 		}
 		s.Low, s.High = Wilson(s.Failures, s.Attempts)
 		out = append(out, *s)
+	}
+	return out
+}
+
+// SummarisePlan folds final records into one summary per planned cell, in
+// plan order (cells of records the plan does not list follow): a cell
+// with planned attempts still without a final record is incomplete, its
+// figures so far kept, so an interrupted run does not read as a finished
+// one.
+func SummarisePlan(records []Record, cells []PlanCell, attempts []PlanAttempt) []CellSummary {
+	final := Finished(records)
+	missing := map[string]int{}
+	planned := map[string]bool{}
+	for _, a := range attempts {
+		planned[a.Cell] = true
+		if _, ok := final[fmt.Sprintf("%s-r%d", a.Cell, a.Repeat)]; !ok {
+			missing[a.Cell]++
+		}
+	}
+	byCell := map[string]CellSummary{}
+	for _, s := range Summarise(records) {
+		byCell[s.Cell] = s
+	}
+	var out []CellSummary
+	seen := map[string]bool{}
+	for _, c := range cells {
+		if !planned[c.ID] || seen[c.ID] {
+			continue
+		}
+		seen[c.ID] = true
+		s, ok := byCell[c.ID]
+		if !ok {
+			s = CellSummary{Cell: c.ID, Label: c.Label, Axes: c.Axes, Verdict: CellIncomplete}
+			s.Low, s.High = Wilson(0, 0)
+		}
+		if s.Missing = missing[c.ID]; s.Missing > 0 {
+			s.Verdict = CellIncomplete
+		}
+		out = append(out, s)
+	}
+	for _, s := range Summarise(records) {
+		if !seen[s.Cell] {
+			out = append(out, s)
+		}
 	}
 	return out
 }

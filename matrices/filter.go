@@ -133,3 +133,52 @@ func (p Plan) Only(f Filter) Plan {
 	}
 	return out
 }
+
+// WhyNone says why f selects no cell of m when every value it names
+// exists: the exclude entries (by index, as in the configuration) that
+// remove every combination f would select. It returns nil when nothing in
+// m's exclude explains it (the pairs simply never meet in one cell).
+func WhyNone(m Matrix, f Filter) []int {
+	if f.IsZero() || len(m.Exclude) == 0 {
+		return nil
+	}
+	all := m
+	all.Exclude = nil
+	cells, err := Cells(all)
+	if err != nil {
+		return nil
+	}
+	hit := map[int]bool{}
+	for _, c := range cells {
+		if !f.Match(c) {
+			continue
+		}
+		for i, ex := range m.Exclude {
+			if excludes(ex, c.Values) {
+				hit[i] = true
+				break
+			}
+		}
+	}
+	out := make([]int, 0, len(hit))
+	for i := range m.Exclude {
+		if hit[i] {
+			out = append(out, i)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// excludes reports whether an exclude entry matches a combination: every
+// key it names has its value there.
+func excludes(ex, values map[string]string) bool {
+	for k, v := range ex {
+		if values[k] != v {
+			return false
+		}
+	}
+	return len(ex) > 0
+}

@@ -110,3 +110,27 @@ func TestFilterString(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "vpn=running,path=1->3 | beta=yes", f.String())
 }
+
+func TestWhyNoneNamesTheExcludeThatRemovedTheSelection(t *testing.T) {
+	m := Matrix{
+		Axes:    []Axis{ax("vpn", "running", "stopped"), ax("approval", "approved", "pending"), ax("path", "1->3", "2->3")},
+		Exclude: []map[string]string{{"path": "1->3", "vpn": "stopped"}, {"vpn": "running", "approval": "pending"}},
+	}
+	p, err := Expand(m)
+	require.NoError(t, err)
+	f, err := ParseOnly([]string{"vpn=running,approval=pending"}, p.Cells)
+	require.NoError(t, err, "each value exists in some cell")
+	require.Empty(t, p.Only(f).Attempts)
+	assert.Equal(t, []int{1}, WhyNone(m, f))
+
+	// Two entries together remove what two expressions select.
+	f, err = ParseOnly([]string{"vpn=running,approval=pending", "vpn=stopped,path=1->3"}, p.Cells)
+	require.NoError(t, err)
+	assert.Equal(t, []int{0, 1}, WhyNone(m, f))
+
+	// A filter that selects cells is not explained by any exclude.
+	f, err = ParseOnly([]string{"vpn=stopped,path=2->3"}, p.Cells)
+	require.NoError(t, err)
+	assert.Nil(t, WhyNone(m, f))
+	assert.Nil(t, WhyNone(Matrix{Axes: m.Axes}, f), "no exclude, no explanation")
+}

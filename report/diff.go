@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -44,6 +45,9 @@ type DiffResult struct {
 	Simulated bool       `json:"simulated"`
 	Changes   []CellDiff `json:"changes"`
 	Unchanged int        `json:"unchanged"`
+	// Excluded are journal lines of either run left out, as resume,
+	// report and merge leave them out (`RUN/results.jsonl:LINE: why`).
+	Excluded []string `json:"excluded,omitempty"`
 }
 
 // NewlyFailing reports whether the gate should fail the nightly job.
@@ -69,6 +73,11 @@ func Diff(baseDir, newDir string) (*DiffResult, error) {
 	res := DiffCells(lab.Summarise(base.Records), lab.Summarise(cur.Records))
 	res.Base, res.New = base.Info.ID, cur.Info.ID
 	res.Simulated = base.Info.Simulated || cur.Info.Simulated
+	for _, sh := range []*shard{base, cur} {
+		for _, d := range sh.Damage {
+			res.Excluded = append(res.Excluded, filepath.Join(sh.Dir, d.String()))
+		}
+	}
 	return res, nil
 }
 
@@ -146,11 +155,13 @@ func WriteDiff(w io.Writer, d *DiffResult) error {
 	if d.Simulated {
 		b.WriteString("SIMULATED: at least one run comes from simulated Macs (provider sim), not from real macOS.\n")
 	}
+	// The count says what it counts ("0/3 failed"): next to the verdict
+	// word alone, "pass 0/3" read as no passes.
 	rate := func(s *lab.CellSummary) string {
 		if s == nil {
 			return "—"
 		}
-		return fmt.Sprintf("%s %d/%d (95%%: %.0f%%–%.0f%%)", s.Verdict, s.Failures, s.Attempts, 100*s.Low, 100*s.High)
+		return fmt.Sprintf("%s, %d/%d failed (95%%: %.0f%%–%.0f%%)", s.Verdict, s.Failures, s.Attempts, 100*s.Low, 100*s.High)
 	}
 	for _, c := range d.Changes {
 		fmt.Fprintf(&b, "  %-13s %s  %s → %s\n", strings.ToUpper(string(c.Change)), c.Label, rate(c.Base), rate(c.New))

@@ -85,7 +85,8 @@ func TestDiffOfRunFolders(t *testing.T) {
 	var out bytes.Buffer
 	require.NoError(t, WriteDiff(&out, d))
 	assert.Contains(t, out.String(), "FIXED")
-	assert.Contains(t, out.String(), "cell=2  fail 3/3")
+	assert.Contains(t, out.String(), "cell=2  fail, 3/3 failed (95%: 44%–100%) → pass, 0/3 failed",
+		"the count says it counts failures")
 	assert.Contains(t, out.String(), "SIMULATED")
 
 	back, err := Diff(fixed, base)

@@ -298,7 +298,7 @@ func linkOrCopy(src, dst string) error {
 // Assistant, entries under <cell>/. Archives already compressed
 // (the sysdiagnose) are stored as they are.
 func writeZip(dir, cell, dst string) error {
-	t, err := renameio.TempFile("", dst)
+	t, err := renameio.TempFile(filepath.Dir(dst), dst)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", dst, err)
 	}
@@ -378,6 +378,7 @@ type feedback struct {
 	App       lab.App
 	From, To  *appVersion // nil when the matrix has no upgrade path
 	Steps     []stepRow
+	Clock     string // the guest clock's offset, as measured
 	Probes    []probeRow
 	Repeats   []*Attempt // the cell's final tries, by repeat
 	Labels    []labelView
@@ -432,6 +433,9 @@ func (fb *feedback) packageFiles() {
 
 type stepRow struct {
 	Time, Offset, Step, Kind string
+	Guest                    string // the guest's own time of evidence
+	Evidence                 string // "log" or "snapshot" for a row of evidence; "" for a step
+	Signatures               []string
 	What                     string // the command or the note
 	IsCommand                bool
 	Exit                     string
@@ -487,10 +491,15 @@ func newFeedback(r *Run, c *Cell, a *Attempt, workDir string) *feedback {
 		fb.packageFiles()
 	}
 
-	fb.Steps = stepRows(a)
 	fb.Probes = probeRows(cfg, a)
 	fb.Repeats = finalTries(c)
 	fb.labels(a)
+	fb.Clock = clockMap(a.Clock).describe()
+	labels := make([]artifacts.Label, len(fb.Labels))
+	for i, l := range fb.Labels {
+		labels[i] = l.Label
+	}
+	fb.Steps = stepRows(a, labels)
 	fb.files(a, attemptDir)
 	fb.Title = fb.title()
 	return fb
@@ -729,10 +738,32 @@ func (fb *feedback) guestVersions(attemptDir string) {
 	}
 }
 
-func stepRows(a *Attempt) []stepRow {
-	rows := make([]stepRow, 0, len(a.Steps))
-	for _, e := range a.Steps {
-		row := stepRow{Time: stamp(e.Started), Offset: offset(a.Started, e.Started), Step: e.Step, Kind: e.Kind, What: e.Note}
+// stepRows is the attempt's one timeline: its steps, and the evidence
+// its labels cite placed on the host's clock among them (each line once),
+// with the guest's own time beside it.
+func stepRows(a *Attempt, labels []artifacts.Label) []stepRow {
+	evs := a.events(labels)
+	rows := make([]stepRow, 0, len(evs))
+	for _, ev := range evs {
+		if ev.Ev != nil {
+			row := stepRow{Time: stamp(ev.Host), Offset: offset(a.Started, ev.Host), Guest: stamp(ev.Guest),
+				Signatures: ev.Signatures, Evidence: "log", Kind: "log", Step: ev.Ev.Process,
+				What: strings.Join(strings.Fields(ev.Ev.Message), " ")}
+			if !ev.Placed {
+				row.Time, row.Offset = "?", ""
+			}
+			if ev.Snapshot() {
+				row.Evidence, row.Kind, row.Step = "snapshot", "state snapshot", ev.SnapshotName()
+				row.What = ev.Ev.Process + " showed: " + row.What
+			}
+			rows = append(rows, row)
+			continue
+		}
+		e := ev.Step
+		row := stepRow{Time: stamp(e.Started), Offset: offset(a.Started, e.Started), Step: ev.StepLabel(), Kind: e.Kind, What: e.Note}
+		if p := ev.Probe(); p != "" {
+			row.Kind = e.Kind + " (" + p + ")"
+		}
 		if res := e.Result; res != nil {
 			row.What, row.IsCommand = res.Line, true
 			row.Exit = fmt.Sprint(res.Exit)
@@ -1112,6 +1143,8 @@ var feedbackTemplate = template.Must(template.New(FeedbackFile).Funcs(template.F
 	"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
 	"sentence": upperFirst,
 	"add1":     func(i int) int { return i + 1 },
+	"join":     strings.Join,
+	"untimed":  Untimed,
 	"evidenceText": func(ev []artifacts.Evidence) string {
 		var b strings.Builder
 		for _, e := range ev {

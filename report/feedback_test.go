@@ -8,11 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/steps"
 )
 
 // fbRun is the report fixture (see fixture_test.go) with what a feedback
@@ -110,8 +113,9 @@ func TestFeedbackOfAFailingCellNamesVersionsStepsRateAndSignature(t *testing.T) 
 	assert.NotContains(t, versions, "com.other.filter", "only the app's extension")
 
 	stepsMD := mdSection(t, md, "Steps to reproduce")
-	assert.Contains(t, stepsMD, "| 1 | 2026-11-23 12:00:11.100Z | +0.100 s | `1 install` | install: `sudo installer -pkg /tmp/sxlab/example-vpn-2.pkg -target /` | 0 | 1.5 s |")
-	assert.Contains(t, stepsMD, "→ `xpc: connection invalidated` | 1 | 42 ms |", "a failing command shows its error")
+	assert.Contains(t, stepsMD, "| 1 | 2026-11-23 12:00:11.100Z | +0.100 s | `1 install` | install: `sudo installer -pkg /tmp/sxlab/example-vpn-2.pkg -target /` | 0 | 1.5 s | |")
+	assert.Contains(t, stepsMD, "→ `xpc: connection invalidated` | 1 | 42 ms | |", "a failing command shows its error")
+	assert.Contains(t, stepsMD, "guest clock 47.0 s ahead of the host's at the first step", "the measured offset is stated")
 
 	probes := mdSection(t, md, "Expected and observed")
 	assert.Contains(t, probes, "| `xpc` | `\"/Applications/Example VPN.app/Contents/MacOS/Example VPN\" --check-xpc` exits 0 | **did not hold**: `xpc: connection invalidated; exit: 1` |",
@@ -124,7 +128,7 @@ func TestFeedbackOfAFailingCellNamesVersionsStepsRateAndSignature(t *testing.T) 
 
 	sig := mdSection(t, md, "Signatures")
 	assert.Contains(t, sig, "### `"+fxFinding+"` (the finding)")
-	assert.Contains(t, sig, "2026-11-23 12:01:00.000Z nesessionmanager: "+fxEvidence+" (logs.ndjson)")
+	assert.NotContains(t, sig, fxEvidence, "the log line is in the timeline, not again here")
 	assert.Contains(t, sig, "Field report: `xpc-invalidated-on-upgrade`")
 
 	att := mdSection(t, md, "Attachments")
@@ -352,4 +356,56 @@ func TestFeedbackFindsThePackagesFromWhereTheRunStarted(t *testing.T) {
 	got, tried = findPackage(r, "pkgs/vpn-3.pkg", elsewhere)
 	assert.Empty(t, got)
 	assert.Equal(t, []string{filepath.Join(elsewhere, "conf", "pkgs", "vpn-3.pkg")}, tried)
+}
+
+// TestFeedbackPutsEvidenceOnTheHostsTimelineOnce: the guest stamped its
+// log line 12:01:00, 47 s ahead of the host; on the host's clock it falls
+// between the steps, with the guest's time beside it, once although two
+// signatures cite it; the state snapshot reads as a snapshot.
+func TestFeedbackPutsEvidenceOnTheHostsTimelineOnce(t *testing.T) {
+	r := fbRun(t, true)
+	b, err := BuildFeedback(r, fxFail.id, FeedbackOptions{})
+	require.NoError(t, err)
+	steps := mdSection(t, readBundle(t, b), "Steps to reproduce")
+	assert.Equal(t, 1, strings.Count(steps, fxEvidence), "each event once")
+	log := lineWith(steps, fxEvidence)
+	assert.Contains(t, log, "| 2026-11-23 12:00:13.000Z | +2.000 s | `nesessionmanager` | log ["+fxFinding+"] [replacement-path]: ",
+		"on the host's clock, with both signatures")
+	assert.True(t, strings.HasSuffix(log, "| | | 2026-11-23 12:01:00.000Z |"), "the guest's own time beside it: %s", log)
+	snap := lineWith(steps, "no endpoints block (state = running)")
+	assert.Contains(t, snap, "| `state/after` | state snapshot ["+fxFinding+"]: `launchd showed: launchctl print", "a snapshot, not a log line")
+	assert.Contains(t, snap, "taken 2026-11-23 12:01:01.000Z")
+
+	// In order: the install at +0.1 s, the log line at +2.0 s, then the
+	// probe's command at +2.2 s.
+	install := strings.Index(steps, "`1 install`")
+	at := strings.Index(steps, fxEvidence)
+	probe := strings.Index(steps, "--check-xpc")
+	assert.True(t, install < at && at < probe, "one timeline, by the host's clock")
+}
+
+func TestFeedbackNumbersEveryStepAsTheScenarioDoes(t *testing.T) {
+	a := Attempt{Steps: []steps.Entry{
+		{Step: "8 approve", Kind: "approve", Started: fxT0},
+		{Step: "probe extension-state", Kind: "query", Started: fxT0.Add(time.Second), Result: &guest.Result{Line: "systemextensionsctl list"}},
+		{Step: "9 probe", Kind: "probe", Started: fxT0.Add(2 * time.Second), Note: "extension-state held"},
+		{Step: "probe xpc", Kind: "probe", Started: fxT0.Add(3 * time.Second), Result: &guest.Result{Line: "x --check-xpc", Exit: 1}},
+		{Step: "9 probe", Kind: "probe", Started: fxT0.Add(4 * time.Second), Note: "xpc did not hold"},
+	}}
+	rows := stepRows(&a, nil)
+	require.Len(t, rows, 5)
+	for _, r := range rows[1:] {
+		assert.Equal(t, "9 probe", r.Step, "a probe's command is under its numbered probe step")
+	}
+	assert.Equal(t, "query (extension-state)", rows[1].Kind, "and says which probe")
+	assert.Equal(t, "probe (xpc)", rows[3].Kind)
+}
+
+func lineWith(text, part string) string {
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, part) {
+			return l
+		}
+	}
+	return ""
 }

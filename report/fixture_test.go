@@ -31,6 +31,12 @@ const (
 
 var fxT0 = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
+// fxGuestAhead is how far the fixture guest's clock is ahead of the host's.
+const fxGuestAhead = 47 * time.Second
+
+// fxSnapshot is the after-state reading the fixture's finding cites.
+const fxSnapshot = "launchctl print system/NetworkExtension.com.example.vpn.tunnel.3.0.300: no endpoints block (state = running)"
+
 type fxCell struct {
 	id   string
 	axes map[string]string
@@ -69,6 +75,10 @@ func fxRecord(c fxCell, repeat, try int, final bool, v lab.Verdict, simulated bo
 		Dir: filepath.ToSlash(lab.AttemptDir(c.id, repeat, try))}
 	if !simulated {
 		r.Provider = "tart"
+	}
+	if v != lab.Error {
+		// The guest's clock runs fxGuestAhead ahead of the host's.
+		r.Clock = []lab.ClockReading{{Host: started.Add(100 * time.Millisecond), Guest: started.Add(100*time.Millisecond + fxGuestAhead)}}
 	}
 	switch v {
 	case lab.Pass:
@@ -121,6 +131,12 @@ func fxRun(t *testing.T, simulated bool) string {
 		f := fxRecord(fxFail, rep, 1, true, lab.Fail, simulated)
 		f.Triage = &artifacts.Triage{Finding: fxFinding, Labels: []artifacts.Label{{
 			Signature: fxFinding, Meaning: "the new provider's Mach service never registered", Report: "xpc-invalidated-on-upgrade",
+			Evidence: []artifacts.Evidence{
+				{Time: fxT0.Add(time.Minute), Process: "nesessionmanager", Message: fxEvidence, Source: "logs.ndjson"},
+				{Time: fxT0.Add(61 * time.Second), Process: "launchd", Message: fxSnapshot, Source: "state/after/launchctl-print-x.txt"},
+			},
+		}, {
+			Signature: "replacement-path", Meaning: "the upgrade took the replacement path",
 			Evidence: []artifacts.Evidence{{Time: fxT0.Add(time.Minute), Process: "nesessionmanager", Message: fxEvidence, Source: "logs.ndjson"}},
 		}}}
 		if rep == 2 {

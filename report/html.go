@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"html/template"
+	"io"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,21 +18,43 @@ import (
 //go:embed report.html.tmpl
 var pageSource string
 
-// pageTemplate is parsed once; it is read-only afterwards.
-var pageTemplate = template.Must(template.New("report.html").Funcs(template.FuncMap{
-	"join":     strings.Join,
-	"upper":    func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
-	"pct":      pct,
-	"interval": interval,
-	"when":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
-	"since":    func(a, b time.Time) string { return dur(b.Sub(a)) },
-	"offset":   func(a, b time.Time) string { return "+" + dur(b.Sub(a)) },
-	"dur":      dur,
-	"size":     artifacts.HumanSize,
-	"output":   output,
-}).Parse(pageSource))
+//go:embed cell.html.tmpl
+var cellSource string
 
-// page is what the template renders.
+// styleSource is both pages' inline style sheet.
+//
+//go:embed style.css
+var styleSource string
+
+var funcs = template.FuncMap{
+	"join":      strings.Join,
+	"upper":     func(v any) string { return strings.ToUpper(fmt.Sprint(v)) },
+	"pct":       pct,
+	"interval":  interval,
+	"when":      func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05.000Z") },
+	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05.000") },
+	"since":     func(a, b time.Time) string { return dur(b.Sub(a)) },
+	"offset":    offsetText,
+	"dur":       dur,
+	"size":      artifacts.HumanSize,
+	"output":    output,
+	"cellpage":  func(id string) string { p, _ := cellPagePath(id); return p },
+	"anchor":    attemptAnchor,
+	"up":        func(p string) string { return "../../" + p },
+	"clocknote": func(a Attempt) string { return clockMap(a.Clock).describe() },
+	"untimed":   Untimed,
+	"slotname":  slotName,
+	"style":     func() template.CSS { return template.CSS(styleSource) },
+	"first":     func(fs []Finding, n int) []Finding { return fs[:min(n, len(fs))] },
+}
+
+// The templates are parsed once; they are read-only afterwards.
+var (
+	pageTemplate = template.Must(template.New("report.html").Funcs(funcs).Parse(pageSource))
+	cellTemplate = template.Must(template.New("cell.html").Funcs(funcs).Parse(cellSource))
+)
+
+// page is what report.html renders.
 type page struct {
 	Run      *Run
 	Title    string
@@ -39,11 +62,22 @@ type page struct {
 	Problems []Cell // failing and flaky cells, worst first
 	Verdicts map[string]int
 	Statuses map[string]int
+	Timeline Timeline
 }
 
-// HTML renders the run as one self-contained page: inline CSS, no
-// scripts, no fetches, links only to files of the run folder.
+// HTML renders the run's front page: the matrix with each cell's
+// finding, the timeline of the slots, and the failing and flaky cells,
+// each linking to its cell page (CellHTML). Inline CSS, no scripts, no
+// fetches, links only to files of the run folder.
 func HTML(r *Run) ([]byte, error) {
+	var b bytes.Buffer
+	if err := writeHTML(&b, r); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func writeHTML(w io.Writer, r *Run) error {
 	p := page{Run: r, Title: title(r), Verdicts: map[string]int{}, Statuses: map[string]int{}}
 	for v, n := range r.Verdicts {
 		p.Verdicts[string(v)] = n
@@ -56,11 +90,92 @@ func HTML(r *Run) ([]byte, error) {
 	m := r.Info.Config.Matrix
 	p.Grid = NewGrid(m.Axes, m.ImageAxis, m.PathAxis, summaries)
 	p.Problems = problemCells(r)
+	p.Timeline = NewTimeline(r)
+	if err := pageTemplate.Execute(w, p); err != nil {
+		return fmt.Errorf("%s: %w", HTMLFile, err)
+	}
+	return nil
+}
+
+// cellPageData is what a cell page renders.
+type cellPageData struct {
+	Run   *Run
+	Title string
+	Cell  Cell
+	Open  int // index of the try shown open, -1: none
+}
+
+// CellHTML renders one cell's page (cells/<id>/index.html): its rate and
+// findings, then every try collapsed, the first failing one open, each
+// with its probes, one timeline of steps and evidence on the host's
+// clock, and links to the attempt's folder for everything else.
+func CellHTML(r *Run, c Cell) ([]byte, error) {
 	var b bytes.Buffer
-	if err := pageTemplate.Execute(&b, p); err != nil {
-		return nil, fmt.Errorf("report.html: %w", err)
+	if err := writeCellHTML(&b, r, c); err != nil {
+		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+func writeCellHTML(w io.Writer, r *Run, c Cell) error {
+	d := cellPageData{Run: r, Title: title(r) + " · " + c.Label, Cell: c, Open: openTry(c)}
+	if err := cellTemplate.Execute(w, d); err != nil {
+		return fmt.Errorf("cell page %s: %w", c.Cell, err)
+	}
+	return nil
+}
+
+// openTry is the try a cell page shows open: the first final failing
+// one; in a cell without failures, the first that errored; else none.
+func openTry(c Cell) int {
+	for i, a := range c.Tries {
+		if a.Final && a.Verdict == lab.Fail {
+			return i
+		}
+	}
+	for i, a := range c.Tries {
+		if a.Verdict == lab.Error {
+			return i
+		}
+	}
+	return -1
+}
+
+// cellPagePath is a cell's page relative to the run folder, beside its
+// attempt folders; false for an ID that is no plain folder name.
+func cellPagePath(id string) (string, bool) {
+	if id == "" || id == "." || id == ".." || strings.ContainsFunc(id, func(r rune) bool {
+		return !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) {
+		return "", false
+	}
+	return "cells/" + id + "/" + CellPageFile, true
+}
+
+// attemptAnchor is a try's id on its cell page: r2, or r2-try3.
+func attemptAnchor(a Attempt) string {
+	if a.Try > 1 {
+		return fmt.Sprintf("r%d-try%d", a.Repeat, a.Try)
+	}
+	return fmt.Sprintf("r%d", a.Repeat)
+}
+
+func slotName(a Attempt) string {
+	if a.Slot > 0 {
+		return fmt.Sprintf("%s#%d", a.Host, a.Slot)
+	}
+	return a.Host
+}
+
+// offsetText is t after the start, "+1.5 s"; "" for a time unknown.
+func offsetText(start, t time.Time) string {
+	if t.IsZero() || start.IsZero() {
+		return ""
+	}
+	if t.Before(start) {
+		return "−" + dur(start.Sub(t))
+	}
+	return "+" + dur(t.Sub(start))
 }
 
 func title(r *Run) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -61,31 +62,86 @@ type junitProblem struct {
 
 // JUnit renders the run as JUnit XML.
 func JUnit(r *Run) ([]byte, error) {
-	imageAxis, pathAxis := r.Info.Config.Matrix.ImageAxis, r.Info.Config.Matrix.PathAxis
-	names := axisNames(r)
-	out := junitSuites{Name: "sxlab " + r.Info.Lab + " " + r.Info.ID}
+	var b bytes.Buffer
+	jw, err := newJUnitWriter(&b, r)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range r.Cells {
+		if err := jw.suite(c); err != nil {
+			return nil, err
+		}
+	}
+	if err := jw.close(); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// junitWriter writes junit.xml a suite at a time, so that Write can read
+// one cell's attempt folders at a time. The root's totals count test
+// cases from the journal alone (probes, verdicts, times), which is what
+// the suites will hold once their folders are read.
+type junitWriter struct {
+	enc                 *xml.Encoder
+	w                   io.Writer
+	r                   *Run
+	names               []string
+	imageAxis, pathAxis string
+}
+
+func newJUnitWriter(w io.Writer, r *Run) (*junitWriter, error) {
+	jw := &junitWriter{w: w, r: r, names: axisNames(r),
+		imageAxis: r.Info.Config.Matrix.ImageAxis, pathAxis: r.Info.Config.Matrix.PathAxis}
+	root := junitSuites{Name: "sxlab " + r.Info.Lab + " " + r.Info.ID}
 	if r.Simulated {
-		out.Name += " (SIMULATED)"
+		root.Name += " (SIMULATED)"
 	}
 	var total time.Duration
 	for _, c := range r.Cells {
-		s, d := junitSuiteOf(r, c, names, imageAxis, pathAxis)
+		s, d := junitSuiteOf(r, c, jw.names, jw.imageAxis, jw.pathAxis)
 		total += d
-		out.Tests += s.Tests
-		out.Failures += s.Failures
-		out.Errors += s.Errors
-		out.Suites = append(out.Suites, s)
+		root.Tests += s.Tests
+		root.Failures += s.Failures
+		root.Errors += s.Errors
 	}
-	out.Time = seconds(total)
-	var b bytes.Buffer
-	b.WriteString(xml.Header)
-	enc := xml.NewEncoder(&b)
-	enc.Indent("", "  ")
-	if err := enc.Encode(out); err != nil {
+	root.Time = seconds(total)
+	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return nil, fmt.Errorf("junit.xml: %w", err)
 	}
-	b.WriteString("\n")
-	return b.Bytes(), nil
+	jw.enc = xml.NewEncoder(w)
+	jw.enc.Indent("", "  ")
+	start := xml.StartElement{Name: xml.Name{Local: "testsuites"}, Attr: []xml.Attr{
+		{Name: xml.Name{Local: "name"}, Value: root.Name},
+		{Name: xml.Name{Local: "tests"}, Value: fmt.Sprint(root.Tests)},
+		{Name: xml.Name{Local: "failures"}, Value: fmt.Sprint(root.Failures)},
+		{Name: xml.Name{Local: "errors"}, Value: fmt.Sprint(root.Errors)},
+		{Name: xml.Name{Local: "time"}, Value: root.Time},
+	}}
+	if err := jw.enc.EncodeToken(start); err != nil {
+		return nil, fmt.Errorf("junit.xml: %w", err)
+	}
+	return jw, nil
+}
+
+// suite writes the cell's testsuite; c has its attempt folders read.
+func (jw *junitWriter) suite(c Cell) error {
+	s, _ := junitSuiteOf(jw.r, c, jw.names, jw.imageAxis, jw.pathAxis)
+	if err := jw.enc.EncodeElement(s, xml.StartElement{Name: xml.Name{Local: "testsuite"}}); err != nil {
+		return fmt.Errorf("junit.xml: %w", err)
+	}
+	return nil
+}
+
+func (jw *junitWriter) close() error {
+	if err := jw.enc.EncodeToken(xml.EndElement{Name: xml.Name{Local: "testsuites"}}); err != nil {
+		return fmt.Errorf("junit.xml: %w", err)
+	}
+	if err := jw.enc.Flush(); err != nil {
+		return fmt.Errorf("junit.xml: %w", err)
+	}
+	_, err := io.WriteString(jw.w, "\n")
+	return err
 }
 
 func junitSuiteOf(r *Run, c Cell, names []string, imageAxis, pathAxis string) (junitSuite, time.Duration) {
@@ -160,15 +216,45 @@ func junitSuiteOf(r *Run, c Cell, names []string, imageAxis, pathAxis string) (j
 }
 
 // classname is upgrade.<image>.<path> from the cell's values of the
-// image and path axes (either left out when the matrix has no such axis).
+// image and path axes (either left out when the matrix has no such axis),
+// with the dots inside each value made underscores: Jenkins's junit
+// plugin takes everything before a classname's last dot as the package
+// and the rest as the class (CaseResult.getPackageName/getSimpleName,
+// github.com/jenkinsci/junit-plugin), so the values' own dots would cut
+// "macos-15.3" apart; with them gone, Jenkins shows package
+// upgrade.macos-15_3 and class 2->3, one package per macOS and one class
+// per upgrade path. GitLab shows the classname whole in its Suite column
+// and keys a test by classname and name (docs.gitlab.com/ci/testing/
+// unit_test_reports), which this keeps readable and unique.
 func classname(axes map[string]string, imageAxis, pathAxis string) string {
 	parts := []string{"upgrade"}
 	for _, a := range []string{imageAxis, pathAxis} {
 		if v, ok := axes[a]; ok && a != "" {
-			parts = append(parts, v)
+			parts = append(parts, classPart(v))
 		}
 	}
 	return strings.Join(parts, ".")
+}
+
+// classPart is an axis value as one dot-free part of a classname; an
+// empty value still takes a place so that the parts keep their meaning.
+func classPart(v string) string {
+	v = strings.ReplaceAll(oneLineValue(v), ".", "_")
+	if v == "" {
+		return "_"
+	}
+	return v
+}
+
+// oneLineValue drops control characters, which XML 1.0 attributes cannot
+// carry (a classname is an attribute).
+func oneLineValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // junitCasesOf is one testcase per probe of the try; a try without probes
@@ -183,10 +269,11 @@ func junitCasesOf(a Attempt, class, tag string) []junitCase {
 		}
 		if !p.Held {
 			problem := &junitProblem{Message: p.Message, Body: probeBody(a, p)}
-			if a.Verdict == lab.Error {
-				// The lab was at fault in this try; the probe's word is not
+			if a.Verdict == lab.Error || a.Interrupted {
+				// The lab was at fault in this try (or the run stopped under
+				// it, and a resume runs it again); the probe's word is not
 				// the product's.
-				problem.Type = "infrastructure"
+				problem.Type = infraType(a)
 				tc.Error = problem
 			} else {
 				problem.Type = findingOf(a)
@@ -200,16 +287,24 @@ func junitCasesOf(a Attempt, class, tag string) []junitCase {
 		if d := a.Finished.Sub(a.Started); d > 0 {
 			tc.Time = seconds(d)
 		}
-		switch a.Verdict {
-		case lab.Fail:
+		switch {
+		case a.Verdict == lab.Fail && !a.Interrupted:
 			tc.Failure = &junitProblem{Type: findingOf(a), Message: a.Reason, Body: attemptBody(a)}
-		case lab.Pass:
+		case a.Verdict == lab.Pass && !a.Interrupted:
 		default:
-			tc.Error = &junitProblem{Type: "infrastructure", Message: a.Reason, Body: attemptBody(a)}
+			tc.Error = &junitProblem{Type: infraType(a), Message: a.Reason, Body: attemptBody(a)}
 		}
 		cases = append(cases, tc)
 	}
 	return cases
+}
+
+// infraType is the type of a try's error: the lab's, or the interrupt's.
+func infraType(a Attempt) string {
+	if a.Interrupted {
+		return "interrupted"
+	}
+	return "infrastructure"
 }
 
 func allHeld(a Attempt) bool {

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/lab"
 )
 
 // needTool skips a test that needs an outside tool, or fails it in CI
@@ -107,7 +109,7 @@ func TestJUnitHasASuitePerCellAndACasePerProbePerTry(t *testing.T) {
 	assert.Contains(t, fail.Properties, xProp{Name: "path", Value: "2->3"})
 	assert.Contains(t, fail.Properties, xProp{Name: "vpn", Value: "running"})
 	for _, c := range fail.Cases {
-		assert.Equal(t, "upgrade.macos-15.3.2->3", c.Classname)
+		assert.Equal(t, "upgrade.macos-15_3.2->3", c.Classname)
 	}
 	c := fail.Cases[1]
 	assert.Equal(t, "mach-endpoint [vpn=running r1 simulated]", c.Name)
@@ -168,4 +170,48 @@ func TestJUnitOfARealRunIsNotLabelledSimulated(t *testing.T) {
 			assert.False(t, strings.Contains(c.Name, "simulated"), c.Name)
 		}
 	}
+}
+
+// jenkinsSplit is how Jenkins's junit plugin files a test case:
+// package up to the classname's last dot, class after it
+// (CaseResult.getPackageName and getSimpleName).
+func jenkinsSplit(classname string) (pkg, class string) {
+	i := strings.LastIndex(classname, ".")
+	if i < 0 {
+		return "(root)", classname
+	}
+	return classname[:i], classname[i+1:]
+}
+
+func TestJUnitClassnameGroupsByMacOSAndPathInJenkins(t *testing.T) {
+	s := junitOf(t, true)
+	pkg, class := jenkinsSplit(suiteOf(t, s, fxFail.id).Cases[0].Classname)
+	assert.Equal(t, "upgrade.macos-15_3", pkg, "one package per macOS, its version whole")
+	assert.Equal(t, "2->3", class, "one class per upgrade path")
+
+	// Dotted versions on both axes stay whole parts.
+	got := classname(map[string]string{"macos": "macos-15.3.2", "path": "1.9->2.0"}, "macos", "path")
+	pkg, class = jenkinsSplit(got)
+	assert.Equal(t, "upgrade.macos-15_3_2", pkg)
+	assert.Equal(t, "1_9->2_0", class)
+	assert.Equal(t, "upgrade._.x", classname(map[string]string{"macos": "", "path": "x"}, "macos", "path"),
+		"an empty value keeps its place")
+}
+
+// A try the interrupt cut short is run again by the resume: its failing
+// probes are not a product failure of their own.
+func TestJUnitReportsATryCutShortAsInterrupted(t *testing.T) {
+	rec := fxRecord(fxFail, 1, 1, false, lab.Fail, true)
+	rec.Interrupted = true
+	cases := junitCasesOf(Attempt{Record: rec}, "upgrade.macos-15.3.2->3", "r1")
+	require.NotEmpty(t, cases)
+	errs := 0
+	for _, c := range cases {
+		assert.Nil(t, c.Failure, c.Name)
+		if c.Error != nil {
+			errs++
+			assert.Equal(t, "interrupted", c.Error.Type)
+		}
+	}
+	assert.Equal(t, 2, errs, "mach-endpoint and xpc did not hold")
 }

@@ -25,7 +25,9 @@ type Run struct {
 	Info    lab.RunInfo
 	Plan    lab.PlanInfo
 	Records []lab.Record // every journal line that parsed, in journal order
-	// Damage lists journal lines that did not parse (a torn last line).
+	// Damage lists the journal lines that were excluded, by number: torn,
+	// edited, unparsable, of an unknown verdict or outside the plan (as
+	// resume and merge exclude them).
 	Damage []lab.JournalDamage
 	// Cells are in plan order; cells of the journal that the plan does
 	// not know follow.
@@ -149,91 +151,26 @@ func (a Attempt) Lookup(name string) *File {
 
 // Load reads a run folder: run.json, plan.json, results.jsonl, and each
 // attempt's steps.jsonl and file list. It takes no lock, so it can read a
-// folder the run that writes it still holds.
+// folder the run that writes it still holds. It is loadIndex with every
+// cell filled, so the two cannot disagree on a cell's verdict.
 func Load(dir string) (*Run, error) {
-	r := &Run{Dir: dir, Verdicts: map[lab.Verdict]int{}}
-	var err error
-	if r.Info, r.Plan, r.Records, r.Damage, err = readRunFiles(dir); err != nil {
+	r, err := loadIndex(dir)
+	if err != nil {
 		return nil, err
 	}
-
-	final := finalRecords(r.Plan, r.Records)
-	for _, rec := range final {
-		r.Verdicts[rec.Verdict]++
-	}
-	folded := lab.Summarise(final)
-	summaries := map[string]lab.CellSummary{}
-	for _, s := range folded {
-		summaries[s.Cell] = s
-	}
-	tries := map[string][]lab.Record{}
-	for _, rec := range latestTries(r.Records) {
-		tries[rec.Cell] = append(tries[rec.Cell], rec)
-	}
-
-	seen := map[string]bool{}
-	addCell := func(s lab.CellSummary) error {
-		seen[s.Cell] = true
-		c := Cell{CellSummary: s}
-		for _, rec := range tries[s.Cell] {
-			a, err := loadAttempt(dir, rec)
-			if err != nil {
-				return err
-			}
-			c.Tries = append(c.Tries, a)
-		}
-		r.Cells = append(r.Cells, c)
-		return nil
-	}
-	for _, pc := range r.Plan.Cells {
-		s, ok := summaries[pc.ID]
-		if !ok {
-			// Planned, never finished: the summary lab.Summarise would give
-			// a cell without records.
-			s = lab.CellSummary{Cell: pc.ID, Label: pc.Label, Axes: pc.Axes, Verdict: lab.CellIncomplete}
-			s.Low, s.High = lab.Wilson(0, 0)
-		}
-		if err := addCell(s); err != nil {
+	for i, c := range r.Cells {
+		if r.Cells[i], err = fillCell(dir, c); err != nil {
 			return nil, err
 		}
 	}
-	for _, s := range folded {
-		if !seen[s.Cell] {
-			if err := addCell(s); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	done := lab.Finished(final)
-	planned := map[string]bool{}
-	for _, pa := range r.Plan.Attempts {
-		key := fmt.Sprintf("%s-r%d", pa.Cell, pa.Repeat)
-		if planned[key] {
-			continue
-		}
-		planned[key] = true
-		if _, ok := done[key]; !ok {
-			r.Remaining++
-		}
-	}
-
-	r.Simulated = r.Info.Simulated
-	providers := map[string]bool{}
-	for _, p := range r.Info.Providers {
-		providers[p] = true
-	}
-	for _, rec := range r.Records {
-		r.Simulated = r.Simulated || rec.Simulated
-		if rec.Provider != "" {
-			providers[rec.Provider] = true
-		}
-	}
-	for p := range providers {
-		r.Providers = append(r.Providers, p)
-	}
-	sort.Strings(r.Providers)
 	return r, nil
+}
+
+// Excluded returns the journal lines of a run folder that the reports (and
+// resume and merge) leave out, by number.
+func Excluded(dir string) ([]lab.JournalDamage, error) {
+	_, _, _, damage, err := readRunFiles(dir)
+	return damage, err
 }
 
 // finalRecords returns one final record per attempt (the journal's last,

@@ -22,10 +22,13 @@ type shard struct {
 	Info    lab.RunInfo
 	Plan    lab.PlanInfo
 	Records []lab.Record
+	Damage  []lab.JournalDamage // journal lines excluded, by number
 }
 
-// readRunFiles reads a run folder's run.json, plan.json and journal; a
-// journal line that does not parse is returned as damage.
+// readRunFiles reads a run folder's run.json, plan.json and journal. The
+// journal is read as resume reads it (lab.ReadRunJournal): a line that is
+// torn, edited, unparsable, of an unknown verdict or of an attempt outside
+// the plan is excluded and returned as damage.
 func readRunFiles(dir string) (info lab.RunInfo, plan lab.PlanInfo, recs []lab.Record, damage []lab.JournalDamage, err error) {
 	if err = lab.ReadJSON(dir, lab.RunFile, &info); err != nil {
 		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
@@ -33,32 +36,20 @@ func readRunFiles(dir string) (info lab.RunInfo, plan lab.PlanInfo, recs []lab.R
 	if err = lab.ReadJSON(dir, lab.PlanFile, &plan); err != nil {
 		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
-	f, err := os.Open(filepath.Join(dir, lab.JournalFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return info, plan, nil, nil, nil // started, nothing finished yet
-	case err != nil:
-		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
-	}
-	defer f.Close()
-	recs, damage, err = lab.ReadJournal(f)
+	jr, err := lab.ReadRunJournal(dir, info, plan)
 	if err != nil {
 		return info, plan, nil, nil, fmt.Errorf("run folder %s: %w", dir, err)
 	}
-	return info, plan, recs, damage, nil
+	return info, plan, jr.Records, jr.Damage, nil
 }
 
-// readShard reads a run folder for merge and diff. A damaged journal line
-// is an error: merging would silently drop a result.
+// readShard reads a run folder for merge and diff.
 func readShard(dir string) (*shard, error) {
 	info, plan, recs, damage, err := readRunFiles(dir)
 	if err != nil {
 		return nil, err
 	}
-	if len(damage) > 0 {
-		return nil, fmt.Errorf("%s line %d: damaged journal line (%s)", filepath.Join(dir, lab.JournalFile), damage[0].Line, damage[0].Err)
-	}
-	return &shard{Dir: dir, Info: info, Plan: plan, Records: recs}, nil
+	return &shard{Dir: dir, Info: info, Plan: plan, Records: recs, Damage: damage}, nil
 }
 
 // MergeResult says what a merge joined and what it found wrong.
@@ -70,6 +61,9 @@ type MergeResult struct {
 	Overlapping []string
 	// Missing are attempts of the plan with no final record in any shard.
 	Missing []string
+	// Excluded are the shards' journal lines that were not merged
+	// (`RUN/results.jsonl:LINE: why`), as resume and report exclude them.
+	Excluded []string
 }
 
 // Merge joins the run folders of the shards of one plan into a new run
@@ -110,6 +104,8 @@ func Merge(dirs []string, out string) (*MergeResult, error) {
 	info.ID = lab.NewRunID(time.Now())
 	info.Shard = ""
 	info.MergedFrom = nil
+	info.Format = lab.JournalFormat // the merged journal is written by this sxlab
+	info.Resumed, info.Repairs = nil, nil
 	plan := lab.PlanInfo{Digest: first.Plan.Digest, Cells: first.Plan.Cells, Total: first.Plan.Total}
 
 	owner := map[string]int{} // attempt key → index of the shard whose records are kept
@@ -118,6 +114,9 @@ func Merge(dirs []string, out string) (*MergeResult, error) {
 	hosts := map[string]bool{}
 	info.Hosts = nil
 	for i, s := range shards {
+		for _, d := range s.Damage {
+			res.Excluded = append(res.Excluded, filepath.Join(s.Dir, d.String()))
+		}
 		res.Shards = append(res.Shards, s.Info.ID)
 		info.MergedFrom = append(info.MergedFrom, s.Info.ID)
 		if s.Info.Started.Before(info.Started) {
@@ -159,10 +158,17 @@ func Merge(dirs []string, out string) (*MergeResult, error) {
 	sort.Strings(res.Overlapping)
 	res.Missing = missingAttempts(plan, records)
 
+	copied := map[string]bool{}
 	for i, s := range shards {
 		for _, r := range records {
-			if owner[r.AttemptKey()] != i || r.Dir == "" {
+			if owner[r.AttemptKey()] != i || r.Dir == "" || copied[r.Dir] {
 				continue
+			}
+			// A journal of an sxlab before one folder per try can name
+			// a folder twice (an interrupted try and its resumption).
+			copied[r.Dir] = true
+			if _, err := os.Lstat(filepath.Join(s.Dir, r.Dir)); errors.Is(err, fs.ErrNotExist) {
+				continue // a try that could not even make its folder has none
 			}
 			if err := copyTree(filepath.Join(s.Dir, r.Dir), filepath.Join(out, r.Dir)); err != nil {
 				return nil, fmt.Errorf("merge: copy %s from %s: %w", r.Dir, s.Dir, err)

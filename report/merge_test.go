@@ -142,13 +142,20 @@ func TestMergeNeverOverwrites(t *testing.T) {
 	assert.Equal(t, "precious\n", string(b))
 }
 
-func TestMergeRefusesADamagedJournal(t *testing.T) {
+func TestMergeExcludesADamagedLineByNumber(t *testing.T) {
 	s1 := fakeShard(t, "p1", 1, 1, attempts("c1-r1"), failCell2)
 	f, err := os.OpenFile(filepath.Join(s1, lab.JournalFile), os.O_APPEND|os.O_WRONLY, 0)
 	require.NoError(t, err)
 	_, _ = f.WriteString("{not json\n")
 	require.NoError(t, f.Close())
-	_, err = Merge([]string{s1}, filepath.Join(t.TempDir(), "m"))
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), "results.jsonl line 2")
+	out := filepath.Join(t.TempDir(), "m")
+	res, err := Merge([]string{s1}, out)
+	require.NoError(t, err, "a damaged line is excluded, as resume and report exclude it, not a reason to merge nothing")
+	require.Len(t, res.Excluded, 1)
+	assert.Contains(t, res.Excluded[0], "results.jsonl:2: ")
+	assert.Empty(t, res.Missing)
+	run, err := Load(out)
+	require.NoError(t, err)
+	assert.Empty(t, run.Damage, "the merged journal holds good lines only")
+	assert.Equal(t, 1, run.Verdicts[lab.Pass])
 }

@@ -14,9 +14,12 @@ func newDoctorCmd() *cobra.Command {
 		Short: "Check that this machine can run the configured hosts, and say how to fix what it cannot",
 		Long: `Check, for each configured host, what its provider needs of this machine:
 the OS and architecture, the macOS version (saved state needs 14), the
-virtualization entitlement of this binary, the login keychain, Local
-Network access to guests, free disk under the store and runs_dir, running
-VMs against the limit of two, tart on PATH, and bootpd's lease time.
+virtualization entitlement of this binary, the login keychain and a
+graphical login (guests of macOS 15.2+ need one of them), Local Network
+access to guests, free disk under the store and runs_dir, running VMs
+against the limit of two, a VM slot the framework leaked (a refusal
+recorded since the last boot: reboot), tart on PATH, and bootpd's lease
+time.
 
 Exits 0 when the configured providers can run here (warnings allowed),
 1 when a check failed.`,

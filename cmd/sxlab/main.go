@@ -83,7 +83,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newVersionCmd(), newConfigCmd(), newPlanCmd(), newRunCmd(), newParseCmd(), newSimCmd(),
-		newReportCmd(), newMergeCmd(), newDiffCmd(), newFeedbackCmd(), newDoctorCmd(), newImageCmd(), newVZWorkerCmd())
+		newReportCmd(), newMergeCmd(), newDiffCmd(), newJournalCmd(), newFeedbackCmd(), newDoctorCmd(), newImageCmd(), newVZWorkerCmd(),
+		newPreflightCmd())
 	return root
 }
 

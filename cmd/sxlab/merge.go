@@ -17,7 +17,10 @@ func newMergeCmd() *cobra.Command {
 		Short: "Join the run folders of the shards of one plan into one run",
 		Long: `Join the run folders of the shards of one plan (sxlab run --shard i/n)
 into one run folder: journal, attempt folders, run.json and plan.json.
-Shards of different plans are refused. Attempts run by more than one shard
+Shards of different plans are refused. Journal lines that resume and
+report leave out (torn, edited, unknown verdict, outside the plan: see
+sxlab journal check) are left out here too, each named by its line.
+Journals of sxlab before checksums are read as before. Attempts run by more than one shard
 keep the first shard's result; attempts no shard finished are listed, and
 the exit code is then 2.`,
 		Args: cobra.MinimumNArgs(1),
@@ -32,6 +35,9 @@ the exit code is then 2.`,
 			return &exitError{code: exitUsage, err: err}
 		}
 		w := c.OutOrStdout()
+		for _, e := range res.Excluded {
+			fmt.Fprintf(c.ErrOrStderr(), "sxlab: merge: %s; left out (see sxlab journal check)\n", e)
+		}
 		fmt.Fprintf(w, "merged %d run(s) into %s\n", len(res.Shards), res.Dir)
 		if err := report.Write(res.Dir); err != nil {
 			return &exitError{code: exitIncomplete, err: fmt.Errorf("merge: reports: %w", err)}
@@ -67,6 +73,9 @@ nightly job's gate.`,
 		d, err := report.Diff(args[0], args[1])
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
+		}
+		for _, e := range d.Excluded {
+			fmt.Fprintf(c.ErrOrStderr(), "sxlab: diff: %s; left out (see sxlab journal check)\n", e)
 		}
 		if asJSON {
 			enc := plainjson.NewEncoder(c.OutOrStdout())

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -191,7 +192,10 @@ func finishedLine(r lab.Record, done, total int) string {
 	if r.Reason != "" {
 		line += " (" + oneLine(r.Reason) + ")"
 	}
-	if !r.Final {
+	switch {
+	case r.Interrupted:
+		line += fmt.Sprintf(" — try %d cut short by the interrupt; a resume runs it again", r.Try)
+	case !r.Final:
 		line += fmt.Sprintf(" — try %d, will retry", r.Try)
 	}
 	return line
@@ -234,12 +238,20 @@ type ttyProgress struct {
 	tick  time.Duration // period of the background redraw; 0: none (tests)
 	start time.Time
 
-	busy     map[lab.Slot]activity
-	known    bool // a record arrived, so done and total are known
-	done     int
-	total    int
-	base     int // records that were final before this run (resume)
-	lastDone time.Time
+	busy  map[lab.Slot]activity
+	known bool // a record arrived, so done and total are known
+	done  int
+	total int
+	base  int // records that were final before this run (resume)
+
+	// The ETA's basis: how long this run's tries took, and how many each
+	// slot finished. There is an ETA once every slot that ran something
+	// has finished a try: before, the first tries' pace (boots, cold
+	// caches) says little, and a slot that has not finished one yet says
+	// nothing about its own.
+	tries    int
+	busyTime time.Duration
+	finished map[lab.Slot]int
 
 	shown    int // lines of the frame on screen; the cursor ends its last line
 	active   bool
@@ -255,12 +267,19 @@ type activity struct {
 	attempt matrices.Attempt
 	phase   string
 	since   time.Time
-	// bytes of size moved by the phase's download; size 0: none.
+	// began is when the try started on the slot (its first phase).
+	began time.Time
+	// bytes of size moved by the attempt's download; size 0: none. They
+	// stay on the line after the download's phase, so that a download
+	// quicker than a frame is still seen.
 	bytes, size int64
+	// downloading: the download belongs to the current phase.
+	downloading bool
 }
 
 func newTTYProgress(w io.Writer, size func() (int, int), now func() time.Time, every, tick time.Duration) *ttyProgress {
-	return &ttyProgress{w: w, size: size, now: now, every: every, tick: tick, start: now(), busy: map[lab.Slot]activity{}}
+	return &ttyProgress{w: w, size: size, now: now, every: every, tick: tick, start: now(),
+		busy: map[lab.Slot]activity{}, finished: map[lab.Slot]int{}}
 }
 
 func (p *ttyProgress) Phase(slot lab.Slot, a matrices.Attempt, phase string) {
@@ -277,9 +296,15 @@ func (p *ttyProgress) Phase(slot lab.Slot, a matrices.Attempt, phase string) {
 			delete(p.busy, s)
 		}
 	}
-	act := p.busy[slot]
-	if act.attempt.ID() != a.ID() || act.phase != phase {
-		act = activity{attempt: a, phase: phase, since: p.now()}
+	if _, ok := p.finished[slot]; !ok {
+		p.finished[slot] = 0 // a slot in use, with nothing finished yet
+	}
+	act, ok := p.busy[slot]
+	switch {
+	case !ok || act.attempt.ID() != a.ID():
+		act = activity{attempt: a, phase: phase, since: p.now(), began: p.now()}
+	case act.phase != phase:
+		act.phase, act.since, act.downloading = phase, p.now(), false
 	}
 	p.busy[slot] = act
 	p.changed()
@@ -314,11 +339,16 @@ func (p *ttyProgress) Finished(r lab.Record, done, total int) {
 		}
 	}
 	p.done, p.total = done, total
-	if r.Final {
-		p.lastDone = p.now()
-	}
 	for s, act := range p.busy {
 		if act.attempt.ID() == r.AttemptKey() {
+			if act.size > 0 {
+				// The download is over before a person could read it on a
+				// fast machine; the line that stays says it happened.
+				line += fmt.Sprintf("; downloaded %s of %s", artifacts.HumanSize(act.bytes), artifacts.HumanSize(act.size))
+			}
+			p.tries++
+			p.busyTime += p.now().Sub(act.began)
+			p.finished[s]++
 			delete(p.busy, s)
 		}
 	}
@@ -338,8 +368,12 @@ func (p *ttyProgress) Transfer(slot lab.Slot, a matrices.Attempt) guest.Progress
 		if p.closed || !ok || act.attempt.ID() != a.ID() {
 			return
 		}
-		act.bytes, act.size = done, total
+		act.bytes, act.size, act.downloading = done, total, true
 		p.busy[slot] = act
+		if done >= total {
+			p.draw() // the end of a download is drawn even between frames
+			return
+		}
 		p.changed()
 	}
 }
@@ -413,10 +447,15 @@ func (p *ttyProgress) changed() {
 }
 
 // printAbove prints a line that stays, then the frame again below it.
+// A line wider than the terminal is broken between words, not where the
+// terminal would cut it, its continuation indented past the time stamp.
 func (p *ttyProgress) printAbove(line string) {
 	var b strings.Builder
 	p.erase(&b)
-	b.WriteString(line + "\n")
+	width, _ := p.size()
+	for _, l := range wrapWords(line, width-1, strings.Repeat(" ", len(stamp(0))+1)) {
+		b.WriteString(l + "\n")
+	}
 	if p.active {
 		p.frame(&b)
 	}
@@ -448,7 +487,7 @@ func (p *ttyProgress) erase(b *strings.Builder) {
 // a newline after the last so that the cursor stays inside the frame.
 func (p *ttyProgress) frame(b *strings.Builder) {
 	width, height := p.size()
-	lines := append([]string{p.barLine(width)}, p.slotLines(height)...)
+	lines := append([]string{p.barLine(width)}, p.slotLines(width, height)...)
 	for i, l := range lines {
 		if i > 0 {
 			b.WriteString("\n")
@@ -470,10 +509,8 @@ func (p *ttyProgress) barLine(width int) string {
 		return fmt.Sprintf("attempts: none finished yet, %s elapsed", short(elapsed))
 	}
 	desc := short(elapsed) + " elapsed"
-	if ran := p.done - p.base; ran > 0 && p.done < p.total {
-		took := p.lastDone.Sub(p.start)
-		whole := time.Duration(float64(took) * float64(p.total-p.base) / float64(ran))
-		desc += ", ETA " + short(p.start.Add(whole).Sub(now))
+	if eta, ok := p.eta(now); ok && p.done < p.total {
+		desc += ", ETA " + short(eta)
 	}
 	count := fmt.Sprintf("(%d/%d)", p.done, p.total)
 	// " 100% |" + bar + "| " + count + " " + desc + " "
@@ -492,10 +529,31 @@ func (p *ttyProgress) barLine(width int) string {
 	return strings.TrimRight(strings.TrimPrefix(bar.String(), "\r"), " ")
 }
 
+// eta is the time left: the attempts not done, each taking this run's
+// mean try so far, less what the busy slots have already spent on theirs,
+// spread over the slots in use. None until every slot in use has finished
+// a try (see ttyProgress.finished).
+func (p *ttyProgress) eta(now time.Time) (time.Duration, bool) {
+	if p.tries == 0 || len(p.finished) == 0 {
+		return 0, false
+	}
+	for _, n := range p.finished {
+		if n == 0 {
+			return 0, false
+		}
+	}
+	mean := p.busyTime / time.Duration(p.tries)
+	left := time.Duration(p.total-p.done) * mean
+	for _, act := range p.busy {
+		left -= min(now.Sub(act.began), mean)
+	}
+	return max(left/time.Duration(len(p.finished)), 0), true
+}
+
 // slotLines is one line per busy slot, in slot order: slot, phase, time in
 // that phase, then the cell, which is cut first when the line is too long.
 // On a short terminal the lines that do not fit are counted instead.
-func (p *ttyProgress) slotLines(height int) []string {
+func (p *ttyProgress) slotLines(width, height int) []string {
 	slots := make([]lab.Slot, 0, len(p.busy))
 	nameWidth, phaseWidth := 0, len("wait-extension")
 	for s, act := range p.busy {
@@ -517,9 +575,15 @@ func (p *ttyProgress) slotLines(height int) []string {
 	var lines []string
 	for _, s := range slots[:room] {
 		act := p.busy[s]
-		lines = append(lines, fmt.Sprintf("  %s  %s %6s  %s%s r%d",
-			pad(slotName(s), nameWidth), pad(oneLine(act.phase), phaseWidth), short(now.Sub(act.since)),
-			transferBar(act), oneLine(act.attempt.Cell.Label), act.attempt.Repeat))
+		head := fmt.Sprintf("  %s  %s %6s  r%d  %s", pad(slotName(s), nameWidth), pad(oneLine(act.phase), phaseWidth),
+			short(now.Sub(act.since)), act.attempt.Repeat, transferBar(act))
+		label := oneLine(act.attempt.Cell.Label)
+		// When the axis names do not fit, their values alone still tell
+		// the cells apart (approval=pending becomes pending).
+		if width > 0 && uniseg.StringWidth(head+label) > width-1 {
+			label = valuesOnly(label)
+		}
+		lines = append(lines, head+label)
 	}
 	if left := len(slots) - room; left > 0 {
 		lines = append(lines, fmt.Sprintf("  … and %d more busy slot(s)", left))
@@ -527,10 +591,26 @@ func (p *ttyProgress) slotLines(height int) []string {
 	return lines
 }
 
-// transferBar is a small byte bar for a slot downloading, else "".
+// valuesOnly drops the axis names of a label: "vpn=running path=2->3"
+// is "running 2->3".
+func valuesOnly(label string) string {
+	words := strings.Fields(label)
+	for i, w := range words {
+		if _, v, ok := strings.Cut(w, "="); ok {
+			words[i] = v
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// transferBar is a small byte bar for a slot downloading, what it
+// downloaded once the download's phase is over, else "".
 func transferBar(act activity) string {
 	if act.size <= 0 {
 		return ""
+	}
+	if !act.downloading {
+		return "↓" + artifacts.HumanSize(act.bytes) + "  "
 	}
 	bar := progressbar.NewOptions64(act.size,
 		progressbar.OptionSetWriter(io.Discard),
@@ -595,3 +675,51 @@ func (p *ttyProgress) write(s string) {
 	// the journal and the summary carry the results.
 	_, _ = io.WriteString(p.w, s)
 }
+
+// wrapWords breaks s into lines of at most width columns between words,
+// keeping the spaces between words that stay on one line (columns line
+// up); lines after the first start with indent. A word longer than a
+// line is cut where it must be.
+func wrapWords(s string, width int, indent string) []string {
+	if width <= 0 || uniseg.StringWidth(s) <= width {
+		return []string{s}
+	}
+	indentW := uniseg.StringWidth(indent)
+	var lines []string
+	cur, curW, empty := "", 0, true
+	for _, tok := range wordRE.FindAllString(s, -1) {
+		word := strings.TrimLeft(tok, " ")
+		sep := tok[:len(tok)-len(word)]
+		if empty && len(lines) == 0 {
+			cur, curW, sep = sep, len(sep), "" // the line's own indent stays
+		}
+		ww := uniseg.StringWidth(word)
+		if !empty && curW+len(sep)+ww > width {
+			lines = append(lines, cur)
+			cur, curW, empty, sep = indent, indentW, true, ""
+		}
+		for curW+len(sep)+ww > width && width > curW+len(sep) { // wider than a line
+			room := width - curW - len(sep)
+			g := uniseg.NewGraphemes(word)
+			head, used := "", 0
+			for g.Next() && used+g.Width() <= room {
+				head += g.Str()
+				used += g.Width()
+			}
+			lines = append(lines, cur+sep+head)
+			word = word[len(head):]
+			ww = uniseg.StringWidth(word)
+			cur, curW, empty, sep = indent, indentW, true, ""
+		}
+		cur += sep + word
+		curW += len(sep) + ww
+		empty = false
+	}
+	if !empty {
+		lines = append(lines, cur)
+	}
+	return lines
+}
+
+// wordRE is a word with the spaces before it.
+var wordRE = regexp.MustCompile(` *[^ ]+`)

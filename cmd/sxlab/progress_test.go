@@ -211,21 +211,30 @@ func TestTTYShowsWhatEachBusySlotDoes(t *testing.T) {
 	lines := replay(t, out.String()).text()
 	require.Len(t, lines, 3, "the bar and two busy slots: %q", lines)
 	assert.Contains(t, lines[0], "none finished yet, 1m10s elapsed")
-	assert.Regexp(t, `^  mac#1  clone +1m10s  vpn=running path=2->3 r1$`, lines[1])
-	assert.Regexp(t, `^  mac#2  upgrade +1m04s  vpn=stopped path=2->3 r2$`, lines[2])
+	assert.Regexp(t, `^  mac#1  clone +1m10s  r1  vpn=running path=2->3$`, lines[1])
+	assert.Regexp(t, `^  mac#2  upgrade +1m04s  r2  vpn=stopped path=2->3$`, lines[2])
 
 	clk.advance(10 * time.Second)
 	p.Finished(recordOf(running, lab.Pass, ""), 1, 4)
 	lines = replay(t, out.String()).text()
 	require.Len(t, lines, 2, "a pass is not printed and its slot is idle: %q", lines)
-	assert.Regexp(t, `^  25% \|█+ +\| \(1/4\) 1m20s elapsed, ETA 4m00s$`, lines[0])
+	assert.Regexp(t, `^  25% \|█+ +\| \(1/4\) 1m20s elapsed$`, lines[0], "no ETA while mac#2 has finished nothing")
 	assert.Contains(t, lines[1], "mac#2  upgrade")
 
-	clk.advance(time.Minute)
-	p.Phase(mac2, stopped, "probe")
+	third := attemptOf("vpn=off path=2->3", 1)
+	p.Phase(mac1, third, "clone")
+	clk.advance(10 * time.Second)
+	p.Finished(recordOf(stopped, lab.Pass, ""), 2, 4) // mac#2's try: 85 s
 	lines = replay(t, out.String()).text()
-	assert.Contains(t, lines[0], "2m20s elapsed, ETA 3m00s", "the ETA counts down between records")
-	assert.Regexp(t, `^  mac#2  probe +0s  vpn=stopped`, lines[1])
+	// Tries of 80 s and 85 s: 2 attempts left at 82.5 s, less mac#1's 10 s
+	// on the third, over 2 slots.
+	assert.Regexp(t, `\(2/4\) 1m30s elapsed, ETA 1m18s$`, lines[0])
+
+	clk.advance(30 * time.Second)
+	p.Phase(mac1, third, "probe")
+	lines = replay(t, out.String()).text()
+	assert.Contains(t, lines[0], "2m00s elapsed, ETA 1m03s", "the ETA counts down between records")
+	assert.Regexp(t, `^  mac#1  probe +0s  r1  vpn=off`, lines[1])
 	p.Close()
 }
 
@@ -289,7 +298,7 @@ func TestTTYLinesFitTheTerminal(t *testing.T) {
 	}
 	require.Len(t, lines, 5, "a 6-line terminal keeps a line free: %q", lines)
 	assert.Contains(t, lines[0], "(1/100)")
-	assert.True(t, strings.HasPrefix(lines[1], "  studio#1  wait-extension     0s  macos="), lines[1])
+	assert.True(t, strings.HasPrefix(lines[1], "  studio#1  wait-extension     0s  r3  macos-15."), "the repeat first, then the values without their axis names: %s", lines[1])
 	assert.True(t, strings.HasSuffix(lines[1], "…"), lines[1])
 	assert.Equal(t, "  … and 3 more busy slot(s)", lines[4])
 }
@@ -420,7 +429,9 @@ func TestTTYShowsTheBarFromTheStartAndRetriesAsTheyHappen(t *testing.T) {
 	clk.advance(3 * time.Second)
 	p.Finished(recordOf(a, lab.Pass, ""), 2, 4)
 	lines = replay(t, out.String()).text()
-	assert.Regexp(t, `\(2/4\) 6s elapsed, ETA 12s$`, lines[len(lines)-1], "the ETA counts only this run's attempts")
+	// The resumed attempt does not count; the one try of this run took 3 s,
+	// and 2 attempts are left for the one slot.
+	assert.Regexp(t, `\(2/4\) 6s elapsed, ETA 6s$`, lines[len(lines)-1], "the ETA counts only this run's tries")
 	p.Close()
 }
 
@@ -435,20 +446,80 @@ func TestTransferShowsBytesOnTheSlotLine(t *testing.T) {
 	assert.Contains(t, line, "collect sysdiagnose")
 	assert.Contains(t, line, "25% |", "a bar")
 	assert.Contains(t, line, "300.0 MiB/1.2 GiB", "bytes moved so far")
-	assert.Contains(t, line, "vpn=running r1")
+	assert.Contains(t, line, "r1  ")
+	assert.Contains(t, line, "vpn=running")
 
+	tr(1200<<20, 1200<<20)
 	p.Phase(mac1, a, "collect state")
 	line = lineWith(replay(t, out.String()).text(), "mac#1")
-	assert.NotContains(t, line, "MiB", "the next phase has no download")
+	assert.Contains(t, line, "collect state")
+	assert.Contains(t, line, "↓1.2 GiB", "what was downloaded stays on the line after the download's phase")
+	assert.NotContains(t, line, "|", "no bar once it is done")
+
+	b := attemptOf("vpn=stopped", 1)
+	p.Phase(mac1, b, "clone")
+	assert.NotContains(t, lineWith(replay(t, out.String()).text(), "mac#1"), "GiB", "the next attempt starts without")
 	p.Close()
 
-	var b bytes.Buffer
+	var pb bytes.Buffer
 	c := &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
-	plain := newPlainProgress(&b, c.now)
+	plain := newPlainProgress(&pb, c.now)
 	tr = plain.Transfer(mac1, a)
 	for done := int64(0); done <= 100; done += 5 {
 		tr(done<<20, 100<<20)
 	}
-	assert.Equal(t, 5, strings.Count(b.String(), "download "), "a line at each quarter and at the end:\n%s", b.String())
-	assert.Contains(t, b.String(), "download 100.0 MiB of 100.0 MiB")
+	assert.Equal(t, 5, strings.Count(pb.String(), "download "), "a line at each quarter and at the end:\n%s", pb.String())
+	assert.Contains(t, pb.String(), "download 100.0 MiB of 100.0 MiB")
+}
+
+// TestTransferQuickerThanAFrameIsStillSeen is the demo's sysdiagnose: a
+// few KiB, downloaded between two frames, then the next phase at once.
+func TestTransferQuickerThanAFrameIsStillSeen(t *testing.T) {
+	var b bytes.Buffer
+	clk := &clock{t: time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)}
+	p := newTTYProgress(&b, func() (int, int) { return 120, 0 }, clk.now, ttyRedrawEvery, 0)
+	a := attemptOf("vpn=running", 1)
+	p.Phase(mac1, a, "collect sysdiagnose") // drawn
+	tr := p.Transfer(mac1, a)
+	tr(2048, 5018)
+	tr(5018, 5018)
+	p.Phase(mac1, a, "collect state") // within the same 100 ms: not drawn
+	clk.advance(ttyRedrawEvery)
+	p.Phase(mac1, a, "collect logs")
+	assert.Contains(t, b.String(), "4.9 KiB/4.9 KiB", "the download's end was drawn")
+	assert.Contains(t, lineWith(replay(t, b.String()).text(), "mac#1"), "↓4.9 KiB", "and stays on the line")
+	p.Finished(recordOf(a, lab.Fail, "probe xpc: no reply"), 1, 2)
+	assert.Contains(t, replay(t, b.String()).text()[0], "(probe xpc: no reply); downloaded 4.9 KiB of 4.9 KiB",
+		"the failure's line, which stays, says the download happened")
+	p.Close()
+}
+
+func TestTTYFailureLinesBreakBetweenWords(t *testing.T) {
+	p, out, clk := testTTY(60, 0)
+	a := attemptOf("macos=macos-15.3 path=2->3 vpn=running", 1)
+	p.Phase(mac1, a, "probe")
+	clk.advance(2 * time.Second)
+	p.Finished(recordOf(a, lab.Fail, "probe mach-endpoint: job NetworkExtension.com.example.vpn.tunnel.3.0.300 has no endpoints block"), 1, 3)
+	lines := replay(t, out.String()).text()
+	require.GreaterOrEqual(t, len(lines), 3)
+	var text []string
+	for _, l := range lines[:len(lines)-1] {
+		assert.Less(t, uniseg.StringWidth(l), 60, "%q would wrap", l)
+		text = append(text, strings.TrimSpace(l))
+	}
+	assert.True(t, strings.HasPrefix(lines[1], "        "), "the continuation is indented past the time stamp: %q", lines[1])
+	joined := strings.Join(text, " ")
+	assert.Contains(t, joined, "has no endpoints block)", "no word is cut")
+	assert.Contains(t, joined, "job NetworkExtension.com.example.vpn.tunnel.3.0.300 has")
+}
+
+func TestTTYSlotLinesAt80ColumnsKeepTheRepeatAndEveryValue(t *testing.T) {
+	p, out, _ := testTTY(80, 0)
+	a := attemptOf("macos=macos-15.3 path=1->3 vpn=running approval=approved", 3)
+	p.Phase(mac1, a, "collect sysdiagnose")
+	line := lineWith(replay(t, out.String()).text(), "mac#1")
+	assert.Less(t, uniseg.StringWidth(line), 80)
+	assert.Contains(t, line, "r3")
+	assert.Contains(t, line, "macos-15.3 1->3 running approved", "every value, the names dropped to fit")
+	p.Close()
 }

@@ -15,7 +15,7 @@ import (
 func newReportCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "report RUN_DIR",
-		Short: "Rebuild report.html, junit.xml and summary.md of a run folder from its journal",
+		Short: "Rebuild report.html, the cell pages, junit.xml and summary.md of a run folder from its journal",
 		Long: "Rebuilds the reports of a run folder from results.jsonl and what the attempts left in their\n" +
 			"folders. Nothing is re-run. The files are replaced atomically.",
 		Args: cobra.ExactArgs(1),
@@ -29,6 +29,13 @@ func newReportCmd() *cobra.Command {
 			}
 			if err := report.Write(dir); err != nil {
 				return &exitError{code: exitUsage, err: err}
+			}
+			excluded, err := report.Excluded(dir)
+			if err != nil {
+				return &exitError{code: exitUsage, err: err}
+			}
+			for _, d := range excluded {
+				fmt.Fprintf(c.ErrOrStderr(), "sxlab: report: %s; left out (see sxlab journal check)\n", filepath.Join(dir, d.String()))
 			}
 			for _, f := range []string{report.HTMLFile, report.JUnitFile, report.SummaryFile} {
 				fmt.Fprintln(c.OutOrStdout(), filepath.Join(dir, f))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +28,18 @@ import (
 	"github.com/sxlab/sxlab/vm/vz"
 )
 
+// simMachinesDir is where simulated Macs keep their folders: one folder
+// of sxlab's under $TMPDIR (per user, as /tmp may be shared), never bare
+// $TMPDIR. Every run reaps there at its start the folders of runs that
+// died (sim.Provider.Reap goes by their locks); a live run's stay.
+func simMachinesDir() string {
+	name := "sxlab-machines"
+	if uid := os.Getuid(); uid >= 0 {
+		name += "-" + strconv.Itoa(uid)
+	}
+	return filepath.Join(os.TempDir(), name)
+}
+
 // newProvider maps a host's provider name to its implementation. Only
 // providers that work are here; the others say so plainly.
 func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
@@ -35,7 +49,7 @@ func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 		if h.Sim != nil && h.Sim.TimeScale != nil {
 			scale = *h.Sim.TimeScale
 		}
-		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed}), nil
+		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: simMachinesDir()}), nil
 	case lab.ProviderVZ:
 		store := ""
 		if h.VZ != nil {
@@ -121,6 +135,8 @@ func newRunCmd() *cobra.Command {
 		progress string
 		asJSON   bool
 		keep     bool
+		restore  bool
+		noCheck  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -132,6 +148,8 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&resume, "resume", "", "run folder of an interrupted run: run only its attempts without a verdict")
 	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | tty (a bar and a line per busy slot, redrawn in place) | plain (a line per step) | none; auto: tty when stderr is a terminal, CI is unset and TERM is not dumb, else plain")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
+	cmd.Flags().BoolVar(&restore, "require-restore", false, "make an attempt whose machine should have restored a saved state but booted cold an error (vz)")
+	cmd.Flags().BoolVar(&noCheck, "skip-image-check", false, "do not boot each image for its golden checks before the first attempt (see sxlab image check)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the machine of the first failing attempt running after the run, print how to ssh into it, and delete it on Ctrl-C")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		prog, err := newProgress(progress, c.ErrOrStderr(), os.LookupEnv)
@@ -147,35 +165,54 @@ func newRunCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		// The first interrupt cancels the run (cleanups still run); a
-		// second one exits at once.
+		// The first interrupt stops the run in order (cleanups still run,
+		// then the journal, reports and summary); only one after
+		// stopGrace exits at once (see stopper).
 		ctx, cancel := context.WithCancel(c.Context())
 		defer cancel()
-		sigs := make(chan os.Signal, 2)
+		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sigs)
-		go func() {
-			select {
-			case <-sigs:
-			case <-ctx.Done():
-				return
-			}
-			prog.Log("sxlab: interrupted: stopping, cleaning up (interrupt again to exit at once)")
-			cancel()
-			select {
-			case <-sigs:
-				os.Exit(exitIncomplete)
-			case <-time.After(10 * time.Minute):
-			}
-		}()
+		done := make(chan struct{})
+		defer close(done)
+		go stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
 
-		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep,
-			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv}
+		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
+		var created string
+		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep, RequireRestore: restore,
+			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
+			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
+		opts.CheckImages = !noCheck // golden checks per image first; a FAILURE exits 3 (lab.ErrImageUnfit)
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
+		// Preflight first (a second at most): recorded in run.json, never
+		// a reason not to run, since the lab is what tests the upgrade.
+		if rep, perr := preflight(l, pf.only); perr == nil {
+			opts.Preflight = &rep
+			prog.Log("sxlab: " + preflightLine(rep))
+		}
+		// Before the first attempt, so no progress display is drawn yet.
+		opts.Warn = func(w string) { fmt.Fprintln(c.ErrOrStderr(), "sxlab: journal: "+w) }
 		res, err := lab.Run(ctx, opts)
 		prog.Close() // before the summary, which must start on a clean line
 		if res == nil {
+			// Nothing ran, so nothing is lost: a folder made for the run
+			// would only be an empty run for report and diff to trip on.
+			if created != "" {
+				if rerr := os.RemoveAll(created); rerr != nil {
+					fmt.Fprintf(c.ErrOrStderr(), "sxlab: remove the unused run folder: %v\n", rerr)
+				}
+			}
+			if ctx.Err() != nil {
+				// Interrupted while setting up: nothing is wrong with the
+				// configuration, the run just did not happen.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("interrupted before the first attempt: %w", err)}
+			}
+			if errors.Is(err, syscall.ENOSPC) {
+				// Not the configuration's fault: the same run succeeds
+				// once there is room, like any attempt left undone.
+				return &exitError{code: exitIncomplete, err: fmt.Errorf("%w (the disk under lab.runs_dir %s is full; free space and run again)", err, l.Config.Lab.RunsDir)}
+			}
 			return &exitError{code: exitUsage, err: err}
 		}
 		s := summarise(res)
@@ -199,6 +236,20 @@ func newRunCmd() *cobra.Command {
 		return nil
 	}
 	return cmd
+}
+
+// reapBareTempDir removes the simulated Macs that dead processes left in
+// bare $TMPDIR, where earlier versions of sxlab run (and sim serve) kept
+// them. A live machine's folder is locked, so it stays.
+func reapBareTempDir(ctx context.Context, hosts []lab.Host, log func(string)) {
+	for _, h := range hosts {
+		if h.Provider == lab.ProviderSim {
+			if err := sim.NewProvider(sim.Options{BaseDir: os.TempDir()}).Reap(ctx); err != nil {
+				log("sxlab: warning: " + err.Error())
+			}
+			return
+		}
+	}
 }
 
 func verdictWord(code int) string {
@@ -227,7 +278,7 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 		dir := absPath(res.Dir)
 		fmt.Fprintf(stdout, "\nkept: the %s of %s r%d is still running (evidence: %s)\n", kind, k.Label, k.Repeat, filepath.Join(dir, k.Dir))
 		fmt.Fprintf(stdout, "  ssh -p %s -o UserKnownHostsFile=%s -o HostKeyAlias=%s %s@%s\n",
-			port, guest.Quote(filepath.Join(dir, "known_hosts")), k.Machine.Name(), k.Endpoint.User, host)
+			port, guest.Quote(filepath.Join(dir, "known_hosts")), cmp.Or(k.Alias, k.Machine.Name()), k.Endpoint.User, host)
 		switch {
 		case k.Endpoint.KeyFile != "":
 			fmt.Fprintf(stdout, "  key: %s\n", absPath(k.Endpoint.KeyFile))

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/sxlab/sxlab/internal/plainjson"
+	"golang.org/x/term"
+
 	"github.com/sxlab/sxlab/lab"
 )
 
@@ -24,7 +26,9 @@ type runSummary struct {
 	// Findings names, per failing or flaky cell id, the triage findings of
 	// its failing attempts with their counts ("endpoint-lost ×3").
 	Findings map[string]string `json:"findings,omitempty"`
-	ExitCode int               `json:"exit_code"`
+	// Quarantined names the hosts the run took out (they need a reboot).
+	Quarantined []lab.QuarantinedHost `json:"quarantined,omitempty"`
+	ExitCode    int                   `json:"exit_code"`
 	// SimulatedBy says where the simulated Macs were: "provider sim", or
 	// "ssh host mini" for an ssh host pointed at `sxlab sim serve`.
 	SimulatedBy []string `json:"simulated_by,omitempty"`
@@ -33,7 +37,7 @@ type runSummary struct {
 func summarise(res *lab.RunResult) runSummary {
 	s := runSummary{Run: res.Info.ID, Dir: res.Dir, Providers: res.Info.Providers, Simulated: res.Info.Simulated,
 		Attempts: len(res.Records) + res.Remaining, Remaining: res.Remaining,
-		Verdicts: map[string]int{"pass": 0, "fail": 0, "error": 0}, Cells: res.Cells}
+		Verdicts: map[string]int{"pass": 0, "fail": 0, "error": 0}, Cells: res.Cells, Quarantined: res.Info.Quarantined}
 	counts := map[string]map[string]int{}
 	for _, r := range res.Records {
 		s.Verdicts[string(r.Verdict)]++
@@ -164,12 +168,45 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 		if c.Errors > 0 {
 			fmt.Fprintf(&b, ", %d error(s)", c.Errors)
 		}
+		if c.Missing > 0 {
+			fmt.Fprintf(&b, ", %d without a verdict", c.Missing)
+		}
 		if f := s.Findings[c.Cell]; f != "" {
 			fmt.Fprintf(&b, "; finding: %s", f)
 		}
 		b.WriteString("\n")
 	}
+	for _, q := range s.Quarantined {
+		fmt.Fprintf(&b, "QUARANTINED host %s: %s (its attempts ran elsewhere; none counts against the product)\n", q.Host, q.Reason)
+	}
 	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, wrapForTerminal(w, b.String()))
 	return err
+}
+
+// wrapForTerminal breaks the lines of text between words to the width of
+// the terminal w is, if it is one, so that the terminal does not cut them
+// mid-word; continuations line up under the cell's label.
+func wrapForTerminal(w io.Writer, text string) string {
+	fd, ok := terminalFd(w)
+	if !ok {
+		return text
+	}
+	width, _, err := term.GetSize(fd)
+	if err != nil || width <= 0 {
+		return text
+	}
+	return wrapText(text, width)
+}
+
+func wrapText(text string, width int) string {
+	var b strings.Builder
+	for _, line := range strings.SplitAfter(text, "\n") {
+		body := strings.TrimSuffix(line, "\n")
+		b.WriteString(strings.Join(wrapWords(body, width-1, "             "), "\n"))
+		if strings.HasSuffix(line, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	return b.String()
 }

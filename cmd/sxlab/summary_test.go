@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -75,4 +76,51 @@ func TestSummaryNamesASimulatedSSHHostConsistently(t *testing.T) {
 	require.NoError(t, writeSummary(&b, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Pass}}, 0)), false))
 	assert.Contains(t, b.String(), "run x: 1 attempt(s) on sim\n")
 	assert.Contains(t, b.String(), "(provider sim)")
+}
+
+func TestSummaryNamesAQuarantinedHost(t *testing.T) {
+	res := resultOf(map[string][]lab.Verdict{"a": {lab.Pass, lab.Pass}}, 0)
+	res.Info.Quarantined = []lab.QuarantinedHost{{Host: "mini-2", Reason: "the host leaked a VM slot; reboot it"}}
+	s := summarise(res)
+	assert.Equal(t, 0, s.ExitCode, "the other host finished the plan")
+	var text bytes.Buffer
+	require.NoError(t, writeSummary(&text, s, false))
+	assert.Contains(t, text.String(), "QUARANTINED host mini-2: the host leaked a VM slot; reboot it")
+	var js bytes.Buffer
+	require.NoError(t, writeSummary(&js, s, true))
+	var back runSummary
+	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
+	assert.Equal(t, res.Info.Quarantined, back.Quarantined)
+}
+
+func TestSummaryLinesBreakBetweenWordsAtTheTerminalWidth(t *testing.T) {
+	line := "  FAIL       macos=macos-15.3 path=1->3 vpn=running approval=approved  3/3 failed (95%: 44%–100%); finding: endpoint-lost ×3\n"
+	out := wrapText("cells: 8 pass, 4 fail\n"+line, 120)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	require.Len(t, lines, 3, "%q", out)
+	assert.Equal(t, "cells: 8 pass, 4 fail", lines[0])
+	assert.True(t, strings.HasSuffix(lines[1], "finding:"), "broken before a word: %q", lines[1])
+	assert.Equal(t, "             endpoint-lost ×3", lines[2], "the finding whole, under the label")
+	assert.Equal(t, strings.Join(strings.Fields(line), " "), strings.Join(strings.Fields(out[len(lines[0])+1:]), " "), "nothing lost")
+}
+
+// An interrupted run's summary counts its unfinished cells as incomplete,
+// not as the pass or fail their first attempts showed.
+func TestSummaryOfAnInterruptedRun(t *testing.T) {
+	res := resultOf(map[string][]lab.Verdict{"vpn=running": {lab.Fail}, "vpn=stopped": {lab.Pass, lab.Pass, lab.Pass}}, 2)
+	var attempts []lab.PlanAttempt
+	var cells []lab.PlanCell
+	for _, c := range []string{"vpn=running", "vpn=stopped"} {
+		cells = append(cells, lab.PlanCell{ID: c, Label: c})
+		for r := 1; r <= 3; r++ {
+			attempts = append(attempts, lab.PlanAttempt{Cell: c, Repeat: r})
+		}
+	}
+	res.Cells = lab.SummarisePlan(res.Records, cells, attempts)
+	var b bytes.Buffer
+	require.NoError(t, writeSummary(&b, summarise(res), false))
+	out := b.String()
+	assert.Contains(t, out, "cells: 1 pass, 0 fail, 0 flaky, 1 incomplete")
+	assert.Contains(t, out, "INCOMPLETE vpn=running  1/1 failed (95%: 21%–100%), 2 without a verdict")
+	assert.Contains(t, out, "2 without a verdict (resume with: sxlab run --resume runs/x)")
 }

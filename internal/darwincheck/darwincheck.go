@@ -67,6 +67,18 @@ func (p Problem) String() string {
 // a broken go.mod, patterns that match no package of the module, a cancelled
 // ctx), never for problems in the checked code.
 func Check(ctx context.Context, dir string, patterns ...string) ([]Problem, error) {
+	return checkFor(ctx, dir, true, patterns)
+}
+
+// CheckPureGo is Check for code built with CGO_ENABLED=0, as the guest
+// programs (cmd/sxlab-probe, cmd/sxlab-agent) are: the file selection
+// then differs (purego, for one, swaps in its fakecgo runtime), so a
+// check with cgo on does not prove that build.
+func CheckPureGo(ctx context.Context, dir string, patterns ...string) ([]Problem, error) {
+	return checkFor(ctx, dir, false, patterns)
+}
+
+func checkFor(ctx context.Context, dir string, cgo bool, patterns []string) ([]Problem, error) {
 	if len(patterns) == 0 {
 		return nil, errors.New("darwincheck: no package patterns given")
 	}
@@ -74,7 +86,7 @@ func Check(ctx context.Context, dir string, patterns ...string) ([]Problem, erro
 	if err != nil {
 		return nil, fmt.Errorf("darwincheck: resolving directory %q: %w", dir, err)
 	}
-	pkgs, err := goList(ctx, absDir, patterns)
+	pkgs, err := goList(ctx, absDir, cgo, patterns)
 	if err != nil {
 		return nil, err
 	}

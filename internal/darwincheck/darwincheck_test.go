@@ -170,7 +170,7 @@ func TestListEnv(t *testing.T) {
 	env := listEnv([]string{
 		"HOME=/home/x", "GOOS=linux", "GOARCH=amd64", "CGO_ENABLED=0",
 		"GOWORK=/w/go.work", "GOFLAGS=-tags=foo", "PWD=/elsewhere", "GO111MODULE=off",
-	}, "/mod")
+	}, "/mod", true)
 	got := make(map[string]string)
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")

@@ -63,9 +63,10 @@ func (p *listedPackage) goVersion() string {
 	return "go" + p.Module.GoVersion
 }
 
-// goList runs `go list -e -json -deps` for the target platform in dir and
-// returns the packages in go list's order (dependencies first).
-func goList(ctx context.Context, dir string, patterns []string) ([]*listedPackage, error) {
+// goList runs `go list -e -json -deps` for the target platform (with or
+// without cgo) in dir and returns the packages in go list's order
+// (dependencies first).
+func goList(ctx context.Context, dir string, cgo bool, patterns []string) ([]*listedPackage, error) {
 	goCmd, err := exec.LookPath("go")
 	if err != nil {
 		return nil, fmt.Errorf("darwincheck: the go command is needed to list packages but was not found on PATH: %w", err)
@@ -83,7 +84,7 @@ func goList(ctx context.Context, dir string, patterns []string) ([]*listedPackag
 	args = append(args, patterns...)
 	cmd := exec.CommandContext(ctx, goCmd, args...)
 	cmd.Dir = dir
-	cmd.Env = listEnv(os.Environ(), dir)
+	cmd.Env = listEnv(os.Environ(), dir, cgo)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
@@ -134,7 +135,9 @@ func goList(ctx context.Context, dir string, patterns []string) ([]*listedPackag
 	// in the build cache): they are not the module's code.
 	kept := pkgs[:0]
 	for _, p := range pkgs {
-		if p.ForTest == "" && p.Name == "main" && forTest[strings.TrimSuffix(p.ImportPath, ".test")] {
+		// (Only those: a main package under test, such as a command with
+		// tests, has ForTest "" too and is the module's code.)
+		if p.ForTest == "" && p.Name == "main" && strings.HasSuffix(p.ImportPath, ".test") && forTest[strings.TrimSuffix(p.ImportPath, ".test")] {
 			continue
 		}
 		kept = append(kept, p)
@@ -143,13 +146,17 @@ func goList(ctx context.Context, dir string, patterns []string) ([]*listedPackag
 }
 
 // listEnv returns env with the settings that make go list describe a
-// darwin/arm64 cgo build of the module in dir, whatever the caller's
-// environment says.
-func listEnv(env []string, dir string) []string {
+// darwin/arm64 build of the module in dir, with cgo or without, whatever
+// the caller's environment says.
+func listEnv(env []string, dir string, cgo bool) []string {
+	cgoEnabled := "0"
+	if cgo {
+		cgoEnabled = "1"
+	}
 	override := map[string]string{
 		"GOOS":        targetOS,
 		"GOARCH":      targetArch,
-		"CGO_ENABLED": "1",
+		"CGO_ENABLED": cgoEnabled,
 		// The module's own go.mod decides, not a go.work found above it.
 		"GOWORK":      "off",
 		"GO111MODULE": "on",

@@ -4,60 +4,42 @@
 // sysextd, launchd, Network Extension configurations and unified logging
 // that reproduces the field reports as named faults.
 //
-// Two halves meet in this file: the machine (sshd, sftp, shell, file tree,
-// reboots) runs Commands; the Mac model provides them.
+// This package is the provider: it puts the parts, each a package of its
+// own, together into machines.
+//
+//   - shell: the command interpreter (a POSIX subset and its builtins),
+//     which knows nothing of macOS; other programs come from its Programs.
+//   - sshd: the SSH and SFTP server, running command lines through a
+//     Shell and serving the machine's tree.
+//   - macos: the model of macOS (sysextd, launchd, NE, the unified log,
+//     installer, sysdiagnose, the faults), which provides the Programs.
+//
+// What the rest of the project uses of them is re-exported here, so only
+// this package is imported from outside.
 package sim
 
 import (
-	"context"
-	"io"
 	"time"
 
 	"github.com/sxlab/sxlab/vm"
+	"github.com/sxlab/sxlab/vm/sim/macos"
+	"github.com/sxlab/sxlab/vm/sim/shell"
 )
 
-// Proc is one command invocation inside the simulated Mac.
-type Proc struct {
-	// Args[0] is the command name, after the shell removed `sudo` and
-	// `VAR=value` prefixes.
-	Args   []string
-	Env    map[string]string
-	Root   bool   // the command runs under sudo
-	User   string // the logged-in user, e.g. "admin"
-	Dir    string // working directory (guest path)
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-	FS     *FS
-}
+// FS maps guest paths onto the machine's folder on the host.
+type FS = shell.FS
 
-// Command is a program of the simulated Mac; it returns the exit status.
-// It must return promptly when ctx is cancelled (a signal or a dropped
-// connection ends the running command).
-type Command func(ctx context.Context, p *Proc) int
+// Host is what the Mac model needs from the machine it runs in; Machine
+// is one.
+type Host = macos.Host
 
-// Host is what the Mac model needs from the machine it runs in.
-type Host interface {
-	// Now is the guest's clock.
-	Now() time.Time
-	// Sleep waits d of simulated time (scaled by the host's time_scale);
-	// it returns ctx's error when cancelled first.
-	Sleep(ctx context.Context, d time.Duration) error
-	// Reboot drops every SSH connection at once; sshd answers again, with
-	// the same host key, after the model's boot delay, and the model's
-	// Boot is called before it does.
-	Reboot()
-}
+// MacConfig is what a simulated Mac is made from.
+type MacConfig = macos.Config
 
-// Model is the simulated Mac behind the shell.
+// Model is the simulated Mac behind the shell: the programs the shell
+// does not provide itself, and what a boot does.
 type Model interface {
-	// Commands are the programs found by name on PATH (sw_vers,
-	// systemextensionsctl, scutil, ...). The shell's own builtins (cat, ls,
-	// sleep, ...) are not among them.
-	Commands() map[string]Command
-	// Program returns the executable at an absolute guest path, such as
-	// an installed app's binary; false when there is none.
-	Program(guestPath string) (Command, bool)
+	shell.Programs
 	// Boot resets per-boot state; the machine calls it at first start and
 	// at every reboot, before sshd answers.
 	Boot()
@@ -65,12 +47,33 @@ type Model interface {
 	BootDelay() time.Duration
 }
 
-// MacConfig is what a simulated Mac is made from.
-type MacConfig struct {
-	Name           string // machine name; the guest's hostname derives from it
-	User           string // login user, "admin" by default
-	ProductVersion string // "15.3"
-	Build          string // "24D60"
-	Faults         []vm.Fault
-	Seed           int64 // with Name, makes every random choice reproducible
-}
+var _ Model = (*macos.Mac)(nil)
+
+// NewMac makes the simulated macOS model; see macos.New.
+func NewMac(cfg MacConfig, host Host, fs *FS) Model { return macos.New(cfg, host, fs) }
+
+// The simulated package format (*.simpkg.json); see macos.SimPkg.
+type (
+	SimPkg       = macos.SimPkg
+	SimApp       = macos.SimApp
+	SimExtension = macos.SimExtension
+)
+
+// SimPkgFormat is the format tag every simulated package carries.
+const SimPkgFormat = macos.SimPkgFormat
+
+// ParseSimPkg reads and checks a *.simpkg.json manifest.
+func ParseSimPkg(data []byte) (SimPkg, error) { return macos.ParseSimPkg(data) }
+
+// Fault names an image can switch on; see macos.
+const (
+	FaultEndpointLost      = macos.FaultEndpointLost
+	FaultRegistrationRace  = macos.FaultRegistrationRace
+	FaultApprovalCoalesced = macos.FaultApprovalCoalesced
+)
+
+// FaultNames lists the faults the simulated Mac knows, in a stable order.
+func FaultNames() []string { return macos.FaultNames() }
+
+// ValidateFaults checks fault names and probabilities.
+func ValidateFaults(faults []vm.Fault) error { return macos.ValidateFaults(faults) }

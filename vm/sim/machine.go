@@ -19,6 +19,9 @@ import (
 
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/vm"
+	"github.com/sxlab/sxlab/vm/sim/macos"
+	"github.com/sxlab/sxlab/vm/sim/shell"
+	"github.com/sxlab/sxlab/vm/sim/sshd"
 )
 
 // Options configure the sim provider.
@@ -105,6 +108,10 @@ const (
 	// reapMinAge protects a folder a Clone has just made but not yet
 	// locked.
 	reapMinAge = time.Minute
+	// rebootGrace is how long a reboot waits for running commands to end
+	// on their own before it drops the connections; it lets the command
+	// that asked for the reboot report its exit status.
+	rebootGrace = 500 * time.Millisecond
 )
 
 // NewMachine makes a machine from img: a folder sxlab-sim-NAME-* under
@@ -119,7 +126,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	}
 	cfg := MacConfig{
 		Name: name, User: img.User, ProductVersion: img.Sim.ProductVersion, Build: img.Sim.Build,
-		Faults: img.Sim.Faults, Seed: p.o.Seed,
+		Faults: img.Sim.Faults, Seed: p.o.Seed, Golden: goldenOf(img.Sim.Golden),
 	}
 	if cfg.User == "" {
 		cfg.User = defaultUser
@@ -139,6 +146,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	if sab.Password != "" {
 		sshdPassword = sab.Password
 	}
+	cfg.Password = sshdPassword // what System Settings' password sheet accepts
 	keys := append([]ssh.PublicKey(nil), p.o.AuthorizedKeys...)
 	if img.KeyFile != "" {
 		k, err := publicKeyOf(img.KeyFile)
@@ -192,18 +200,21 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	}
 
 	m := &Machine{
-		name: name, dir: dir, fs: NewFS(tree), root: root, lock: lock, signer: signer,
+		name: name, dir: dir, fs: shell.NewFS(tree), root: root, lock: lock, signer: signer,
 		user: cfg.User, password: password, keyFile: img.KeyFile, listen: p.o.Listen,
 		clock: newClock(p.o.TimeScale), logf: p.o.Logf,
-		sabotage: sab, cutter: newSFTPCutter(sab),
+		sabotage: sab, cutter: sshd.NewCutter(sab.CutSFTPAfter, sab.CutSFTPTimes),
 	}
 	m.model = p.o.NewModel(cfg, m, m.fs)
 	if m.model == nil {
 		root.Close()
 		return nil, fmt.Errorf("sim: clone %s: NewModel returned no model", name)
 	}
-	m.shell = newShell(m.fs, root, m.model, m, cfg, p.o.Logf)
-	m.sshConfig = sshdConfig(signer, cfg.User, sshdPassword, keys, p.o.Logf)
+	m.shell = shell.New(shell.Config{
+		FS: m.fs, Root: root, Programs: m.model, Clock: m, User: cfg.User,
+		Hostname: shell.LocalHostname(cfg.Name), Release: macos.KernelRelease(cfg.ProductVersion), Logf: p.o.Logf,
+	})
+	m.sshConfig = sshd.ServerConfig(signer, cfg.User, sshdPassword, keys, p.o.Logf)
 	ok = true
 	return m, nil
 }
@@ -291,6 +302,11 @@ func (p *Provider) Reap(ctx context.Context) error {
 
 // removeTree removes dir even where the guest made folders read-only.
 func removeTree(dir string) error {
+	if err := clearTree(dir); err == nil {
+		if err := os.Remove(dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
 	if err := os.RemoveAll(dir); err == nil {
 		return nil
 	}
@@ -329,14 +345,14 @@ type Machine struct {
 	listen    string
 	clock     *guestClock
 	model     Model
-	shell     *shell
+	shell     *shell.Shell
 	logf      func(string, ...any)
 	sabotage  Sabotage
-	cutter    *sftpCutter // nil unless transfers are sabotaged
+	cutter    *sshd.Cutter // nil unless transfers are sabotaged
 
 	mu        sync.Mutex
 	state     machineState
-	srv       *sshd
+	srv       *sshd.Server
 	runCtx    context.Context // from Start to Stop
 	cancel    context.CancelFunc
 	addr      string        // where sshd listens; kept so a restart reuses the port
@@ -402,12 +418,11 @@ func (m *Machine) Start(ctx context.Context) error {
 		return fmt.Errorf("sim: start %s: %w", m.name, err)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	m.srv = &sshd{
-		ctx: runCtx, ln: ln, config: m.sshConfig, sh: m.shell, root: m.root,
-		home: m.shell.home(m.user), wg: &m.wg, logf: m.logf,
-		hang: m.sabotage.Hang, cutter: m.cutter,
-		booting: true, conns: map[*sshdConn]struct{}{},
-	}
+	m.srv = sshd.New(runCtx, sshd.Config{
+		Listener: ln, SSH: m.sshConfig, Shell: m.shell, Root: m.root,
+		Home: m.shell.Home(m.user), WG: &m.wg, Logf: m.logf,
+		Hang: m.sabotage.Hang, Cutter: m.cutter,
+	})
 	m.runCtx, m.cancel = runCtx, cancel
 	m.addr = ln.Addr().String()
 	m.state = machineRunning
@@ -416,7 +431,7 @@ func (m *Machine) Start(ctx context.Context) error {
 	m.model.Boot()
 	m.logf("sim: %s: booting, sshd on %s", m.name, m.addr)
 	m.wg.Add(1)
-	go m.srv.serve()
+	go m.srv.Serve()
 	if m.sabotage.NoSSHD {
 		m.logf("sim: sabotage: %s: sshd will never answer", m.name)
 		return nil
@@ -433,7 +448,7 @@ func (m *Machine) Start(ctx context.Context) error {
 }
 
 // finishBoot waits the boot delay, then lets sshd answer.
-func (m *Machine) finishBoot(ctx context.Context, srv *sshd, ready chan struct{}) {
+func (m *Machine) finishBoot(ctx context.Context, srv *sshd.Server, ready chan struct{}) {
 	if err := m.clock.Sleep(ctx, m.model.BootDelay()); err != nil {
 		return
 	}
@@ -444,7 +459,7 @@ func (m *Machine) finishBoot(ctx context.Context, srv *sshd, ready chan struct{}
 	}
 	m.booting = false
 	m.mu.Unlock()
-	srv.setBooting(false)
+	srv.SetBooting(false)
 	close(ready)
 	m.logf("sim: %s: up", m.name)
 }
@@ -499,23 +514,23 @@ func (m *Machine) Reboot() {
 	ready := make(chan struct{})
 	m.ready = ready
 	srv, ctx := m.srv, m.runCtx
-	srv.setBooting(true) // no new connections or commands from here on
+	srv.SetBooting(true) // no new connections or commands from here on
 	m.wg.Add(1)
 	m.mu.Unlock()
 	go func() {
 		defer m.wg.Done()
 		m.logf("sim: %s: rebooting", m.name)
-		grace := time.NewTimer(sshdRebootGrace)
+		grace := time.NewTimer(rebootGrace)
 		defer grace.Stop()
 		select {
-		case <-srv.idleCh():
+		case <-srv.IdleCh():
 		case <-grace.C:
 		case <-ctx.Done():
 			return
 		}
-		srv.dropAll(errRebooting)
+		srv.DropAll(sshd.ErrRebooting)
 		select { // no command of the old boot may run on into the new one
-		case <-srv.idleCh():
+		case <-srv.IdleCh():
 		case <-ctx.Done():
 			return
 		}
@@ -558,7 +573,7 @@ func (m *Machine) Stop(ctx context.Context) error {
 	m.stopError = nil
 	m.mu.Unlock()
 
-	srv.close()
+	srv.Close()
 	waited := make(chan struct{})
 	go func() {
 		m.wg.Wait()

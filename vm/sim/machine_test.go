@@ -24,6 +24,7 @@ import (
 
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/vm"
+	"github.com/sxlab/sxlab/vm/sim/shell"
 )
 
 // fakeModel is a tiny Mac: enough commands to drive the machine half.
@@ -36,32 +37,32 @@ type fakeModel struct {
 
 const fakeAppBinary = "/Applications/Example.app/Contents/MacOS/Example"
 
-func (f *fakeModel) Commands() map[string]Command {
-	return map[string]Command{
-		"hello": func(_ context.Context, p *Proc) int {
+func (f *fakeModel) Commands() map[string]shell.Command {
+	return map[string]shell.Command{
+		"hello": func(_ context.Context, p *shell.Proc) int {
 			fmt.Fprintf(p.Stdout, "hello from %s\n", p.User)
 			return 0
 		},
-		"fail": func(_ context.Context, p *Proc) int {
+		"fail": func(_ context.Context, p *shell.Proc) int {
 			fmt.Fprintln(p.Stderr, "fail: it failed")
 			return 3
 		},
-		"amroot": func(_ context.Context, p *Proc) int {
+		"amroot": func(_ context.Context, p *shell.Proc) int {
 			fmt.Fprintln(p.Stdout, p.Root)
 			return 0
 		},
-		"args": func(_ context.Context, p *Proc) int {
+		"args": func(_ context.Context, p *shell.Proc) int {
 			for _, a := range p.Args[1:] {
 				fmt.Fprintf(p.Stdout, "[%s]", a)
 			}
 			fmt.Fprintln(p.Stdout)
 			return 0
 		},
-		"envof": func(_ context.Context, p *Proc) int {
+		"envof": func(_ context.Context, p *shell.Proc) int {
 			fmt.Fprintln(p.Stdout, p.Env[p.Args[1]])
 			return 0
 		},
-		"reboot": func(_ context.Context, p *Proc) int {
+		"reboot": func(_ context.Context, p *shell.Proc) int {
 			if !p.Root {
 				fmt.Fprintln(p.Stderr, "reboot: Operation not permitted")
 				return 1
@@ -69,29 +70,29 @@ func (f *fakeModel) Commands() map[string]Command {
 			f.host.Reboot()
 			return 0
 		},
-		"block": func(ctx context.Context, p *Proc) int {
+		"block": func(ctx context.Context, p *shell.Proc) int {
 			fmt.Fprintln(p.Stdout, "started")
 			<-ctx.Done()
 			return 130
 		},
-		"yes": func(ctx context.Context, p *Proc) int {
+		"yes": func(ctx context.Context, p *shell.Proc) int {
 			for ctx.Err() == nil {
 				p.Stdout.Write([]byte("y\n")) // ignores errors, as careless programs do
 			}
 			return 141
 		},
-		"panic": func(context.Context, *Proc) int { panic("boom") },
+		"panic": func(context.Context, *shell.Proc) int { panic("boom") },
 	}
 }
 
-func (f *fakeModel) Program(guestPath string) (Command, bool) {
+func (f *fakeModel) Program(guestPath string) (shell.Command, bool) {
 	if guestPath != fakeAppBinary {
 		return nil, false
 	}
 	if _, err := os.Stat(f.fs.Path("/", guestPath)); err != nil {
 		return nil, false
 	}
-	return func(_ context.Context, p *Proc) int {
+	return func(_ context.Context, p *shell.Proc) int {
 		fmt.Fprintf(p.Stdout, "app %s\n", strings.Join(p.Args[1:], " "))
 		return 0
 	}, true

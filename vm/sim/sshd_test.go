@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sxlab/sxlab/vm"
+	"github.com/sxlab/sxlab/vm/sim/sshd"
 )
 
 func TestPasswordAuth(t *testing.T) {
@@ -167,7 +168,7 @@ func TestSessionLimitPerConnection(t *testing.T) {
 	m := startMachine(t)
 	c := dial(t, m.ep)
 	var sessions []*ssh.Session
-	for i := 0; i < sshdMaxSessions; i++ {
+	for i := 0; i < sshd.MaxSessions; i++ {
 		s, err := c.NewSession()
 		require.NoError(t, err, "session %d", i+1)
 		sessions = append(sessions, s)
@@ -209,13 +210,13 @@ func TestUnauthenticatedConnectionsAreCapped(t *testing.T) {
 		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		return bufio.NewReader(c).ReadString('\n')
 	}
-	for i := 0; i < sshdMaxStartups; i++ {
+	for i := 0; i < sshd.MaxStartups; i++ {
 		c, err := net.Dial("tcp", m.ep.Addr)
 		require.NoError(t, err)
 		conns = append(conns, c)
 		banner, err := readBanner(c)
 		require.NoError(t, err)
-		require.Equal(t, sshdVersion+"\r\n", banner)
+		require.Equal(t, sshd.Version+"\r\n", banner)
 	}
 	extra, err := net.Dial("tcp", m.ep.Addr)
 	require.NoError(t, err)

@@ -130,8 +130,21 @@ func (m *Machine) exitError(werr error) error {
 		if len(running) > 0 {
 			who = "running now: " + strings.Join(running, ", ")
 		}
-		return fmt.Errorf("tart: VM %s: %w (Virtualization.framework's limit, set by the macOS licence; %s): lower hosts[].slots or stop the other VMs; tart said: %s",
+		err := fmt.Errorf("tart: VM %s: %w (Virtualization.framework's limit, set by the macOS licence; %s): lower hosts[].slots or stop the other VMs; tart said: %s",
 			m.vm, ErrVMLimit, who, out)
+		// Fewer than two VMs by tart's count and by the framework's
+		// processes: the framework leaked a slot, and only a reboot frees
+		// it (tart issues 445 and 1217). The refused VM's own process may
+		// be counted, so two processes are not taken for a leak.
+		if procs := m.p.vmProcesses(context.Background()); len(running) < 2 && procs >= 0 && procs < 2 {
+			// Recorded for sxlab doctor, which reads it in the lock folder.
+			if lerr := vm.RecordLeak(m.p.o.LockDir, vm.Leak{At: time.Now().UTC(), VMProcesses: procs, Running: len(running), Message: out}); lerr != nil {
+				err = fmt.Errorf("%w (and %v)", err, lerr)
+			}
+			return &vm.HostFault{Err: err, Reason: fmt.Sprintf(
+				"Virtualization.framework refused a VM with its two-VM limit while %d tart VM(s) and %d VM process(es) ran: the host leaked a VM slot, which only a reboot frees (tart issues 445, 1217; UTM 5563); reboot it", len(running), procs)}
+		}
+		return err
 	}
 	if out == "" {
 		out = "(no output)"

@@ -90,6 +90,9 @@ type Options struct {
 	StopTimeout time.Duration
 	// Logf receives lifecycle notes; nil discards them.
 	Logf func(format string, args ...any)
+	// PS returns `ps -A -o comm=` output, to count Virtualization.framework
+	// VM processes when tart hits the VM limit. Default runs ps.
+	PS func(ctx context.Context) ([]byte, error)
 }
 
 // Provider makes machines by cloning tart VMs.
@@ -136,6 +139,11 @@ func NewProvider(o Options) (*Provider, error) {
 	}
 	if o.StopTimeout <= 0 {
 		o.StopTimeout = defaultStopTimeout
+	}
+	if o.PS == nil {
+		o.PS = func(ctx context.Context) ([]byte, error) {
+			return exec.CommandContext(ctx, "ps", "-A", "-o", "comm=").Output()
+		}
 	}
 	if o.Logf == nil {
 		o.Logf = func(string, ...any) {}
@@ -372,6 +380,27 @@ func (p *Provider) runningVMs(ctx context.Context) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// vmProcess is the XPC service every running Virtualization.framework VM
+// has, whoever started it.
+const vmProcess = "com.apple.Virtualization.VirtualMachine"
+
+// vmProcesses counts the framework's VM processes; -1 when ps fails.
+func (p *Provider) vmProcesses(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	out, err := p.o.PS(ctx)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for line := range strings.Lines(string(out)) {
+		if strings.HasSuffix(strings.TrimSpace(line), vmProcess) {
+			n++
+		}
+	}
+	return n
 }
 
 // output is what a finished tart command printed.

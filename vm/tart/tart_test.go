@@ -71,9 +71,17 @@ func (l *lab) killRuns() {
 	}
 }
 
+// twoVMProcesses is `ps -A -o comm=` with two framework VMs running.
+func twoVMProcesses(context.Context) ([]byte, error) {
+	return []byte(strings.Repeat("/System/Library/Frameworks/Virtualization.framework/Versions/A/XPCServices/com.apple.Virtualization.VirtualMachine.xpc/Contents/MacOS/com.apple.Virtualization.VirtualMachine\n", 2)), nil
+}
+
 func (l *lab) provider(o Options) *Provider {
 	l.t.Helper()
 	o.Binary, o.Home = l.binary, l.home
+	if o.PS == nil {
+		o.PS = twoVMProcesses
+	}
 	p, err := NewProvider(o)
 	require.NoError(l.t, err)
 	return p
@@ -264,6 +272,31 @@ func TestVMLimit(t *testing.T) {
 	require.NoError(t, second.Delete(ctx))
 	require.NoError(t, first.Delete(ctx))
 	assert.Equal(t, []string{"golden"}, l.vms())
+}
+
+// TestVMLimitWithNoVMRunningIsAHostFault: tart issue 1217's host, where
+// every VM is stopped and the framework still refuses one.
+func TestVMLimitWithNoVMRunningIsAHostFault(t *testing.T) {
+	noLeaks(t)
+	l := newLab(t)
+	p := l.provider(Options{PS: func(context.Context) ([]byte, error) { return []byte("/sbin/launchd\n"), nil }})
+	ctx := t.Context()
+	l.script(fakeScript{RunLimit: true})
+	m, err := p.NewMachine(ctx, image(), "only")
+	require.NoError(t, err)
+	require.NoError(t, m.Start(ctx))
+	_, err = m.Endpoint(ctx)
+	require.ErrorIs(t, err, ErrVMLimit)
+	hf, ok := errors.AsType[*vm.HostFault](err)
+	require.True(t, ok, "%v", err)
+	assert.Contains(t, hf.Reason, "while 0 tart VM(s) and 0 VM process(es) ran: the host leaked a VM slot")
+	data, err := os.ReadFile(filepath.Join(l.home, lockDirName, vm.LeakFile))
+	require.NoError(t, err, "recorded for sxlab doctor")
+	leak, err := vm.ParseLeak(data)
+	require.NoError(t, err)
+	assert.Equal(t, 0, leak.VMProcesses)
+	require.NoError(t, m.Stop(ctx))
+	require.NoError(t, m.Delete(ctx))
 }
 
 func TestRunCrashAtStart(t *testing.T) {

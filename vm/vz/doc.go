@@ -12,4 +12,10 @@
 // A crash inside the framework then never takes down a run, and the worker
 // holds an fcntl lock on the clone's config.json while it lives, so Reap can
 // tell live clones from leftovers of killed runs.
+//
+// Every VM has a virtio-socket device. A "connect" request turns a
+// connection to the worker's socket into a stream to a guest vsock port
+// (Machine.DialGuest, vm.StreamDialer): the lab runs SSH over it to the
+// guest agent at vm.AgentPort, a channel the guest's network, and a VPN
+// under test that takes its routes, do not touch.
 package vz

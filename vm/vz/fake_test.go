@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sxlab/sxlab/vm"
 )
 
 // fakeHypervisor stands in for Virtualization.framework.
@@ -18,6 +21,9 @@ type fakeHypervisor struct {
 	restoreErr error // from VM.Restore
 	// crashAfterStart makes the VM fail (state error) right after it ran.
 	crashAfterStart bool
+	// agentAddr, when set, is where the guest's agent forwards vsock
+	// connections to AgentPort (a TCP stand-in for the guest's sshd).
+	agentAddr string
 
 	mu         sync.Mutex
 	forRestore []bool
@@ -136,9 +142,23 @@ func (v *fakeVM) State() State {
 
 func (v *fakeVM) StateChanges() <-chan State { return v.ch }
 
+// Connect is the guest agent's vsock port: forwarded to agentAddr; any
+// other port is refused as the framework refuses one nobody listens on.
+func (v *fakeVM) Connect(ctx context.Context, port uint32) (net.Conn, error) {
+	v.record(fmt.Sprintf("connect %d", port))
+	if port != vm.AgentPort || v.h.agentAddr == "" {
+		return nil, NewFrameworkError("connect", NSErrorInfo{Domain: "NSPOSIXErrorDomain", Code: 54, Description: "Connection reset by peer"})
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", v.h.agentAddr)
+}
+
 // The test binary doubles as a fake `sxlab vz-worker`: the provider tests
 // run it with SXLAB_VZ_FAKE_WORKER set to a behaviour.
 const fakeWorkerEnv = "SXLAB_VZ_FAKE_WORKER"
+
+// fakeAgentEnv is the address the fake guest agent forwards to.
+const fakeAgentEnv = "SXLAB_VZ_FAKE_AGENT"
 
 func TestMain(m *testing.M) {
 	if behaviour, ok := os.LookupEnv(fakeWorkerEnv); ok {
@@ -149,7 +169,7 @@ func TestMain(m *testing.M) {
 
 // fakeWorkerMain is `sxlab vz-worker [--watch-stdin] CLONE` over a fake VM.
 func fakeWorkerMain(behaviour string, args []string) int {
-	h := &fakeHypervisor{canRestore: true}
+	h := &fakeHypervisor{canRestore: true, agentAddr: os.Getenv(fakeAgentEnv)}
 	switch behaviour {
 	case "ok":
 	case "no-restore":

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Installer installs macOS from a restore image; the darwin mapping is
@@ -117,6 +118,15 @@ func Create(ctx context.Context, o CreateOptions) (res CreateResult, err error) 
 	if o.Installer == nil {
 		return res, errors.New("no installer")
 	}
+
+	// The framework does not follow symlinks in a restore image's path,
+	// and /tmp and /var/folders are symlinks on macOS (tart resolves them
+	// before loading too). Unverified on macOS.
+	real, err := filepath.EvalSymlinks(o.IPSW)
+	if err != nil {
+		return res, fmt.Errorf("restore image %s: %w", o.IPSW, err)
+	}
+	o.IPSW = real
 
 	req, err := o.Installer.Requirements(ctx, o.IPSW)
 	if err != nil {
@@ -273,4 +283,21 @@ func makeDisk(path string, size int64) error {
 		return fmt.Errorf("make the disk %s: %w", DiskFile, err)
 	}
 	return nil
+}
+
+// installCancelWait bounds the wait for a cancelled installer to run its
+// completion handler.
+const installCancelWait = 2 * time.Minute
+
+// waitCancelled waits until done is closed or limit passes; it reports
+// whether done closed.
+func waitCancelled(done <-chan struct{}, limit time.Duration) bool {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }

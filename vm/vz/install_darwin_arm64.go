@@ -123,8 +123,10 @@ func (frameworkInstaller) Install(ctx context.Context, dir, ipsw string, progres
 	if err != nil {
 		return frameworkError("start the installer", err)
 	}
-	// Install cancels the installation when ctx ends; waiting for it to
-	// return means no installer still writes into dir once this returns.
+	// Install cancels the installation when ctx ends, but returns then
+	// without waiting for the installer's completion handler (vz v3.7.1's
+	// MacOSInstaller.Install): wait for Done too, so no installer still
+	// writes into dir once this returns and dir is removed.
 	done := make(chan error, 1)
 	go func() { done <- inst.Install(ctx) }()
 	tick := time.NewTicker(installPollEvery)
@@ -134,6 +136,9 @@ func (frameworkInstaller) Install(ctx context.Context, dir, ipsw string, progres
 		case err := <-done:
 			switch {
 			case ctx.Err() != nil:
+				if !waitCancelled(inst.Done(), installCancelWait) {
+					return fmt.Errorf("%w (the installer had not finished %s after being cancelled; unverified on macOS)", ctx.Err(), installCancelWait)
+				}
 				return ctx.Err()
 			case err != nil:
 				return frameworkError("install macOS", err)

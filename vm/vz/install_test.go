@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,6 +26,7 @@ type stubInstaller struct {
 	install func(ctx context.Context, dir string, progress func(float64)) error
 
 	mu       sync.Mutex
+	ipsws    []string // the restore images Requirements and Install were given
 	installs []string // the dirs Install was called on
 	sawFiles []string // what the bundle held when Install was called
 }
@@ -32,6 +34,9 @@ type stubInstaller struct {
 func (s *stubInstaller) LatestURL(context.Context) (string, error) { return s.latest, s.latestErr }
 
 func (s *stubInstaller) Requirements(_ context.Context, ipsw string) (Requirements, error) {
+	s.mu.Lock()
+	s.ipsws = append(s.ipsws, ipsw)
+	s.mu.Unlock()
 	if _, err := os.Stat(ipsw); err != nil {
 		return Requirements{}, err
 	}
@@ -43,6 +48,7 @@ func (s *stubInstaller) NewMachineIdentifier() ([]byte, error) { return []byte("
 func (s *stubInstaller) Install(ctx context.Context, dir, ipsw string, progress func(float64)) error {
 	s.mu.Lock()
 	s.installs = append(s.installs, dir)
+	s.ipsws = append(s.ipsws, ipsw)
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		s.sawFiles = append(s.sawFiles, e.Name())
@@ -270,4 +276,29 @@ func TestCreateForwardsInstallProgress(t *testing.T) {
 	})
 	require.NoError(t, err)
 	assert.Equal(t, []float64{0.1, 0.5, 1}, got)
+}
+
+// TestCreateResolvesSymlinksInTheRestoreImagePath: /tmp and /var/folders
+// are symlinks on macOS, which the framework does not follow.
+func TestCreateResolvesSymlinksInTheRestoreImagePath(t *testing.T) {
+	store, ipsw := createSetup(t)
+	link := filepath.Join(t.TempDir(), "downloads")
+	require.NoError(t, os.Symlink(filepath.Dir(ipsw), link))
+	inst := &stubInstaller{req: stubRequirements}
+	_, err := Create(context.Background(), CreateOptions{Store: store, Name: "sequoia",
+		IPSW: filepath.Join(link, filepath.Base(ipsw)), Installer: inst})
+	require.NoError(t, err)
+	real, err := filepath.EvalSymlinks(ipsw)
+	require.NoError(t, err)
+	require.Len(t, inst.ipsws, 2)
+	for _, got := range inst.ipsws {
+		assert.Equal(t, real, got, "the framework gets the path without symlinks")
+	}
+}
+
+func TestWaitCancelledWaitsForTheCompletionHandler(t *testing.T) {
+	done := make(chan struct{})
+	go close(done)
+	assert.True(t, waitCancelled(done, time.Minute), "a handler that runs is waited for")
+	assert.False(t, waitCancelled(make(chan struct{}), time.Millisecond), "one that never runs is given up on")
 }

@@ -86,6 +86,30 @@ func LookupIP(leases []guest.Lease, arp []ARPEntry, mac string, now time.Time) (
 	return "", "", false
 }
 
+// SourceExpiredLease: a restored clone's address, from the newest lease
+// of its MAC though that lease has expired, confirmed by sshd answering.
+const SourceExpiredLease = "dhcpd_leases (expired, restored clone)"
+
+// RestoredIP is the address a restored clone most likely has: the newest
+// lease for mac, expired or not. The guest resumes with the address it
+// had at warm time and asks bootpd for nothing until its lease runs out,
+// so no new lease appears; the caller confirms the address answers. An
+// address that bootpd has since leased to another MAC, later than mac's
+// lease, is not returned.
+func RestoredIP(leases []guest.Lease, mac string) (string, bool) {
+	l, found := guest.NewestLease(leases, mac)
+	if !found || l.IPAddress == "" {
+		return "", false
+	}
+	want := guest.NormaliseMAC(mac)
+	for _, o := range leases {
+		if o.IPAddress == l.IPAddress && o.HWAddress != want && o.Expires > l.Expires {
+			return "", false
+		}
+	}
+	return l.IPAddress, true
+}
+
 // vmProcessName is the XPC service every running Virtualization.framework
 // VM has, whoever started it (sxlab, tart, UTM, ...).
 const vmProcessName = "com.apple.Virtualization.VirtualMachine"

@@ -104,3 +104,23 @@ func TestCountVMProcesses(t *testing.T) {
 	assert.Equal(t, 2, CountVMProcesses(ps))
 	assert.Equal(t, 0, CountVMProcesses(""))
 }
+
+func TestRestoredIPTakesTheNewestLeaseEvenExpired(t *testing.T) {
+	leases, err := guest.ParseLeases(strings.NewReader(leasesFixture))
+	require.NoError(t, err)
+	// Every lease of the MAC expired long ago: LookupIP finds none, the
+	// restored clone's address is the newest one's.
+	_, _, ok := LookupIP(leases, nil, "06:e8:a3:b0:23:b4", time.Unix(0x70000000, 0))
+	require.False(t, ok)
+	ip, ok := RestoredIP(leases, "6:e8:a3:b0:23:b4")
+	require.True(t, ok)
+	assert.Equal(t, "192.168.64.5", ip)
+
+	_, ok = RestoredIP(leases, "02:99:99:99:99:99")
+	assert.False(t, ok, "no lease for the MAC at all")
+
+	// bootpd gave the address to another guest since: not ours any more.
+	taken := append(leases, guest.Lease{IPAddress: "192.168.64.5", HWAddress: "02:00:00:00:00:02", Expires: 0x66f20000})
+	_, ok = RestoredIP(taken, "06:e8:a3:b0:23:b4")
+	assert.False(t, ok)
+}

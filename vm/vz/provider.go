@@ -34,6 +34,10 @@ type Options struct {
 	LeasesFile string
 	// ARP returns `arp -an` output; PS `ps -Ao pid,command` output.
 	ARP, PS func(ctx context.Context) ([]byte, error)
+	// Reach reports whether something answers TCP at addr (host:port);
+	// default a connect of at most 2s. A restored clone's expired lease
+	// counts only once its sshd answers.
+	Reach func(ctx context.Context, addr string) bool
 	// CanRestore says whether this host restores saved states; default
 	// HostCanRestore (macOS 14+).
 	CanRestore func() bool
@@ -108,6 +112,19 @@ func NewProvider(o Options) (*Provider, error) {
 	}
 	if o.CanRestore == nil {
 		o.CanRestore = HostCanRestore
+	}
+	if o.Reach == nil {
+		o.Reach = func(ctx context.Context, addr string) bool {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", addr)
+			if err != nil {
+				return false
+			}
+			c.Close()
+			return true
+		}
 	}
 	for _, d := range []*time.Duration{&o.ShutdownTimeout, &o.StopTimeout, &o.ReadyTimeout} {
 		if *d <= 0 {
@@ -382,6 +399,16 @@ func (m *Machine) Restored() bool {
 	return m.restored
 }
 
+var _ vm.StartReporter = (*Machine)(nil)
+
+// StartInfo says whether Start restored the saved state, and why a
+// restore fell back to a cold boot.
+func (m *Machine) StartInfo() vm.StartInfo {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return vm.StartInfo{Restored: m.restored, Fallback: m.note}
+}
+
 // Note is what the worker said beyond success, such as a restore that fell
 // back to a cold boot.
 func (m *Machine) Note() string {
@@ -413,7 +440,15 @@ func (m *Machine) Start(ctx context.Context) error {
 		return fmt.Errorf("start %s: %w%s", m.name, err, m.logTail())
 	}
 	if !resp.OK {
-		return fmt.Errorf("start %s: %s", m.name, explain(resp.Kind, resp.Error, m.facts(ctx)))
+		f := m.facts(ctx)
+		err := fmt.Errorf("start %s: %s", m.name, explain(resp.Kind, resp.Error, f))
+		if resp.Kind == KindVMLimit && leakedSlot(f) {
+			if lerr := vm.RecordLeak(m.p.o.Store, vm.Leak{At: m.p.o.Now().UTC(), VMProcesses: f.vmProcs, Running: len(f.clones), Message: resp.Error}); lerr != nil {
+				err = fmt.Errorf("%w (and recording it for sxlab doctor failed: %v)", err, lerr)
+			}
+			return &vm.HostFault{Reason: leakReason(f), Err: err}
+		}
+		return err
 	}
 	m.restored, m.note = resp.Restored, resp.Note
 	return nil
@@ -571,6 +606,14 @@ func (m *Machine) lookup(ctx context.Context) (string, error) {
 	if ip, _, ok := LookupIP(leases, nil, m.plan.MAC, m.p.o.Now()); ok {
 		return ip, nil
 	}
+	// A restored clone keeps the golden's MAC and address from warm time
+	// and asks for no new lease while the one it resumed with lasts in its
+	// own clock, which may well be past bootpd's expiry.
+	if m.plan.Restore {
+		if ip, ok := RestoredIP(leases, m.plan.MAC); ok && m.p.o.Reach(ctx, net.JoinHostPort(ip, "22")) {
+			return ip, nil
+		}
+	}
 	out, err := m.p.o.ARP(ctx)
 	if err != nil {
 		return "", errors.Join(problem, fmt.Errorf("arp -an: %w", err))
@@ -581,6 +624,28 @@ func (m *Machine) lookup(ctx context.Context) (string, error) {
 	}
 	ip, _, _ := LookupIP(nil, arp, m.plan.MAC, m.p.o.Now())
 	return ip, problem
+}
+
+var _ vm.StreamDialer = (*Machine)(nil)
+
+// DialGuest connects to port on the guest's side of the VM's
+// virtio-socket device, through the clone's worker: the channel does not
+// depend on the guest's network, which a VPN under test may take.
+func (m *Machine) DialGuest(ctx context.Context, port uint32) (net.Conn, error) {
+	m.mu.Lock()
+	started, exited := m.cmd != nil, m.workerExited()
+	m.mu.Unlock()
+	switch {
+	case !started:
+		return nil, fmt.Errorf("dial %s over vsock: not started", m.name)
+	case exited:
+		return nil, fmt.Errorf("dial %s over vsock: the VM has stopped%s", m.name, m.logTail())
+	}
+	c, err := DialStream(ctx, m.socket(), port)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s over vsock: %w", m.name, err)
+	}
+	return c, nil
 }
 
 // SaveState pauses the VM and saves its state to path (the clone's

@@ -3,6 +3,7 @@ package vz
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -71,6 +72,12 @@ func (l *testLab) provider(t *testing.T, run, behaviour string, edits ...func(*O
 // lease writes a bootpd lease for mac, unpadded as bootpd prints it.
 func (l *testLab) lease(t *testing.T, mac, ip string) {
 	t.Helper()
+	l.leaseUntil(t, mac, ip, time.Now().Add(time.Hour))
+}
+
+// leaseUntil writes a lease that expires at until.
+func (l *testLab) leaseUntil(t *testing.T, mac, ip string, until time.Time) {
+	t.Helper()
 	hw, err := ParseMAC(mac)
 	require.NoError(t, err)
 	var octets []string
@@ -79,7 +86,7 @@ func (l *testLab) lease(t *testing.T, mac, ip string) {
 	}
 	unpadded := strings.Join(octets, ":")
 	block := fmt.Sprintf("{\n\tname=admins-Virtual-Machine\n\tip_address=%s\n\thw_address=1,%s\n\tidentifier=1,%s\n\tlease=0x%x\n}\n",
-		ip, unpadded, unpadded, time.Now().Add(time.Hour).Unix())
+		ip, unpadded, unpadded, until.Unix())
 	f, err := os.OpenFile(l.leases, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	require.NoError(t, err)
 	_, err = f.WriteString(block)
@@ -324,4 +331,99 @@ func TestNewProviderNeedsAStore(t *testing.T) {
 // process sleeps a second on exit by default, once per worker.
 func quickRaceExit() string {
 	return strings.TrimSpace("GORACE=" + os.Getenv("GORACE") + " atexit_sleep_ms=0")
+}
+
+// TestProviderReportsAHostThatLeakedAVMSlot: the framework refuses a VM
+// with its limit while no VM runs (a fake worker answering "limit", no VM
+// process in ps): the host is broken, not the attempt.
+func TestProviderReportsAHostThatLeakedAVMSlot(t *testing.T) {
+	l := newTestLab(t, false)
+	p := l.provider(t, "run1", "limit", func(o *Options) {
+		o.PS = func(context.Context) ([]byte, error) { return []byte("  PID COMMAND\n  1 /sbin/launchd\n"), nil }
+	})
+	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
+	err := m.Start(t.Context())
+	require.Error(t, err)
+	hf, ok := errors.AsType[*vm.HostFault](err)
+	require.True(t, ok, "a vm.HostFault: %v", err)
+	assert.Contains(t, hf.Reason, "the host leaked a VM slot, which only a reboot frees")
+	assert.Contains(t, hf.Reason, "while 0 VM process(es) ran")
+	assert.Contains(t, err.Error(), "at most two macOS VMs run per host", "the framework's words stay")
+
+	data, err := os.ReadFile(filepath.Join(l.store, vm.LeakFile))
+	require.NoError(t, err, "recorded for sxlab doctor")
+	leak, err := vm.ParseLeak(data)
+	require.NoError(t, err)
+	assert.Equal(t, 0, leak.VMProcesses)
+	assert.Contains(t, leak.Message, "exceeds the limit")
+}
+
+// TestProviderLimitWithTwoVMsIsNoLeak: two VMs running is the licence's
+// limit, not a broken host.
+func TestProviderLimitWithTwoVMsIsNoLeak(t *testing.T) {
+	l := newTestLab(t, false)
+	m := clone(t, l.provider(t, "run1", "limit"), l.img, "sxlab-aaa-r1-t1") // ps shows two VM processes
+	err := m.Start(t.Context())
+	require.Error(t, err)
+	_, ok := errors.AsType[*vm.HostFault](err)
+	assert.False(t, ok, "%v", err)
+	assert.False(t, exists(filepath.Join(l.store, vm.LeakFile)))
+}
+
+func TestLeakedSlot(t *testing.T) {
+	assert.True(t, leakedSlot(hostFacts{vmProcs: 0}))
+	assert.True(t, leakedSlot(hostFacts{vmProcs: 1, clones: []RunningClone{{Name: "a"}}}))
+	assert.False(t, leakedSlot(hostFacts{vmProcs: 2}), "the refused VM's own process may be one of the two")
+	assert.False(t, leakedSlot(hostFacts{vmProcs: 1, clones: []RunningClone{{Name: "a"}, {Name: "b"}}}))
+	assert.False(t, leakedSlot(hostFacts{vmProcs: -1}), "unknown is not sure")
+}
+
+// TestRestoredCloneFindsItsExpiredLease: a clone restored long after
+// image warm resumes with the golden's MAC and address and asks bootpd for
+// nothing, so the only lease is the expired one from warm time. It counts
+// once sshd answers there.
+func TestRestoredCloneFindsItsExpiredLease(t *testing.T) {
+	l := newTestLab(t, true)
+	var reached []string
+	answers := false
+	p := l.provider(t, "run1", "ok", func(o *Options) {
+		o.Reach = func(_ context.Context, addr string) bool {
+			reached = append(reached, addr)
+			return answers
+		}
+	})
+	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
+	require.NoError(t, m.Start(t.Context()))
+	require.True(t, m.Restored())
+	l.leaseUntil(t, m.MAC(), "192.168.64.12", time.Now().Add(-48*time.Hour))
+
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	_, err := m.Endpoint(ctx)
+	cancel()
+	require.Error(t, err, "an expired lease whose address does not answer is no address")
+	require.NotEmpty(t, reached)
+	assert.Equal(t, "192.168.64.12:22", reached[0])
+
+	answers = true
+	ctx, cancel = context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	ep, err := m.Endpoint(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "192.168.64.12:22", ep.Addr)
+}
+
+// TestColdCloneIgnoresExpiredLeases: a cold boot asks for a lease, so an
+// expired one is an old guest's.
+func TestColdCloneIgnoresExpiredLeases(t *testing.T) {
+	l := newTestLab(t, false)
+	p := l.provider(t, "run1", "ok", func(o *Options) {
+		o.Reach = func(context.Context, string) bool { return true }
+	})
+	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
+	require.NoError(t, m.Start(t.Context()))
+	l.leaseUntil(t, m.MAC(), "192.168.64.12", time.Now().Add(-time.Hour))
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err := m.Endpoint(ctx)
+	require.Error(t, err)
 }

@@ -46,18 +46,67 @@ func ClassifyFrameworkError(domain string, code int, description string) ErrorKi
 
 // VMError is a failure of the VM behind a worker, sorted by kind; the
 // mapping makes them from the framework's errors, and they travel the
-// worker protocol as Response.Kind/Code/Error.
+// worker protocol as Response.Kind/Code/Domain/Error.
 type VMError struct {
 	Kind ErrorKind
 	Code int    // the framework's error code, 0 when unknown
-	Msg  string // the framework's description
+	Msg  string // what was being done and the framework's description
+	// Domain and UserInfo are the NSError's; the real cause often lives in
+	// user-info only (tart issue 1137: "Failed to get current host key"
+	// under a generic "Internal Virtualization error").
+	Domain   string
+	UserInfo string
 }
 
 func (e *VMError) Error() string {
-	if e.Code != 0 {
-		return fmt.Sprintf("%s (code %d)", e.Msg, e.Code)
+	var extra []string
+	switch {
+	case e.Domain != "":
+		extra = append(extra, fmt.Sprintf("%s code %d", e.Domain, e.Code))
+	case e.Code != 0:
+		extra = append(extra, fmt.Sprintf("code %d", e.Code))
 	}
-	return e.Msg
+	if e.UserInfo != "" {
+		extra = append(extra, "user info: "+e.UserInfo)
+	}
+	if len(extra) == 0 {
+		return e.Msg
+	}
+	return e.Msg + " (" + strings.Join(extra, "; ") + ")"
+}
+
+// NSErrorInfo is what an NSError from the framework carries, as
+// github.com/Code-Hex/vz/v3 hands it over: UserInfo is the dictionary's
+// description ("%@" of NSDictionary), not the dictionary itself. Pure Go,
+// so its rendering is tested off macOS.
+type NSErrorInfo struct {
+	Domain      string
+	Code        int
+	Description string
+	UserInfo    string
+}
+
+// NewFrameworkError sorts an NSError into a *VMError that keeps every
+// field of it, with doing (what was being done) in front.
+func NewFrameworkError(doing string, ns NSErrorInfo) *VMError {
+	return &VMError{
+		Kind:     ClassifyFrameworkError(ns.Domain, ns.Code, ns.Description+" "+ns.UserInfo),
+		Code:     ns.Code,
+		Domain:   ns.Domain,
+		Msg:      doing + ": " + ns.Description,
+		UserInfo: compactUserInfo(ns.UserInfo),
+	}
+}
+
+// compactUserInfo puts an NSDictionary description on one line (it spans
+// several, indented) and drops an empty one.
+func compactUserInfo(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	switch s {
+	case "", "{}", "{ }", "(null)":
+		return ""
+	}
+	return s
 }
 
 // RunningClone is a clone whose worker holds its lock.

@@ -1,6 +1,7 @@
 package vz
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -53,4 +54,45 @@ func TestHostCanRestoreOffMacOS(t *testing.T) {
 		t.Skip("this host is a Mac")
 	}
 	assert.False(t, HostCanRestore())
+}
+
+// TestFrameworkErrorKeepsEveryField uses the user-info of a real report
+// (the shape NSDictionary's description has, as vz passes it on): the
+// cause is there, not in the description.
+func TestFrameworkErrorKeepsEveryField(t *testing.T) {
+	err := NewFrameworkError("start", NSErrorInfo{
+		Domain:      "VZErrorDomain",
+		Code:        1,
+		Description: "The virtual machine failed to start.",
+		UserInfo: "{\n    NSLocalizedFailure = \"Internal Virtualization error.\";\n" +
+			"    NSLocalizedFailureReason = \"Failed to get current host key\";\n}",
+	})
+	msg := err.Error()
+	assert.Equal(t, `start: The virtual machine failed to start. (VZErrorDomain code 1; user info: { NSLocalizedFailure = "Internal Virtualization error."; NSLocalizedFailureReason = "Failed to get current host key"; })`, msg)
+	assert.Equal(t, KindOther, err.Kind)
+	assert.Equal(t, "VZErrorDomain", err.Domain)
+
+	limit := NewFrameworkError("start", NSErrorInfo{Domain: "VZErrorDomain", Code: 6,
+		Description: "The number of virtual machines exceeds the limit.", UserInfo: "{\n}"})
+	assert.Equal(t, KindVMLimit, limit.Kind)
+	assert.Equal(t, "start: The number of virtual machines exceeds the limit. (VZErrorDomain code 6)", limit.Error(), "an empty user-info is left out")
+
+	// The entitlement is sometimes named only in user-info.
+	ent := NewFrameworkError("validate", NSErrorInfo{Domain: "VZErrorDomain", Code: 2, Description: "Invalid virtual machine configuration.",
+		UserInfo: `{NSLocalizedFailureReason = "The process doesn't have the com.apple.security.virtualization entitlement.";}`})
+	assert.Equal(t, KindEntitlement, ent.Kind)
+
+	plain := &VMError{Msg: "the VM cannot be stopped in state paused"}
+	assert.Equal(t, "the VM cannot be stopped in state paused", plain.Error())
+}
+
+// TestWorkerReplyKeepsTheDomain: what the worker sends carries the domain
+// and the whole rendering, so the orchestrator's message has user-info.
+func TestWorkerReplyKeepsTheDomain(t *testing.T) {
+	r := failed(fmt.Errorf("start the VM of /x: %w", NewFrameworkError("start", NSErrorInfo{Domain: "VZErrorDomain", Code: 6,
+		Description: "limit", UserInfo: `{NSLocalizedFailure = "No value exists in nvram for the provided key.";}`})))
+	assert.Equal(t, KindVMLimit, r.Kind)
+	assert.Equal(t, 6, r.Code)
+	assert.Equal(t, "VZErrorDomain", r.Domain)
+	assert.Contains(t, r.Error, `user info: {NSLocalizedFailure = "No value exists in nvram for the provided key.";}`)
 }

@@ -46,6 +46,9 @@ type VM interface {
 	State() State
 	// StateChanges delivers every state the VM enters.
 	StateChanges() <-chan State
+	// Connect opens a stream to port on the guest's side of the VM's
+	// virtio-socket device.
+	Connect(ctx context.Context, port uint32) (net.Conn, error)
 }
 
 // Hypervisor makes VMs from bundles.
@@ -67,6 +70,10 @@ const (
 	OpRequestStop = "request-stop" // ask the guest to shut down
 	OpSave        = "save"         // pause and save the state (Path, default the bundle's state.vzvmsave)
 	OpQuit        = "quit"         // stop the VM if it runs, and exit
+	// OpConnect (Port) connects to a guest vsock port; after an OK reply
+	// the connection carries that stream's bytes both ways until either
+	// side closes.
+	OpConnect = "connect"
 )
 
 // Request is one line the orchestrator sends.
@@ -77,6 +84,8 @@ type Request struct {
 	// restore, so the state saved from it later can be restored into
 	// clones: `sxlab image warm` boots goldens this way.
 	Saveable bool `json:"saveable,omitempty"`
+	// Port (connect) is the guest's vsock port.
+	Port uint32 `json:"port,omitempty"`
 }
 
 // Response is the worker's line in reply.
@@ -91,7 +100,10 @@ type Response struct {
 	Error string    `json:"error,omitempty"`
 	Kind  ErrorKind `json:"kind,omitempty"`
 	Code  int       `json:"code,omitempty"`
-	PID   int       `json:"pid,omitempty"`
+	// Domain is the framework error's NSError domain (its user-info is in
+	// Error, rendered by VMError).
+	Domain string `json:"domain,omitempty"`
+	PID    int    `json:"pid,omitempty"`
 }
 
 // WorkerOptions configure RunWorker.
@@ -217,7 +229,11 @@ func (w *worker) accept(ln net.Listener) {
 	}
 }
 
-// serve answers the requests on one connection, one line each.
+// maxRequest bounds one request line.
+const maxRequest = 64 << 10
+
+// serve answers the requests on one connection, one line each, until a
+// connect request turns it into a guest stream.
 func (w *worker) serve(c net.Conn) {
 	defer func() {
 		w.mu.Lock()
@@ -225,22 +241,33 @@ func (w *worker) serve(c net.Conn) {
 		w.mu.Unlock()
 		c.Close()
 	}()
-	sc := bufio.NewScanner(c)
+	// A bufio.Reader rather than a Scanner: after a connect, the bytes it
+	// has read ahead belong to the guest stream.
+	r := bufio.NewReaderSize(c, 4096)
 	enc := json.NewEncoder(c)
-	for sc.Scan() {
+	for {
+		line, err := readLine(r)
+		if err != nil {
+			return
+		}
 		var req Request
+		perr := json.Unmarshal(line, &req)
+		if perr == nil && req.Op == OpConnect {
+			w.bridge(c, r, req.Port)
+			return
+		}
 		// The reply is written under w.mu too, so a worker on its way out
 		// (which takes w.mu before closing connections) still delivers it.
 		w.mu.Lock()
 		var resp Response
-		if err := json.Unmarshal(sc.Bytes(), &req); err != nil {
-			resp = Response{Error: fmt.Sprintf("request is not JSON: %v", err)}
+		if perr != nil {
+			resp = Response{Error: fmt.Sprintf("request is not JSON: %v", perr)}
 		} else {
 			resp = w.handle(req)
 		}
 		resp.PID = os.Getpid()
 		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		err := enc.Encode(resp)
+		err = enc.Encode(resp)
 		w.mu.Unlock()
 		if err != nil {
 			return
@@ -259,7 +286,7 @@ func failed(err error) Response {
 	r := Response{Error: err.Error()}
 	var ve *VMError
 	if errors.As(err, &ve) {
-		r.Kind, r.Code = ve.Kind, ve.Code
+		r.Kind, r.Code, r.Domain = ve.Kind, ve.Code, ve.Domain
 	}
 	return r
 }
@@ -295,7 +322,7 @@ func (w *worker) handle(req Request) Response {
 			}
 			// A state that does not fit (another device set, a MAC that
 			// changed) still leaves a bootable disk: boot it cold.
-			note = fmt.Sprintf("restoring %s failed (%v); booted cold instead", StateFile, err)
+			note = fmt.Sprintf("restoring %s failed (%v); booted cold instead (a state saved with another device set never restores, such as one saved before sxlab gave every VM a virtio-socket device: warm the golden again with sxlab image warm)", StateFile, err)
 			w.logf("%s", note)
 		}
 		if err := vm.Start(ctx); err != nil {
@@ -331,7 +358,7 @@ func (w *worker) handle(req Request) Response {
 		}
 		return Response{OK: true, State: w.vm.State()}
 	}
-	return Response{Error: fmt.Sprintf("unknown operation %q (know: start, state, stop, request-stop, save, quit)", req.Op)}
+	return Response{Error: fmt.Sprintf("unknown operation %q (know: start, state, stop, request-stop, save, quit, connect)", req.Op)}
 }
 
 // stopVM stops a VM that is not stopped already; w.mu is held.
@@ -378,5 +405,98 @@ func (w *worker) watch(vm VM) {
 			w.finish(fmt.Errorf("the VM of %s failed (state error)", w.b.Dir))
 			return
 		}
+	}
+}
+
+// readLine reads one request line without its newline.
+func readLine(r *bufio.Reader) ([]byte, error) {
+	var line []byte
+	for {
+		chunk, more, err := r.ReadLine()
+		if err != nil {
+			return nil, err
+		}
+		line = append(line, chunk...)
+		if len(line) > maxRequest {
+			return nil, fmt.Errorf("request longer than %d bytes", maxRequest)
+		}
+		if !more {
+			return line, nil
+		}
+	}
+}
+
+// connectTimeout bounds the framework's connect to a guest port: the
+// framework documents that a connect to a port nobody listens on "does
+// nothing", so it must not wait for ever.
+const connectTimeout = 30 * time.Second
+
+// bridge connects to the guest's vsock port, answers the request, and
+// then copies bytes between c (with what r read ahead) and the guest
+// stream until either side ends. It does not hold w.mu while the stream
+// lives: the VM's other operations go on.
+func (w *worker) bridge(c net.Conn, r *bufio.Reader, port uint32) {
+	reply := func(resp Response) error {
+		resp.PID = os.Getpid()
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		line, _ := json.Marshal(resp)
+		_, err := c.Write(append(line, '\n'))
+		_ = c.SetWriteDeadline(time.Time{})
+		return err
+	}
+	w.mu.Lock()
+	vm, closed := w.vm, w.closed
+	w.mu.Unlock()
+	switch {
+	case closed:
+		_ = reply(Response{Error: "the worker is exiting"})
+		return
+	case port == 0:
+		_ = reply(Response{Error: "connect: no port"})
+		return
+	case vm == nil:
+		_ = reply(Response{Error: "the VM is not started"})
+		return
+	}
+	if st := vm.State(); st != StateRunning {
+		_ = reply(Response{Error: fmt.Sprintf("connect to guest port %d: the VM is %s, not running", port, st), State: st})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+	gc, err := vm.Connect(ctx, port)
+	cancel()
+	if err != nil {
+		_ = reply(failed(fmt.Errorf("connect to guest vsock port %d: %w", port, err)))
+		return
+	}
+	defer gc.Close()
+	w.logf("connect: guest vsock port %d open", port)
+	if reply(Response{OK: true, State: vm.State()}) != nil {
+		return
+	}
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(gc, r) // r drains what it read ahead, then reads c
+		closeWrite(gc)
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(c, gc)
+		closeWrite(c)
+		done <- struct{}{}
+	}()
+	// Either side ending ends the stream: an SSH client that hangs up, or
+	// a guest that went away.
+	<-done
+	gc.Close()
+	c.Close()
+	<-done
+	w.logf("connect: guest vsock port %d closed", port)
+}
+
+// closeWrite half-closes c when it can, so the other side sees EOF.
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
 	}
 }

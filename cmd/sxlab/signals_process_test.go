@@ -1,0 +1,244 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// signalWorkspace is a folder holding the demo at time scale scale, its
+// runs under runs/, and an empty tmp/ that the process gets as $TMPDIR.
+type signalWorkspace struct {
+	root, runs, tmp string
+}
+
+func newSignalWorkspace(t *testing.T) signalWorkspace {
+	t.Helper()
+	w := signalWorkspace{root: t.TempDir()}
+	w.runs, w.tmp = filepath.Join(w.root, "runs"), filepath.Join(w.root, "tmp")
+	require.NoError(t, os.MkdirAll(w.tmp, 0o755))
+	src, err := os.ReadFile(demoConfig)
+	require.NoError(t, err)
+	for name, scale := range map[string]string{"slow.yaml": "1", "instant.yaml": "0"} {
+		cfg := regexp.MustCompile(`time_scale: [0-9.]+`).ReplaceAllString(string(src), "time_scale: "+scale)
+		cfg = regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(cfg, "runs_dir: "+w.runs)
+		require.NoError(t, os.WriteFile(filepath.Join(w.root, name), []byte(cfg), 0o644))
+	}
+	require.NoError(t, os.CopyFS(filepath.Join(w.root, "examples", "sim"), os.DirFS("../../examples/sim")))
+	return w
+}
+
+// start runs the sxlab binary in w, in a process group of its own (as a
+// CI job's shell would), with $TMPDIR pointing at w.tmp.
+func (w signalWorkspace) start(t *testing.T, ctx context.Context, bin string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = w.root
+	cmd.Env = append(os.Environ(), "TMPDIR="+w.tmp, "CI=", "BUILDKITE_PARALLEL_JOB=", "BUILDKITE_PARALLEL_JOB_COUNT=", "CI_NODE_INDEX=", "CI_NODE_TOTAL=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	require.NoError(t, cmd.Start())
+	return cmd, stdout, stderr
+}
+
+// machinesDir is where the process keeps its simulated Macs.
+func (w signalWorkspace) machinesDir() string {
+	return filepath.Join(w.tmp, filepath.Base(simMachinesDir()))
+}
+
+// tmpLeft lists what is in $TMPDIR but the (empty) machines' folder.
+func (w signalWorkspace) tmpLeft(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(w.tmp)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		if e.Name() != filepath.Base(w.machinesDir()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+// machines lists the simulated Macs' folders of the workspace's runs.
+func (w signalWorkspace) machines(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(w.machinesDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// allLocked reports whether n machine folders exist, each with its lock.
+func (w signalWorkspace) allLocked(t *testing.T, n int) bool {
+	t.Helper()
+	names := w.machines(t)
+	if len(names) < n {
+		return false
+	}
+	for _, name := range names {
+		if _, err := os.Stat(filepath.Join(w.machinesDir(), name, ".lock")); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// waitForMachines waits until the run has cloned a machine, so a signal
+// lands in the middle of attempts.
+func (w signalWorkspace) waitForMachines(t *testing.T, stderr *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for len(w.machines(t)) == 0 {
+		require.True(t, time.Now().Before(deadline), "no machine was cloned; stderr:\n%s", stderr)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitFor waits until stderr holds want.
+func waitFor(t *testing.T, stderr *syncBuffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(stderr.String(), want) {
+		require.True(t, time.Now().Before(deadline), "stderr never said %q:\n%s", want, stderr)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	require.ErrorAs(t, err, &ee)
+	return ee.ExitCode()
+}
+
+// TestSignalsStopARunInOrder builds sxlab and interrupts real runs of the
+// demo on simulated Macs running in real time: two Ctrl-Cs 100 ms apart,
+// and GNU timeout's expiry (SIGTERM to the process, then to its whole
+// group). Each must stop in order — summary printed, journal and reports
+// written, no machine folder or temporary file left — rather than exit
+// at once. A run killed outright leaves machine folders, and the next run
+// reaps them.
+func TestSignalsStopARunInOrder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds sxlab and runs it in real time")
+	}
+	bin := filepath.Join(t.TempDir(), "sxlab")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	interrupts := map[string]struct {
+		args      []string
+		interrupt func(t *testing.T, pid int, stderr *syncBuffer)
+		absorbed  bool // the second signal must be seen and absorbed
+	}{
+		// The process is frozen between the two, so it cannot finish its
+		// orderly stop before the second arrives: that one is always
+		// seen, 100 ms (and a little polling) after the first.
+		"two SIGINTs 100 ms apart": {
+			interrupt: func(t *testing.T, pid int, stderr *syncBuffer) {
+				require.NoError(t, syscall.Kill(pid, syscall.SIGINT))
+				waitFor(t, stderr, "interrupted: stopping")
+				require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
+				time.Sleep(100 * time.Millisecond)
+				require.NoError(t, syscall.Kill(pid, syscall.SIGINT))
+				require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
+			},
+			absorbed: true,
+		},
+		// GNU timeout(1) without --foreground, for real: on expiry it
+		// signals the child, then the child's whole process group.
+		"GNU timeout": {
+			args: []string{"timeout", "--preserve-status", "5s"},
+		},
+	}
+	for name, tc := range interrupts {
+		t.Run(name, func(t *testing.T) {
+			w := newSignalWorkspace(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			args := append(tc.args, bin, "run", "--config", "slow.yaml", "--progress", "plain", "--only", "vpn=running")
+			if tc.args != nil {
+				if _, err := exec.LookPath(tc.args[0]); err != nil {
+					t.Skipf("%s is not installed", tc.args[0])
+				}
+			}
+			cmd, stdout, stderr := w.start(t, ctx, args[0], args[1:]...)
+			if tc.interrupt != nil {
+				w.waitForMachines(t, stderr)
+				tc.interrupt(t, cmd.Process.Pid, stderr)
+			}
+			code := exitCode(t, cmd.Wait())
+			require.NoError(t, ctx.Err(), "the run did not stop")
+
+			assert.Equal(t, exitIncomplete, code, "interrupted attempts are left without a verdict\n%s\n%s", stdout, stderr)
+			assert.NotContains(t, stderr.String(), "exiting at once")
+			assert.Regexp(t, `sxlab: (interrupted|terminated): stopping`, stderr.String(), "the signal came during the run")
+			if tc.absorbed {
+				assert.Contains(t, stderr.String(), "interrupted again within 1s of the first: taken as the same request")
+			}
+			m := regexp.MustCompile(`run folder: (\S+)`).FindStringSubmatch(stdout.String())
+			require.NotNil(t, m, "the summary is printed\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+			assert.Contains(t, stdout.String(), "without a verdict (resume with: sxlab run --resume")
+			for _, f := range []string{"run.json", "plan.json", "results.jsonl", "report.html", "junit.xml", "summary.md"} {
+				assert.FileExists(t, filepath.Join(m[1], f))
+			}
+			assert.Empty(t, w.machines(t), "simulated machines' folders left")
+			assert.Empty(t, w.tmpLeft(t), "files left in $TMPDIR")
+		})
+	}
+
+	t.Run("a killed run's leftovers are reaped by the next run", func(t *testing.T) {
+		w := newSignalWorkspace(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		cmd, _, stderr := w.start(t, ctx, bin, "run", "--config", "slow.yaml", "--progress", "plain", "--only", "vpn=running")
+		// Every slot's machine, each locked: a folder killed before its
+		// lock exists is left for a minute (sim's reapMinAge), in case
+		// it is a live run's clone in the making.
+		deadline := time.Now().Add(2 * time.Minute)
+		for !w.allLocked(t, 4) {
+			require.True(t, time.Now().Before(deadline), "the run's 4 slots did not get their machines; stderr:\n%s", stderr)
+			time.Sleep(20 * time.Millisecond)
+		}
+		// What an exit at once leaves: nothing ran the cleanups.
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		_ = cmd.Wait()
+		require.NotEmpty(t, w.machines(t), "a killed run leaves its machines' folders")
+		// What an older sxlab (or a killed sim serve) left in bare $TMPDIR.
+		legacy := filepath.Join(w.tmp, "sxlab-sim-sxlab-0123456789ab-r1-t1-42")
+		require.NoError(t, os.MkdirAll(filepath.Join(legacy, "root"), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(legacy, ".lock"), nil, 0o644))
+
+		next, stdout, stderr := w.start(t, ctx, bin, "run", "--config", "instant.yaml", "--progress", "none",
+			"--only", "macos=macos-15.3,path=2->3,vpn=stopped,approval=approved", "--repeat", "1")
+		code := exitCode(t, next.Wait())
+		assert.Equal(t, exitOK, code, "%s\n%s", stdout, stderr)
+		assert.Empty(t, w.machines(t), "the next run reaps the dead run's machines")
+		assert.Empty(t, w.tmpLeft(t), "files left in $TMPDIR")
+		assert.False(t, strings.Contains(stderr.String(), "remove leftovers"), stderr.String())
+	})
+}

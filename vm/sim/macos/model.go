@@ -1,0 +1,101 @@
+package macos
+
+// How the simulated Mac behaves, in one place. The code is in mac*.go,
+// log*.go, fault.go, simpkg.go and sysdiagnose.go.
+//
+// Packages. `installer -pkg X.simpkg.json -target /` (root) lays down
+// /Applications/<app>.app with Info.plist, the executable and
+// Contents/Library/SystemExtensions/<ext>.systemextension, writes a
+// receipt (pkgutil) and /var/log/install.log. The payload goes over what
+// is there, like installer; a running app keeps running its old version.
+// Any other file is refused like a damaged package.
+//
+// Apps. Every launch of a new app process (open -a, launchctl asuser …
+// open, or running the executable without arguments) submits an
+// activation request for the bundled extension, as Coder Desktop does.
+// `open` returns once sysextd decided (launch 2s + activation 3s of
+// simulated time). A running app is only brought to the front: no new
+// request. `EXE --check-xpc` is a one-shot XPC probe: it looks the Mach
+// service up and prints `xpc: connected to SERVICE (extension V/B)` or
+// fails with `xpc: SERVICE: connection invalidated`, logging libxpc's
+// bootstrap look-up failure lines.
+//
+// sysextd. A request is decided against the enabled or waiting copy of
+// the extension: none → staged, validated, then enabled at once when an
+// MDM policy covers it, else `activated waiting for user` with an
+// approval prompt on screen; same version → already active, or joins the
+// waiting activation (the report's coalesce lines; no new prompt) — after
+// a reboot a fresh prompt; other version → the replacement lines of the
+// delegate report, and the app answers "replace" (unless it does not
+// retain its delegate: then it cancels its connection and nothing is
+// replaced). Replacing an enabled copy enables the new one at once (the
+// approval carries over); the old copy is `terminated waiting to
+// uninstall on reboot` when its provider was running, else removed.
+// Replacing a waiting copy leaves the new one waiting with a new prompt.
+//
+// Approval. UI scripting: an osascript that clicks "Allow" approves the
+// extension whose prompt is on screen; another button dismisses the
+// prompt; with no prompt on screen the script changes nothing and exits
+// 0. MDM: `sxlab-sim-mdm approve TEAMID [BUNDLEID…]` (sim-only) installs a
+// system extension policy; it completes waiting activations it covers,
+// prompt or not, and approves later ones without a prompt. Settings:
+// `sxlab-sim-settings allow-extension|remove-extension BUNDLEID`
+// (sim-only) approves a waiting copy, or deletes every copy at once.
+// systemextensionsctl developer/uninstall/reset refuse (SIP is on).
+//
+// The golden (golden.go, settings.go). The image says how its golden was
+// prepared (Golden): who automatic login puts on the console, SIP,
+// FileVault, TCC grants, the MDM enrolment with its policies and VPN
+// payloads. The model keeps macOS's rules for them: no GUI session → open
+// fails; root's Apple events and scripting without the grants fail
+// (-1743, -1719); System Settings offers its approval control on the
+// pane of the version (Privacy & Security on 13/14, Login Items &
+// Extensions on 15+), behind the password sheet, and none for a copy
+// whose request was never presented. An uploaded darwin/arm64 Mach-O is
+// answered as the lab's sxlab-probe (probe.go); the shell gives any other
+// executable the kernel's "exec format error". docs/macos-behaviour.md
+// lists every rule with its source.
+//
+// Providers and launchd. An enabled extension has the launchd job
+// NetworkExtension.<bundle>.<short>.<build>, whose endpoints block lists
+// its Mach service unless a fault lost it. The provider process runs while
+// its VPN is Connecting/Connected or a running app holds an XPC
+// connection to it.
+//
+// VPN. The app creates its VPN configuration the first time it learns its
+// extension is enabled (delegate callback or a launch). `scutil --nc
+// start` returns at once; the session is Connecting, then Connected after
+// 2s of guest time (or at the second status query, for a clock that does
+// not move). It connects only while the extension is enabled.
+//
+// Reboot (Boot). Apps stop, VPNs disconnect, prompts close, terminated
+// copies are removed, per-boot faults heal. Packages, extensions, VPN
+// configurations, policies and Default/Error/Fault log messages persist;
+// Info/Debug messages do not unless `log config --mode persist:…` was
+// set for their subsystem.
+//
+// Faults (fault.go), each drawn from a generator seeded by the seed and
+// the machine's name, in the order events happen:
+//
+//   - endpoint-lost-on-replace-while-running: a replacement of an enabled
+//     copy while its VPN runs, to a version never staged on this machine
+//     before, with an unchanged Mach service name, leaves the new job
+//     without its endpoint for good (relaunch, VPN restart, reinstall and
+//     reboot do not help); the new provider logs "listener failed to
+//     activate: xpc_error=[1: Operation not permitted]". Only
+//     sxlab-sim-settings remove-extension and approving again cure it.
+//   - endpoint-registration-race: every replacement of an enabled copy
+//     loses the endpoint with probability p (0.2) until reboot.
+//   - approval-coalesced: replacing a copy that waits for the user (an app
+//     update before approval, the report's trigger) hits the staging error
+//     "Removing tree at … Resetting flags and trying again!"; the new copy
+//     reaches `activated waiting for user` but its prompt never appears,
+//     and the retried request coalesces with it. UI approval has no
+//     effect until a reboot (after which the next launch shows the
+//     prompt); MDM and System Settings approval work. In the demo
+//     (config.yaml), approval=pending cells on macos-15.3 therefore end
+//     `activated waiting for user` and fail extension-state,
+//     mach-endpoint and xpc; on macos-15.4 they pass.
+//
+// App behaviour retains_activation_delegate: false (delegate-no-callback)
+// is a package flag, not a fault.

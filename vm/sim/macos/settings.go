@@ -1,0 +1,183 @@
+package macos
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/sxlab/sxlab/vm/sim/shell"
+)
+
+// System Settings, as far as approving a system extension goes. macOS
+// 13 and 14 show "System software from application … was blocked from
+// loading" with an Allow button in Privacy & Security; macOS 15 and later
+// list the extension under General > Login Items & Extensions with a
+// switch. Either asks for an administrator's password in a sheet before
+// the change takes effect. The control is there only for an extension
+// waiting for the user whose request macOS presented: under
+// approval-coalesced the new copy's request never was, so nothing offers
+// to approve it.
+
+// Panes of System Settings the model knows, by what open(1) is given.
+const (
+	panePrivacySecurity = "Privacy & Security"
+	paneLoginItems      = "Login Items & Extensions"
+	settingsApp         = "System Settings"
+	settingsBundleID    = "com.apple.systempreferences"
+)
+
+// settingsURLs maps x-apple.systempreferences: URLs to their pane.
+var settingsURLs = map[string]string{
+	"x-apple.systempreferences:com.apple.preference.security":                      panePrivacySecurity,
+	"x-apple.systempreferences:com.apple.preference.security?Security":             panePrivacySecurity,
+	"x-apple.systempreferences:com.apple.settings.PrivacySecurity.extension":       panePrivacySecurity,
+	"x-apple.systempreferences:com.apple.LoginItems-Settings.extension":            paneLoginItems,
+	"x-apple.systempreferences:com.apple.LoginItems-Settings.extension?Extensions": paneLoginItems,
+}
+
+// approvalPane is where this macOS version offers the approval control.
+func (m *Mac) approvalPane() string {
+	if m.majorVersion() >= 15 {
+		return paneLoginItems
+	}
+	return panePrivacySecurity
+}
+
+// openSettings is open(1) of System Settings or one of its panes: the
+// window comes up on that pane. Callers do not hold mu.
+func (m *Mac) openSettings(p *shell.Proc, target, pane string) int {
+	if m.consoleUser() == "" {
+		return noSessionOpen(p, target)
+	}
+	m.begin()
+	defer m.mu.Unlock()
+	if pane == "" && m.settingsPane != "" {
+		return exitOK // brought to the front, on the pane it shows
+	}
+	if pane == "" {
+		pane = "General"
+	}
+	m.settingsPane = pane
+	m.settingsSheet = nil
+	settings := process{path: imageSettings, pid: m.newPID(), thread: m.threadID(), uuid: m.imageUUID(imageSettings)}
+	m.logf(settings, "", typeDefault, "com.apple.systempreferences", "", "showing pane %{public}@", pane)
+	return exitOK
+}
+
+// approvalRow is the extension the open pane offers to approve, nil when
+// it offers none. Callers hold mu.
+func (m *Mac) approvalRow() *extRow {
+	if m.settingsPane != m.approvalPane() {
+		return nil
+	}
+	for i := len(m.exts) - 1; i >= 0; i-- {
+		if row := m.exts[i]; row.state == stateWaiting && !row.promptLost {
+			return row
+		}
+	}
+	return nil
+}
+
+var (
+	clickTarget  = regexp.MustCompile(`(?i)\bclick\s+((?:button|checkbox|switch|toggle)\s+"([^"]*)"[^\n]*?)(?:\s+of\s+(?:process|application)\s+"[^"]*")?\s*(?:\n|$|\bend\b)`)
+	anyClick     = regexp.MustCompile(`(?i)\bclick\b`)
+	passwordText = regexp.MustCompile(`(?i)\b(?:set\s+value\s+of\s+text\s+field\s+[^\n]*?\bto\s+|keystroke\s+)"([^"]*)"`)
+)
+
+// settingsScript runs a UI script against System Settings: a click on the
+// approval control (Allow, or the extension's switch), then the password
+// sheet (a password typed or set, and Modify Settings / OK / Unlock
+// clicked), in one script or several. A control that is not there fails
+// as System Events does (-1728). Callers do not hold mu.
+func (m *Mac) settingsScript(ctx context.Context, p *shell.Proc, script string) int {
+	m.begin()
+	gen := m.bootGen
+	if m.settingsPane == "" {
+		m.mu.Unlock()
+		fmt.Fprintf(stderr(p), "%s: execution error: System Events got an error: Can’t get process \"%s\". (-1728)\n", scriptRange(script, ""), settingsApp)
+		return exitFailure
+	}
+	clicks := clickTarget.FindAllStringSubmatch(script, -1)
+	if n := len(anyClick.FindAllString(script, -1)); n != len(clicks) {
+		m.mu.Unlock()
+		fmt.Fprintf(stderr(p), "sim: unsupported: a click in System Settings the sim does not understand (it understands click button|checkbox|switch \"NAME\" [of …])\n")
+		return 127
+	}
+	typed := ""
+	if t := passwordText.FindStringSubmatch(script); t != nil {
+		typed = t[1]
+	}
+	var missing string
+	approved := false
+	for _, c := range clicks {
+		ref, name := strings.TrimSpace(c[1]), c[2]
+		switch row := m.approvalRow(); {
+		case m.settingsSheet != nil && isSheetButton(name):
+			if typed == m.cfg.Password && m.cfg.Password != "" && m.settingsSheet.state == stateWaiting {
+				m.approve(m.settingsSheet)
+				approved = true
+			}
+			// a wrong password shakes the sheet, which stays
+			if approved || strings.EqualFold(name, "Cancel") {
+				m.settingsSheet = nil
+			}
+		case row != nil && m.isApprovalControl(row, name):
+			m.settingsSheet = row
+		default:
+			missing = ref
+		}
+		if missing != "" {
+			break
+		}
+	}
+	m.mu.Unlock()
+	if missing != "" {
+		fmt.Fprintf(stderr(p), "%s: execution error: System Events got an error: Can’t get %s of process \"%s\". (-1728)\n", scriptRange(script, missing), missing, settingsApp)
+		return exitFailure
+	}
+	if len(clicks) > 0 && !m.lockedAfter(ctx, m.dur.settings, gen) {
+		return exitInterrupted
+	}
+	if len(clicks) > 0 {
+		m.mu.Unlock()
+	}
+	return exitOK
+}
+
+// isApprovalControl says whether name is the control that approves row
+// on this version's pane: Allow (13/14), or the switch named after the
+// app or the extension (15+).
+func (m *Mac) isApprovalControl(row *extRow, name string) bool {
+	if m.approvalPane() == panePrivacySecurity {
+		return strings.EqualFold(name, "Allow")
+	}
+	if strings.EqualFold(name, row.ext.BundleID) {
+		return true
+	}
+	for _, app := range m.apps {
+		if app.pkg.Extension.BundleID == row.ext.BundleID && strings.EqualFold(name, app.pkg.App.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+func isSheetButton(name string) bool {
+	switch strings.ToLower(name) {
+	case "modify settings", "ok", "unlock", "cancel":
+		return true
+	}
+	return false
+}
+
+// scriptRange is the "start:end" osascript prints before an execution
+// error: where in the script the failing statement is.
+func scriptRange(script, part string) string {
+	if part != "" {
+		if i := strings.Index(script, part); i >= 0 {
+			return fmt.Sprintf("%d:%d", i, i+len(part))
+		}
+	}
+	return fmt.Sprintf("0:%d", len(script))
+}
