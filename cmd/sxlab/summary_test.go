@@ -58,6 +58,27 @@ func TestSummaryText(t *testing.T) {
 	assert.Equal(t, lab.CellFail, back.Cells[0].Verdict, "worst first")
 }
 
+// An ssh host pointed at `sxlab sim serve`: both lines of the summary
+// name the same thing, the ssh host and that its Mac is simulated.
+func TestSummaryNamesASimulatedSSHHostConsistently(t *testing.T) {
+	res := &lab.RunResult{Dir: "runs/x", Info: lab.RunInfo{ID: "x", Providers: []string{"ssh"}, Simulated: true,
+		Hosts: []lab.Host{{Name: "mini", Provider: "ssh", Slots: 1}}}}
+	res.Records = []lab.Record{{Cell: "a", Label: "a", Repeat: 1, Final: true, Verdict: lab.Pass, Host: "mini", Simulated: true}}
+	res.Cells = lab.Summarise(res.Records)
+	var b bytes.Buffer
+	require.NoError(t, writeSummary(&b, summarise(res), false))
+	out := b.String()
+	assert.Contains(t, out, "run x: 1 attempt(s) on ssh host mini (a simulated Mac)\n")
+	assert.Contains(t, out, "SIMULATED: these results come from simulated Macs (ssh host mini), not from real macOS.")
+	assert.NotContains(t, out, "provider sim", "no sim provider ran")
+
+	// The sim provider keeps its name.
+	b.Reset()
+	require.NoError(t, writeSummary(&b, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Pass}}, 0)), false))
+	assert.Contains(t, b.String(), "run x: 1 attempt(s) on sim\n")
+	assert.Contains(t, b.String(), "(provider sim)")
+}
+
 func TestSummaryNamesAQuarantinedHost(t *testing.T) {
 	res := resultOf(map[string][]lab.Verdict{"a": {lab.Pass, lab.Pass}}, 0)
 	res.Info.Quarantined = []lab.QuarantinedHost{{Host: "mini-2", Reason: "the host leaked a VM slot; reboot it"}}
