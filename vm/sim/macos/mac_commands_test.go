@@ -109,11 +109,11 @@ func TestInstaller(t *testing.T) {
 		assert.Equal(t, 1, r.code)
 		assert.True(t, strings.HasPrefix(r.err, "installer: Error - "), r.err)
 	})
-	t.Run("a real pkg is refused like a damaged one", func(t *testing.T) {
+	t.Run("a pkg the reader rejects is an invalid package path", func(t *testing.T) {
 		s.put("/Users/admin/Example.pkg", []byte("xar!\x00\x1c\x00\x01"))
 		r := s.sudo("installer -pkg Example.pkg -target /")
 		assert.Equal(t, 1, r.code)
-		assert.Contains(t, r.err, "installer: Error - The package \"Example.pkg\" is damaged or incomplete")
+		assert.Equal(t, "installer: Error - the package path specified was invalid: 'Example.pkg'.\n", r.err)
 		parsed, err := guest.ParseInstaller(strings.NewReader(r.out + r.err))
 		require.NoError(t, err)
 		assert.False(t, parsed.Success)

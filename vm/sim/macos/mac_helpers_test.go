@@ -107,6 +107,14 @@ func newSimMacIn(t testing.TB, fs *shell.FS, opts ...macOption) *simMac {
 		}
 		s.addPackage(filepath.Join("..", "..", "..", "examples", "sim", "example-vpn-"+string(rune('0'+n))+".simpkg.json"), "/Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json")
 	}
+	// The demo's real packages (examples/pkg), made by the generator.
+	for n := 1; n <= 5; n++ {
+		gp := "/Users/admin/example-vpn-" + string(rune('0'+n)) + ".pkg"
+		if _, err := os.Stat(fs.Path("/", gp)); err == nil {
+			continue
+		}
+		s.addPackage(filepath.Join("..", "..", "..", "examples", "pkg", "example-vpn-"+string(rune('0'+n))+".pkg"), gp)
+	}
 	return s
 }
 
@@ -227,6 +235,12 @@ const (
 func (s *simMac) install(n int) string {
 	s.t.Helper()
 	return s.ok(true, "installer -pkg /Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json -target /")
+}
+
+// installPkg installs the demo's real package n (examples/pkg).
+func (s *simMac) installPkg(n int) string {
+	s.t.Helper()
+	return s.ok(true, "installer -pkg /Users/admin/example-vpn-"+string(rune('0'+n))+".pkg -target /")
 }
 
 func (s *simMac) installPath(gp string) string {
