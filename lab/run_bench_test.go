@@ -58,10 +58,10 @@ app:
     mach_service: ABCDE12345.com.example.vpn.tunnel
   vpn_service: Example VPN
   versions:
-    "1": {package: examples/sim/example-vpn-1.simpkg.json}
-    "2": {package: examples/sim/example-vpn-2.simpkg.json}
-    "3": {package: examples/sim/example-vpn-3.simpkg.json}
-    "4": {package: examples/sim/example-vpn-4.simpkg.json}
+    "1": {package: examples/pkg/example-vpn-1.pkg}
+    "2": {package: examples/pkg/example-vpn-2.pkg}
+    "3": {package: examples/pkg/example-vpn-3.pkg}
+    "4": {package: examples/pkg/example-vpn-4.pkg}
 matrix:
   image: '{{.Axis.macos}}{{if eq .Axis.approval "approved"}}-mdm{{end}}'
   axes:

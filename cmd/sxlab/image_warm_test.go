@@ -135,9 +135,9 @@ images:
 	// The demo picks MDM-enrolled goldens by matrix.image; this lab has
 	// one golden per macOS.
 	cfg = regexp.MustCompile(`(?m)^  image: .*\n`).ReplaceAllString(cfg, "")
-	pkgs, err := filepath.Abs(filepath.Join("..", "..", "examples", "sim"))
+	pkgs, err := filepath.Abs(filepath.Join("..", "..", "examples", "pkg"))
 	require.NoError(t, err)
-	cfg = strings.ReplaceAll(cfg, "examples/sim/", pkgs+"/")
+	cfg = strings.ReplaceAll(cfg, "examples/pkg/", pkgs+"/")
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o644))
 	return file

@@ -52,7 +52,8 @@ var _ Model = (*macos.Mac)(nil)
 // NewMac makes the simulated macOS model; see macos.New.
 func NewMac(cfg MacConfig, host Host, fs *FS) Model { return macos.New(cfg, host, fs) }
 
-// The simulated package format (*.simpkg.json); see macos.SimPkg.
+// The simulated package manifest (*.simpkg.json), a test helper for app
+// behaviours a real package cannot express; see macos.SimPkg.
 type (
 	SimPkg       = macos.SimPkg
 	SimApp       = macos.SimApp

@@ -382,7 +382,7 @@ func TestBootDelayAndShutdown(t *testing.T) {
 func TestExamplePackagesAreValid(t *testing.T) {
 	services := map[int]string{1: service, 2: service, 3: service, 4: service + ".4.0"}
 	for n, svc := range services {
-		data, err := os.ReadFile(fmt.Sprintf("../../../examples/sim/example-vpn-%d.simpkg.json", n))
+		data, err := os.ReadFile(fmt.Sprintf("testdata/simpkg/example-vpn-%d.simpkg.json", n))
 		require.NoError(t, err)
 		pkg, err := ParseSimPkg(data)
 		require.NoError(t, err, n)
@@ -394,7 +394,7 @@ func TestExamplePackagesAreValid(t *testing.T) {
 }
 
 func TestParseSimPkgErrorsNameTheField(t *testing.T) {
-	base, err := os.ReadFile("../../../examples/sim/example-vpn-3.simpkg.json")
+	base, err := os.ReadFile("testdata/simpkg/example-vpn-3.simpkg.json")
 	require.NoError(t, err)
 	edit := func(f func(map[string]any)) []byte {
 		var doc map[string]any
