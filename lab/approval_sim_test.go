@@ -33,14 +33,14 @@ func TestDemoSendsNoSimOnlyCommand(t *testing.T) {
 
 	files, err := filepath.Glob(filepath.Join(res.Dir, "cells", "*", "*", "steps.jsonl"))
 	require.NoError(t, err)
-	require.Len(t, files, 36, "one steps.jsonl per attempt")
+	require.Len(t, files, 54, "one steps.jsonl per attempt (18 cells × 3)")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		assert.NotContains(t, string(b), "sxlab-sim", "%s: a command the lab sent is the sim's own", f)
 	}
 
-	require.Len(t, Finished(res.Records), 36)
+	require.Len(t, Finished(res.Records), 54)
 	for _, r := range Finished(res.Records) {
 		v, a := r.Axes, r.Axes["approval"]
 		switch {
@@ -60,8 +60,8 @@ func TestDemoSendsNoSimOnlyCommand(t *testing.T) {
 		case v["macos"] == "macos-15.3":
 			assert.Equal(t, Pass, r.Verdict, "control %s: %s", r.Label, r.Reason)
 		default:
-			// macos-15.4: the registration race strikes at 0.2; with the
-			// demo's seed none of these attempts draws it.
+			// macos-15.4: the registration race strikes at 0.2, per seed:
+			// a fail here is the product's, never the lab's error.
 			assert.NotEqual(t, Error, r.Verdict, "%s: %s", r.Label, r.Reason)
 		}
 	}
