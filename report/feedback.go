@@ -412,6 +412,9 @@ type appVersion struct {
 	Guest             string // what systemextensionsctl showed for the extension in the guest, when it was this version
 	Receipt           string // pkgutil's receipt in the guest
 	src               string // the package's path on this machine
+	// fromRunJSON: Ident is run.json's preflight record, the package
+	// file being gone.
+	fromRunJSON bool
 }
 
 // packageFiles attaches the packages of both versions as
@@ -590,6 +593,13 @@ func (fb *feedback) appVersion(id string, r *Run, workDir string) *appVersion {
 	if src == "" {
 		fb.miss("package "+id, "not found (tried "+strings.Join(tried, ", ")+"); the bundle has no package of version "+id)
 		v.UUIDs = "not known (package not found)"
+		// The run's preflight read the package when the run started:
+		// its identity is still known, from run.json.
+		if pf := r.Info.Preflight; pf != nil {
+			if ident, ok := pf.Identities[id]; ok {
+				v.Ident, v.fromRunJSON = &ident, true
+			}
+		}
 		return v
 	}
 	st, err := os.Stat(src)
@@ -913,6 +923,9 @@ func (fb *feedback) VersionRows() [][3]string {
 		return mdSpan(v.Package) + " (" + cmpOr(v.Kind, "?") + ")"
 	})
 	add("package id and version", fromPkg(func(v *appVersion, _ *packages.Identity) string {
+		if v.fromRunJSON {
+			return "not recorded (package not found)"
+		}
 		if v.PkgID == "" {
 			return "none (a " + cmpOr(v.Kind, "") + " has no PackageInfo)"
 		}
@@ -936,6 +949,9 @@ func (fb *feedback) VersionRows() [][3]string {
 			spans := make([]string, len(ids))
 			for i, id := range ids {
 				spans[i] = mdSpan(id)
+			}
+			if v.fromRunJSON {
+				return strings.Join(spans, "<br>") + " (from run.json's preflight; the package was not found)"
 			}
 			return strings.Join(spans, "<br>")
 		}

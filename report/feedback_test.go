@@ -214,6 +214,31 @@ func TestFeedbackListsMissingEvidenceWithItsReason(t *testing.T) {
 	assert.Contains(t, strings.Join(reasons, "\n"), "package 2: not found (tried "+filepath.Join(r.Info.ConfigDir, "pkgs", "example-vpn-2.pkg"))
 }
 
+// TestFeedbackTakesAGonePackagesIdentityFromRunJSON: the run's
+// preflight recorded each build's identity; with the package file gone,
+// FEEDBACK.md still gives the Mach-O LC_UUIDs, and says where they came
+// from.
+func TestFeedbackTakesAGonePackagesIdentityFromRunJSON(t *testing.T) {
+	r := fbRun(t, true)
+	rep := &packages.Report{Identities: map[string]packages.Identity{}}
+	for _, v := range []string{"2", "3"} {
+		pkg, err := packages.Open(filepath.Join(r.Info.ConfigDir, "pkgs", "example-vpn-"+v+".pkg"), packages.Limits{})
+		require.NoError(t, err)
+		rep.Identities[v], err = packages.IdentityOf(pkg, "com.example.vpn", "com.example.vpn.tunnel")
+		require.NoError(t, err)
+	}
+	r.Info.Preflight = rep
+	require.NoError(t, os.RemoveAll(filepath.Join(r.Info.ConfigDir, "pkgs")))
+	b, err := BuildFeedback(r, fxFail.id, FeedbackOptions{})
+	require.NoError(t, err)
+	versions := mdSection(t, readBundle(t, b), "App versions")
+	assert.Contains(t, versions, "`arm64 "+rep.Identities["2"].Extension.UUIDs["arm64"]+"`")
+	assert.Contains(t, versions, "(from run.json's preflight; the package was not found)")
+	assert.Contains(t, versions, "| app: bundle id, version (build) | `com.example.vpn` `2.0` (`200`) | `com.example.vpn` `3.0` (`300`) |")
+	assert.Contains(t, versions, "| package id and version | not recorded (package not found) | not recorded (package not found) |")
+	assert.NotEmpty(t, b.Missing, "the packages themselves are still missing evidence")
+}
+
 // TestFeedbackNamesAPackageItCannotRead: a package the reader refuses is
 // missing evidence with the reader's reason, and the versions table says
 // its identity was not read rather than inventing one.
