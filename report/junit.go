@@ -376,9 +376,9 @@ func attemptBody(a Attempt) string {
 }
 
 // attachmentsOut is the system-out of a try's test cases: how its machine
-// started and was reached, then the Jenkins
-// attachments plugin's and GitLab's [[ATTACHMENT|path]] lines, paths
-// relative to the run folder (where junit.xml is).
+// started and was reached, then the Jenkins attachments plugin's and
+// GitLab's [[ATTACHMENT|path]] lines, paths relative to the run folder
+// (where junit.xml is).
 func attachmentsOut(a Attempt) string {
 	var b strings.Builder
 	// How the machine started and was reached, before the attachments:
