@@ -49,14 +49,14 @@ func TestSimDemoFindings(t *testing.T) {
 			[]string{"replacement-path", "listener-name-held", "bootstrap-lookup-failed"}},
 		{"15.3 1->3 vpn=running", image153(), cell{"1", "3", "running", "approved"}, "endpoint-lost",
 			[]string{"replacement-path", "listener-name-held", "bootstrap-lookup-failed"}},
-		{"15.3 2->3 approval=pending", image153(), cell{"2", "3", "stopped", "pending"}, "approval-coalesced",
+		{"15.3 2->3 approval=pending", plain(image153()), cell{"2", "3", "stopped", "pending"}, "approval-coalesced",
 			[]string{"replacement-path", "staging-remove-failed"}},
-		{"15.3 1->3 approval=pending", image153(), cell{"1", "3", "stopped", "pending"}, "approval-coalesced",
+		{"15.3 1->3 approval=pending", plain(image153()), cell{"1", "3", "stopped", "pending"}, "approval-coalesced",
 			[]string{"replacement-path", "staging-remove-failed"}},
 		{"15.4 race strikes", image154(1), cell{"2", "3", "stopped", "approved"}, "endpoint-lost",
 			[]string{"replacement-path", "bootstrap-lookup-failed"}},
 		{"15.3 vpn=stopped passes", image153(), cell{"2", "3", "stopped", "approved"}, "", nil},
-		{"15.4 approval=pending passes", image154(0.2), cell{"2", "3", "stopped", "pending"}, "", nil},
+		{"15.4 approval=pending passes", plain(image154(0.2)), cell{"2", "3", "stopped", "pending"}, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mac := bootSim(t, tc.img, 1, "triage")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,22 +26,37 @@ const (
 	extBundle = "com.example.vpn.tunnel"
 	teamID    = "ABCDE12345"
 	service   = "ABCDE12345.com.example.vpn.tunnel"
-	allow     = `tell application "System Events" to click button "Allow" of window 1 of process "UserNotificationCenter"`
 )
 
+// mdmGolden is the demo's MDM-enrolled golden: a system extension policy
+// for the app's team approves the extension at once (approved cells).
+var mdmGolden = vm.SimGolden{MDM: &vm.SimMDM{SystemExtensionPolicies: []vm.SimSysextPolicy{{Team: teamID}}}}
+
+// image153 is the demo's MDM-enrolled 15.3 golden (approved cells).
 func image153() vm.Image {
-	return vm.Image{Name: "macos-15.3", User: "admin", Password: "admin", Sim: &vm.SimImage{
+	return vm.Image{Name: "macos-15.3-mdm", User: "admin", Password: "admin", Sim: &vm.SimImage{
 		ProductVersion: "15.3", Build: "24D60",
 		Faults: []vm.Fault{{Name: sim.FaultEndpointLost}, {Name: sim.FaultApprovalCoalesced}},
+		Golden: mdmGolden,
 	}}
 }
 
 // image154 has the registration race; p = 1 makes it strike every time.
 func image154(p float64) vm.Image {
-	return vm.Image{Name: "macos-15.4", User: "admin", Password: "admin", Sim: &vm.SimImage{
+	return vm.Image{Name: "macos-15.4-mdm", User: "admin", Password: "admin", Sim: &vm.SimImage{
 		ProductVersion: "15.4", Build: "24E248",
 		Faults: []vm.Fault{{Name: sim.FaultRegistrationRace, Probability: p}},
+		Golden: mdmGolden,
 	}}
+}
+
+// plain is img's golden without MDM, where the extension waits for the
+// user (pending cells).
+func plain(img vm.Image) vm.Image {
+	sim := *img.Sim
+	sim.Golden.MDM = nil
+	img.Name, img.Sim = strings.TrimSuffix(img.Name, "-mdm"), &sim
+	return img
 }
 
 func demoApp(t *testing.T) steps.App {
@@ -94,6 +110,7 @@ func scenario(c cell) (before, rest []steps.Step) {
 			*list = append(*list, s)
 		}
 	}
+	add(&before, true, steps.SessionCheck{Label: "0 session"})
 	add(&before, true, steps.Install{Label: "1 install", Version: "{{.From}}"})
 	add(&before, true, steps.Launch{Label: "2 launch"})
 	add(&before, approved, steps.Approve{Label: "3 approve", Strategy: "mdm"})
@@ -101,7 +118,7 @@ func scenario(c cell) (before, rest []steps.Step) {
 	add(&before, running, steps.VPN{Label: "5 vpn", Action: "start"})
 	add(&rest, true, steps.Upgrade{Label: "6 upgrade", Version: "{{.To}}", Before: []string{"quit-app"}})
 	add(&rest, true, steps.Launch{Label: "7 launch"})
-	add(&rest, pending, steps.Approve{Label: "8 approve", Strategy: "prompt", Script: allow})
+	add(&rest, pending, steps.Approve{Label: "8 approve", Strategy: "ui"})
 	add(&rest, true, steps.RunProbes{Label: "9 probe", Names: []string{"extension-state", "mach-endpoint", "xpc"}})
 	return before, rest
 }
@@ -163,8 +180,8 @@ func runAttempt(t *testing.T, g guest.Guest, col *artifacts.Collector, cat *arti
 	require.NoError(t, err)
 
 	env := &steps.Env{
-		Guest: g, User: img.User, From: c.from, To: c.to, App: demoApp(t), Simulated: true, Probes: demoProbes(),
-		Axes:   map[string]string{"macos": img.Name, "path": c.from + "->" + c.to, "vpn": c.vpn, "approval": c.approval},
+		Guest: g, User: img.User, Password: img.Password, Image: img.Name, From: c.from, To: c.to, App: demoApp(t), Probes: demoProbes(),
+		Axes:   map[string]string{"macos": strings.TrimSuffix(img.Name, "-mdm"), "path": c.from + "->" + c.to, "vpn": c.vpn, "approval": c.approval},
 		Record: func(steps.Entry) {}, Poll: time.Millisecond, Wait: 10 * time.Second,
 	}
 	before, rest := scenario(c)

@@ -267,8 +267,8 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 		return Error, err.Error(), nil
 	}
 	env := &steps.Env{
-		Guest: conn, User: img.User, Axes: a.Cell.Values, From: from, To: to, App: x.App,
-		Simulated: prov.Simulated(), Probes: x.Probes, Record: log.write,
+		Guest: conn, User: img.User, Password: img.Password, Image: img.Name, Axes: a.Cell.Values, From: from, To: to, App: x.App,
+		Probes: x.Probes, Record: log.write,
 		Reconnect: func(ctx context.Context) error { // after a reboot step: the same bound as the first boot
 			ctx, done := x.bootContext(ctx)
 			defer done()
@@ -603,9 +603,10 @@ func (k *Keeper) Kept() *Kept {
 	return k.kept
 }
 
-// imageOf names the image a runs: its image axis value, or the only image.
+// imageOf names the image a runs: matrix.image rendered over its cell,
+// its image axis value, or the only image.
 func imageOf(c *Config, images map[string]vm.Image, a matrices.Attempt) string {
-	name := a.Cell.Values[c.Matrix.ImageAxis]
+	name, _ := c.CellImage(a.Cell.Values)
 	if name == "" && len(images) == 1 {
 		for n := range images {
 			name = n

@@ -96,6 +96,9 @@ func (c *scriptConn) Run(ctx context.Context, cmd guest.Cmd) (guest.Result, erro
 			return guest.Result{Line: cmd.Line, Stdout: out}, nil
 		}
 	}
+	if cmd.Line == "stat -f %Su /dev/console" {
+		return guest.Result{Line: cmd.Line, Stdout: "admin\n"}, nil // automatic login
+	}
 	return guest.Result{Line: cmd.Line}, nil
 }
 func (c *scriptConn) Upload(ctx context.Context, l, r string, p guest.Progress) error   { return nil }

@@ -281,6 +281,11 @@ type Matrix struct {
 	// axis whose values are upgrade paths "FROM->TO".
 	ImageAxis string `yaml:"image_axis"`
 	PathAxis  string `yaml:"path_axis"`
+	// Image, when set, names each cell's image instead of the image
+	// axis: a template over the cell's axes ({{.Axis.macos}}), so an
+	// image may depend on several axes (approved cells on an MDM-enrolled
+	// golden, pending ones on a plain one).
+	Image string `yaml:"image,omitempty"`
 }
 
 // Step is one step of the scenario: exactly one kind key is set.
@@ -360,11 +365,18 @@ type WaitExtensionStep struct {
 // ApproveStep approves the extension by a strategy.
 type ApproveStep struct {
 	Strategy string `yaml:"strategy" short:"true"`
-	// Run is the AppleScript or command for the prompt and command strategies.
+	// What the ui strategy answers: the extension's approval in System
+	// Settings (extension, the default) or the VPN-configuration alert.
+	What string `yaml:"what,omitempty"`
+	// Run is the command line of the command strategy. (prompt, the
+	// deprecated alias of ui, ignores it.)
 	Run string `yaml:"run,omitempty"`
 }
 
-var approveStrategies = []string{"mdm", "prompt", "command", "none"}
+// prompt is the deprecated alias of ui.
+var approveStrategies = []string{"mdm", "ui", "command", "none", "prompt"}
+
+var approveWhat = []string{"extension", "vpn-configuration"}
 
 // VPNStep starts or stops the app's VPN and waits for the state.
 type VPNStep struct {

@@ -52,7 +52,7 @@ func TestInterruptAtEveryBoundaryThenResume(t *testing.T) {
 		verdicts[s.Verdict] = true
 	}
 	require.Equal(t, map[CellVerdict]bool{CellPass: true, CellFail: true}, verdicts)
-	require.Equal(t, []string{"clone", "boot", "connect", "install", "launch", "approve", "wait-extension", "vpn", "collect state", "upgrade", "launch", "probe", "collect sysdiagnose", "collect state", "collect logs", "collect manifest", "cleanup"}, phases)
+	require.Equal(t, []string{"clone", "boot", "connect", "session", "install", "launch", "approve", "wait-extension", "vpn", "collect state", "upgrade", "launch", "probe", "collect sysdiagnose", "collect state", "collect logs", "collect manifest", "cleanup"}, phases)
 
 	for k := 1; k <= len(phases); k++ {
 		t.Run(fmt.Sprintf("%02d-%s", k, phases[k-1]), func(t *testing.T) {

@@ -44,12 +44,14 @@ images:
       product_version: "15.3"
       build: 24D60
       faults: [endpoint-lost-on-replace-while-running]
+      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}
     auth: {password: admin}
   macos-15.4:
     sim:
       product_version: "15.4"
       build: 24E248
       faults: [{name: endpoint-registration-race, probability: 0.5}]
+      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}
     auth: {password: admin}
 app:
   name: Example VPN

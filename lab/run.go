@@ -64,6 +64,10 @@ type RunOptions struct {
 	// RequireRestore makes a restore that fell back to a cold boot an
 	// error (run --require-restore).
 	RequireRestore bool
+	// CheckImages boots each image the attempts use once, before the
+	// first attempt, for golden.Preflight; a FAILURE stops the run with
+	// ErrImageUnfit (imagecheck.go).
+	CheckImages bool
 	// Tuning for tests.
 	Poll, Wait, CleanupTimeout time.Duration
 }
@@ -211,6 +215,11 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 			continue
 		}
 		todo = append(todo, a)
+	}
+	if o.CheckImages && len(todo) > 0 {
+		if err := preflight(ctx, o, todo, images, providers, dir.Path); err != nil {
+			return nil, err
+		}
 	}
 
 	catalog, err := artifacts.LoadCatalog(cfg.Collect.Signatures...)

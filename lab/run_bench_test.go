@@ -28,11 +28,25 @@ images:
       build: 24D60
       faults: [endpoint-lost-on-replace-while-running, approval-coalesced]
     auth: {password: admin}
+  macos-15.3-mdm:
+    sim:
+      product_version: "15.3"
+      build: 24D60
+      faults: [endpoint-lost-on-replace-while-running, approval-coalesced]
+      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}
+    auth: {password: admin}
   macos-15.4:
     sim:
       product_version: "15.4"
       build: 24E248
       faults: [{name: endpoint-registration-race, probability: 0.2}]
+    auth: {password: admin}
+  macos-15.4-mdm:
+    sim:
+      product_version: "15.4"
+      build: 24E248
+      faults: [{name: endpoint-registration-race, probability: 0.2}]
+      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}
     auth: {password: admin}
 app:
   name: Example VPN
@@ -48,6 +62,7 @@ app:
     "3": {package: examples/sim/example-vpn-3.simpkg.json}
     "4": {package: examples/sim/example-vpn-4.simpkg.json}
 matrix:
+  image: '{{.Axis.macos}}{{if eq .Axis.approval "approved"}}-mdm{{end}}'
   axes:
     macos: [macos-15.3, macos-15.4]
     path: %s
@@ -69,9 +84,7 @@ scenario:
       version: "{{.To}}"
       before: [quit-app]
   - launch: {}
-  - approve:
-      strategy: prompt
-      run: tell application "System Events" to click button "Allow" of window 1 of process "UserNotificationCenter"
+  - approve: ui
     when: {approval: pending}
   - probe: [extension-state, mach-endpoint, xpc]
 probes:

@@ -36,6 +36,7 @@ images:
       product_version: "15.3"
       build: 24D60
       faults: [endpoint-lost-on-replace-while-running]
+      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}
     auth: {password: admin}
 app:
   name: Example VPN

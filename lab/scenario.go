@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"text/template"
 	"time"
 
 	"github.com/sxlab/sxlab/steps"
@@ -61,9 +62,32 @@ func simPackage(path string) (sim.SimPkg, error) {
 	return pkg, nil
 }
 
+// CellImage names the image a cell runs on: matrix.image rendered over
+// the cell's axes when set, else the value of the image axis.
+func (c *Config) CellImage(cell map[string]string) (string, error) {
+	if c.Matrix.Image == "" {
+		return cell[c.Matrix.ImageAxis], nil
+	}
+	t, err := template.New("matrix.image").Option("missingkey=error").Parse(c.Matrix.Image)
+	if err != nil {
+		return "", fmt.Errorf("matrix.image: %w", err)
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, struct{ Axis map[string]string }{cell}); err != nil {
+		return "", fmt.Errorf("matrix.image: %w", err)
+	}
+	return strings.TrimSpace(b.String()), nil
+}
+
+// SessionStep is the label of the check every attempt starts with.
+const SessionStep = "0 session"
+
 // CellSteps returns the steps a cell runs, in order, with `when` applied.
+// Every cell starts by checking the image's user is logged in to the GUI:
+// without the session, launch, approval and probes would all fail and
+// read as the product's failures.
 func (c *Config) CellSteps(cell map[string]string) ([]steps.Step, error) {
-	var out []steps.Step
+	out := []steps.Step{steps.SessionCheck{Label: SessionStep}}
 	for i, s := range c.Scenario {
 		if !Applies(s.When, cell) {
 			continue
@@ -90,7 +114,10 @@ func (c *Config) CellSteps(cell map[string]string) ([]steps.Step, error) {
 		case s.WaitExtension != nil:
 			st = steps.WaitExtension{Label: label, State: s.WaitExtension.State, Version: s.WaitExtension.Version, Timeout: timeout}
 		case s.Approve != nil:
-			st = steps.Approve{Label: label, Strategy: s.Approve.Strategy, Script: s.Approve.Run}
+			st = steps.Approve{Label: label, Strategy: s.Approve.Strategy, What: s.Approve.What, Script: s.Approve.Run}
+			if st.(steps.Approve).Strategy == "prompt" {
+				st = steps.Approve{Label: label, Strategy: "ui", What: s.Approve.What}
+			}
 		case s.VPN != nil:
 			st = steps.VPN{Label: label, Action: s.VPN.Action, Timeout: timeout}
 		case s.Reboot != nil:
@@ -129,14 +156,21 @@ func (c *Config) CellSteps(cell map[string]string) ([]steps.Step, error) {
 			st = steps.RunProbes{Label: label, Names: applicable}
 		}
 		// wait-extension and vpn give the product their timeout to reach a
-		// state (missing it is a fail); every other step is bounded whole.
-		if s.WaitExtension == nil && s.VPN == nil {
+		// state (missing it is a fail); past it and a grace for the last
+		// check, a hung command is the lab's error, as in every step.
+		if s.WaitExtension != nil || s.VPN != nil {
+			st = steps.WithTimeoutGrace(st, label, timeout, pollGrace)
+		} else {
 			st = steps.WithTimeout(st, label, timeout)
 		}
 		out = append(out, st)
 	}
 	return out, nil
 }
+
+// pollGrace is how long a polling step (wait-extension, vpn) may go on
+// past its timeout for the check at the deadline to answer.
+const pollGrace = 30 * time.Second
 
 func (c *Config) probe(name string) (Probe, bool) {
 	for _, p := range c.Probes {

@@ -22,17 +22,18 @@ func TestDemoScenarioPerCell(t *testing.T) {
 		}
 		return out
 	}
-	assert.Equal(t, []string{"install", "launch", "approve", "wait-extension", "vpn", "upgrade", "launch", "probe"},
+	assert.Equal(t, []string{"session", "install", "launch", "approve", "wait-extension", "vpn", "upgrade", "launch", "probe"},
 		kinds(map[string]string{"macos": "macos-15.3", "path": "1->3", "vpn": "running", "approval": "approved"}))
-	assert.Equal(t, []string{"install", "launch", "upgrade", "launch", "approve", "probe"},
+	assert.Equal(t, []string{"session", "install", "launch", "upgrade", "launch", "approve", "probe"},
 		kinds(map[string]string{"macos": "macos-15.3", "path": "2->3", "vpn": "stopped", "approval": "pending"}))
 
 	sc, err := l.Config.CellSteps(map[string]string{"vpn": "stopped", "approval": "approved"})
 	require.NoError(t, err)
-	up, ok := sc[4].(steps.Upgrade)
+	assert.Equal(t, steps.SessionCheck{Label: SessionStep}, sc[0], "every attempt starts by checking the GUI session")
+	up, ok := sc[5].(steps.Upgrade)
 	require.True(t, ok)
 	assert.Equal(t, []string{"quit-app"}, up.Before)
-	assert.Equal(t, "6 upgrade", sc[4].(steps.Upgrade).Label)
+	assert.Equal(t, "6 upgrade", up.Label)
 
 	app, err := l.StepsApp()
 	require.NoError(t, err)

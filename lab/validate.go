@@ -2,6 +2,7 @@ package lab
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/internal/strictyaml"
 	"github.com/sxlab/sxlab/matrices"
+	"github.com/sxlab/sxlab/steps"
 )
 
 // applyDefaults fills the defaults of keys inside lists and maps, which the
@@ -297,6 +299,9 @@ func (l *Loaded) validate() Problems {
 	checkValue := func(path, key, val string) {
 		switch key {
 		case m.ImageAxis:
+			if m.Image != "" {
+				return // matrix.image names the images; checked per cell below
+			}
 			if _, ok := c.Images[val]; !ok {
 				add(l.at(path, "%s: image %q is not defined under images (defined: %s)", path, val, strings.Join(sortedKeys(c.Images), ", ")))
 			}
@@ -318,8 +323,14 @@ func (l *Loaded) validate() Problems {
 			checkValue(fmt.Sprintf("matrix.axes.%s[%d]", ax.Name, j), ax.Name, v)
 		}
 	}
-	ps = append(ps, l.checkProviders(axisValues[m.ImageAxis])...)
-	if m.ImageAxis != "" && axisValues[m.ImageAxis] == nil && len(c.Images) > 1 {
+	cellImages, imgProblems := l.checkCellImages()
+	ps = append(ps, imgProblems...)
+	if m.Image != "" {
+		ps = append(ps, l.checkProviders(slices.Sorted(maps.Keys(cellImages)))...)
+	} else {
+		ps = append(ps, l.checkProviders(axisValues[m.ImageAxis])...)
+	}
+	if m.Image == "" && m.ImageAxis != "" && axisValues[m.ImageAxis] == nil && len(c.Images) > 1 {
 		add(l.at("matrix", "matrix: no axis %q picks the image, and there are %d images; add the axis or set matrix.image_axis", m.ImageAxis, len(c.Images)))
 	}
 	if m.PathAxis != "" && axisValues[m.PathAxis] == nil && scenarioUsesPath(c.Scenario) {
@@ -431,10 +442,7 @@ func (l *Loaded) validate() Problems {
 				oneOf(fmt.Sprintf("%s.before[%d]", kp, j), "before", b, upgradeBefore)
 			}
 		case st.Approve != nil:
-			oneOf(kp+".strategy", "strategy", st.Approve.Strategy, approveStrategies)
-			if (st.Approve.Strategy == "prompt" || st.Approve.Strategy == "command") && st.Approve.Run == "" {
-				add(l.at(kp, "%s: strategy %s needs run (the AppleScript or command that approves)", kp, st.Approve.Strategy))
-			}
+			ps = append(ps, l.checkApprove(kp, st, cellImages)...)
 		case st.VPN != nil:
 			oneOf(kp+".action", "action", st.VPN.Action, vpnActions)
 			if a.VPNService == "" {
@@ -477,6 +485,114 @@ func (l *Loaded) validate() Problems {
 		add(l.at("retry.max", "retry.max: %d is not from 0 to %d: a lab that errs on one attempt %d times in a row is broken, and more tries only hide it", c.Retry.Max, MaxRetries, MaxRetries+1))
 	}
 	return ps
+}
+
+// checkCellImages renders matrix.image over every cell (when set) and
+// makes sure each names a defined image. It returns the cells by the
+// image they run on, for the checks that depend on the image.
+func (l *Loaded) checkCellImages() (map[string][]map[string]string, Problems) {
+	c := &l.Config
+	cells, err := matrices.Cells(c.MatrixSpec())
+	if err != nil {
+		return nil, nil // reported with the matrix
+	}
+	var ps Problems
+	out := map[string][]map[string]string{}
+	bad := map[string]bool{}
+	for _, cell := range cells {
+		name, err := c.CellImage(cell.Values)
+		if err != nil {
+			return nil, Problems{l.at("matrix.image", "%v (matrix.image is a template over the cell's axes, like \"{{.Axis.macos}}-{{.Axis.approval}}\"; axes: %s)", err, strings.Join(axisNames(c.Matrix.Axes), ", "))}
+		}
+		if name == "" && len(c.Images) == 1 {
+			name = sortedKeys(c.Images)[0] // the only image
+		}
+		if _, ok := c.Images[name]; !ok {
+			if c.Matrix.Image != "" && !bad[name] {
+				ps = append(ps, l.at("matrix.image", "matrix.image: cell %s runs on image %q, which is not defined under images (defined: %s)", cell.Label, name, strings.Join(sortedKeys(c.Images), ", ")))
+			}
+			bad[name] = true
+			continue
+		}
+		out[name] = append(out[name], cell.Values)
+	}
+	return out, ps
+}
+
+// checkApprove checks an approve step, and that an mdm approval runs only
+// on images whose golden has the policy it needs (as far as an image
+// describes its golden: sim images do, in golden.mdm).
+func (l *Loaded) checkApprove(kp string, st Step, cellImages map[string][]map[string]string) Problems {
+	c := &l.Config
+	ap := st.Approve
+	var ps Problems
+	if !slices.Contains(approveStrategies, ap.Strategy) {
+		ps = append(ps, l.at(kp+".strategy", "%s.strategy: strategy %q is not one of mdm, ui, command, none", kp, ap.Strategy))
+		return ps
+	}
+	switch ap.Strategy {
+	case "prompt":
+		w := l.at(kp+".strategy", "%s: strategy prompt is deprecated: it is now ui, which clicks the approval control in System Settings with built-in scripts (macOS %s)", kp, uiVersions())
+		if ap.Run != "" {
+			w = l.at(kp+".run", "%s: strategy prompt is deprecated: it is now ui, which clicks the approval control in System Settings with built-in scripts (macOS %s); its run is ignored", kp, uiVersions())
+		}
+		l.Warnings = append(l.Warnings, w.String())
+	case "command":
+		if ap.Run == "" {
+			ps = append(ps, l.at(kp, "%s: strategy command needs run (the command that approves)", kp))
+		}
+	case "ui":
+		if ap.Run != "" {
+			ps = append(ps, l.at(kp+".run", "%s.run: strategy ui runs its built-in System Settings scripts and takes no run; use strategy command for a command of your own", kp))
+		}
+	}
+	if ap.What != "" {
+		if ap.Strategy != "ui" && ap.Strategy != "prompt" {
+			ps = append(ps, l.at(kp+".what", "%s.what: only strategy ui answers something other than the extension's approval", kp))
+		} else if !slices.Contains(approveWhat, ap.What) {
+			ps = append(ps, l.at(kp+".what", "%s.what: %q is not one of %s", kp, ap.What, strings.Join(approveWhat, ", ")))
+		}
+	}
+	if ap.Strategy != "mdm" {
+		return ps
+	}
+	ext := c.App.Extension
+	for _, name := range sortedKeys(cellImages) {
+		img := c.Images[name]
+		if img.Sim == nil {
+			continue // a real golden says nothing of its profiles: the step checks them
+		}
+		cells := slices.DeleteFunc(slices.Clone(cellImages[name]), func(cell map[string]string) bool { return !Applies(st.When, cell) })
+		if len(cells) == 0 || simAllows(img.Sim.Golden, ext.TeamID, ext.BundleID) {
+			continue
+		}
+		ps = append(ps, l.at(kp, "%s: approve: mdm runs on image %s, whose golden has no system extension policy allowing team %s (%s): "+
+			"add one under images.%s.sim.golden.mdm.system_extension_policies (- {team: %s}), run those cells on an MDM-enrolled image (matrix.image), or approve with ui",
+			kp, name, ext.TeamID, ext.BundleID, name, ext.TeamID))
+	}
+	return ps
+}
+
+// simAllows says whether a sim golden's MDM installed a system extension
+// policy for the team (all its extensions, or bundleID among them).
+func simAllows(g *SimGolden, team, bundleID string) bool {
+	if g == nil || g.MDM == nil {
+		return false
+	}
+	for _, p := range g.MDM.SystemExtensionPolicies {
+		if p.Team == team && (len(p.BundleIDs) == 0 || slices.Contains(p.BundleIDs, bundleID)) {
+			return true
+		}
+	}
+	return false
+}
+
+func uiVersions() string {
+	var v []string
+	for _, n := range steps.UIScriptVersions() {
+		v = append(v, strconv.Itoa(n))
+	}
+	return strings.Join(v, ", ")
 }
 
 // checkProviders makes sure every host can boot every image the matrix

@@ -21,14 +21,16 @@ import (
 func captureRun(t *testing.T, agent bool) (*RunResult, map[string]Record) {
 	t.Helper()
 	leaks := goleak.IgnoreCurrent()
-	image := "    auth: {password: admin}\n"
+	cfg := strings.Replace(simLabConfig, "      faults: [endpoint-lost-on-replace-while-running]\n",
+		"      faults: [vpn-captures-host-traffic]\n", 1)
 	if agent {
-		image += "    agent: true\n"
+		cfg = strings.Replace(cfg, "    auth: {password: admin}\n", "    auth: {password: admin}\n    agent: true\n", 1)
 	}
-	cfg := strings.Replace(simLabConfig, "      faults: [endpoint-lost-on-replace-while-running]\n    auth: {password: admin}\n",
-		"      faults: [vpn-captures-host-traffic]\n"+image, 1)
 	cfg = strings.Replace(cfg, "retry:\n  max: 1\n", "retry:\n  max: 0\n", 1)
 	require.Contains(t, cfg, "vpn-captures-host-traffic")
+	if agent {
+		require.Contains(t, cfg, "agent: true")
+	}
 	o, sl := simRunOptions(t, cfg, nil)
 	// A stalled connection is found by the keepalive; make it quick.
 	o.Dial = func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (Conn, error) {

@@ -24,6 +24,10 @@ type Report struct {
 	Unreadable []Problem `json:"unreadable,omitempty"`
 	Errors     int       `json:"errors"`
 	Warnings   int       `json:"warnings"`
+	// Identities are each read version's app and extension as the
+	// package holds them (versions, LC_UUIDs, team, signing): what a bug
+	// report names as "both builds", kept in run.json with the rows.
+	Identities map[string]Identity `json:"identities,omitempty"`
 }
 
 // Problem is a version whose package could not be checked.
@@ -67,6 +71,12 @@ func Check(ups []Upgrade, sources map[string]Source, e Expect, lim Limits) Repor
 			rep.Unreadable = append(rep.Unreadable, Problem{Version: v, File: src.File, Reason: err.Error()})
 		default:
 			pkgs[v] = p
+			if id, err := IdentityOf(p, e.AppBundleID, e.ExtBundleID); err == nil {
+				if rep.Identities == nil {
+					rep.Identities = map[string]Identity{}
+				}
+				rep.Identities[v] = id
+			}
 		}
 	}
 	for _, u := range ups {

@@ -2,6 +2,8 @@ package packages
 
 import (
 	"bytes"
+	"compress/zlib"
+	"encoding/binary"
 	"io"
 	"os"
 	"path/filepath"
@@ -90,5 +92,33 @@ func FuzzMachO(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		countExec()
 		_, _ = parseExecutable(b, fuzzLimits)
+	})
+}
+
+// FuzzXarTOC fuzzes the table of contents itself: the checksums that
+// stop most of FuzzXar's mutations early are left out, so the member
+// offsets, encodings and the payload behind them are reached.
+func FuzzXarTOC(f *testing.F) {
+	demo := seedPkgs(f)[0]
+	size := binary.BigEndian.Uint64(demo[8:])
+	zr, err := zlib.NewReader(bytes.NewReader(demo[28 : 28+size]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	toc, _ := io.ReadAll(zr)
+	heap := demo[28+size:]
+	f.Add(bytes.Replace(toc, []byte(`<checksum style="sha1">`), []byte(`<checksum style="none">`), 1))
+	f.Fuzz(func(t *testing.T, toc []byte) {
+		countExec()
+		var z bytes.Buffer
+		zw := zlib.NewWriter(&z)
+		zw.Write(toc)
+		zw.Close()
+		b := make([]byte, 28, 28+z.Len()+len(heap))
+		copy(b, demo[:28])
+		binary.BigEndian.PutUint64(b[8:], uint64(z.Len()))
+		binary.BigEndian.PutUint64(b[16:], uint64(len(toc)))
+		b = append(append(b, z.Bytes()...), heap...)
+		_, _ = ReadPkg(bytes.NewReader(b), int64(len(b)), fuzzLimits)
 	})
 }

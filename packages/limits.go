@@ -23,7 +23,9 @@ import (
 type Limits struct {
 	// TOC bounds a xar table of contents, compressed and inflated.
 	TOC int64
-	// Plist bounds one Info.plist, PackageInfo or Distribution file.
+	// Plist bounds one Info.plist, PackageInfo, Distribution file or
+	// entitlements blob. Real ones are a few KB; 1 MiB of nested <array>
+	// costs the XML decoder ~50 MB and half a second, the worst we allow.
 	Plist int64
 	// Stream bounds every decompressed stream: a Payload, a xar member,
 	// a zip entry.
@@ -39,7 +41,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		TOC:     16 << 20,
-		Plist:   4 << 20,
+		Plist:   1 << 20,
 		Stream:  8 << 30,
 		Kept:    1 << 30,
 		Entries: 2_000_000,

@@ -286,3 +286,42 @@ func TestReadsAFatFileOfGoBuiltSlices(t *testing.T) {
 	assert.Nil(t, exe.Slice("x86_64").Signature)
 	assert.NotEqual(t, want["arm64"], want["x86_64"])
 }
+
+// The generator's package, taken apart and put back together by
+// libarchive and GNU cpio, reads the same as the generator's own bytes.
+func TestABsdtarRepackOfTheGeneratorsPackageReadsTheSame(t *testing.T) {
+	needTool(t, "bsdtar", "apt-get install libarchive-tools")
+	needTool(t, "cpio", "apt-get install cpio")
+	gen, err := filepath.Abs(filepath.Join("..", "examples", "pkg", examplepkg.FileName(3)))
+	require.NoError(t, err)
+	work, root := t.TempDir(), t.TempDir()
+	sh(t, work, fmt.Sprintf("bsdtar -xf %q", gen))
+	sh(t, root, fmt.Sprintf("gzip -dc %q | cpio -id --quiet", filepath.Join(work, "example-vpn.pkg", "Payload")))
+	sh(t, root, fmt.Sprintf("find . | LC_ALL=C sort | cpio -o -H odc --quiet | gzip -9 > %q", filepath.Join(work, "example-vpn.pkg", "Payload")))
+	out := filepath.Join(t.TempDir(), "repacked.pkg")
+	bsdtarXar(t, work, out, "Distribution", "example-vpn.pkg")
+
+	want, err := Open(gen, Limits{})
+	require.NoError(t, err)
+	got, err := Open(out, Limits{})
+	require.NoError(t, err)
+	assert.Equal(t, want.Components, got.Components)
+	assert.Equal(t, want.Apps, got.Apps)
+	assert.True(t, got.Product)
+}
+
+// xar members in every encoding libarchive writes (its
+// xar:compression option), Payload included.
+func TestReadsXarMembersInEveryEncodingBsdtarWrites(t *testing.T) {
+	root, work := t.TempDir(), t.TempDir()
+	stageApp(t, root, "2.0", "200")
+	componentDir(t, work, root, "2.0")
+	needTool(t, "bsdtar", "apt-get install libarchive-tools")
+	for _, c := range []string{"none", "gzip", "bzip2", "lzma", "xz"} {
+		out := filepath.Join(t.TempDir(), c+".pkg")
+		sh(t, work, fmt.Sprintf("bsdtar --format xar --options xar:compression=%s -cf %q PackageInfo Payload", c, out))
+		p, err := Open(out, Limits{})
+		require.NoError(t, err, c)
+		checkExampleApp(t, p, "2.0", "200")
+	}
+}

@@ -76,7 +76,7 @@ const (
 	srcMinOS         = "Apple: LSMinimumSystemVersion and LC_BUILD_VERSION minos"
 	srcTemplate      = "config.yaml app.extension.mach_service (its template decides the Mach service the probes look for)"
 	srcPkgSign       = "Apple: Developer ID Installer signing of distributed packages (productsign); notarization"
-	srcSigning       = "Apple: Developer ID signing, hardened runtime and notarization (ad-hoc signatures load only with systemextensionsctl developer on)"
+	srcSigning       = "Apple: Developer ID signing, hardened runtime and notarization of system extensions; Debugging and testing system extensions (SIP off, systemextensionsctl developer on)"
 )
 
 // Preflight checks the upgrade from one build to the next. A build
@@ -233,7 +233,7 @@ func Preflight(path string, from, to Build, e Expect) []Row {
 			return Warning, desc, "the extension is signed without the hardened runtime: notarization refuses it"
 		}
 		if s.AdHoc || !s.CMS {
-			return Warning, desc, "signed ad hoc (no Developer ID certificate): a Mac loads it only in developer mode; the certificate chain is not checked here"
+			return Warning, desc, "signed ad hoc (no Developer ID certificate): macOS loads such a system extension only on a Mac set up for extension development (SIP off, systemextensionsctl developer on; unverified on macOS); the certificate chain is never checked here"
 		}
 		return OK, desc, "signed with a certificate and the hardened runtime (chain not verified)"
 	})
@@ -242,7 +242,7 @@ func Preflight(path string, from, to Build, e Expect) []Row {
 	if from.Package.Kind == "pkg" || to.Package.Kind == "pkg" {
 		fs, ts := sigText(from.Package), sigText(to.Package)
 		if to.Package.Kind == "pkg" && to.Package.Signature == "" {
-			add("package-signature", Warning, fs, ts, "the new build's .pkg is not signed: Gatekeeper refuses it when opened from a download (installer -pkg on the command line still installs it); the signature's certificate is never verified here", srcPkgSign)
+			add("package-signature", Warning, fs, ts, "the new build's .pkg is not signed: Gatekeeper refuses it when opened from a download (installer -pkg from a shell is expected to install it anyway; unverified on macOS); the signature's certificate is never verified here", srcPkgSign)
 		} else {
 			add("package-signature", OK, fs, ts, "the .pkg carries a signature (its certificate is not verified here)", srcPkgSign)
 		}

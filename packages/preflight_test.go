@@ -2,10 +2,13 @@ package packages
 
 import (
 	"bytes"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	examplepkg "github.com/sxlab/sxlab/examples/pkg"
 )
 
 var demoExpect = Expect{AppBundleID: "com.example.vpn", ExtBundleID: "com.example.vpn.tunnel", TeamID: "ABCDE12345",
@@ -141,4 +144,15 @@ func TestIdentityOfADemoBuild(t *testing.T) {
 	assert.Equal(t, "adhoc,runtime", id.Extension.Signing)
 	_, err = IdentityOf(p, "com.other", "")
 	require.Error(t, err)
+}
+
+func TestCheckKeepsEachBuildsIdentity(t *testing.T) {
+	src := func(n int) Source {
+		return Source{File: filepath.Join("..", "examples", "pkg", examplepkg.FileName(n))}
+	}
+	rep := Check([]Upgrade{{Path: "3->5", From: "3", To: "5"}}, map[string]Source{"3": src(3), "5": src(5)}, demoExpect, Limits{})
+	require.Len(t, rep.Identities, 2)
+	assert.Equal(t, rep.Identities["3"].Extension.UUIDs, rep.Identities["5"].Extension.UUIDs)
+	assert.Equal(t, "500", rep.Identities["5"].Extension.Version)
+	assert.Equal(t, 1, rep.Errors)
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/ulikunitz/xz"
+	"github.com/ulikunitz/xz/lzma"
 )
 
 // The xar format (flat packages are xar archives): a big-endian header,
@@ -250,12 +251,18 @@ func (x *xarArchive) open(p string) (io.Reader, error) {
 		dec = zr
 	case "application/x-bzip2":
 		dec = bzip2.NewReader(raw)
-	case "application/x-xz", "application/x-lzma":
+	case "application/x-xz":
 		xr, err := xz.NewReader(raw)
 		if err != nil {
 			return nil, fmt.Errorf("xar member %s: not xz data: %w", p, err)
 		}
 		dec = xr
+	case "application/x-lzma": // the LZMA "alone" format, not xz
+		lr, err := lzma.NewReader(raw)
+		if err != nil {
+			return nil, fmt.Errorf("xar member %s: not lzma data: %w", p, err)
+		}
+		dec = lr
 	default:
 		return nil, fmt.Errorf("xar member %s: unsupported encoding %q", p, style)
 	}

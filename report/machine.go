@@ -125,13 +125,13 @@ func (r *Run) Machines() string {
 		}
 	}
 	var parts []string
-	if c := counted(channels, lab.ChannelVsock, lab.ChannelTCP); c != "" {
+	if c := countedBy(channels, lab.ChannelVsock, lab.ChannelTCP); c != "" {
 		if channelFell > 0 {
 			c += fmt.Sprintf(" (%d fell back from vsock)", channelFell)
 		}
 		parts = append(parts, "channel: "+c)
 	}
-	if s := counted(starts, lab.StartRestored, lab.StartCold); s != "" {
+	if s := countedBy(starts, lab.StartRestored, lab.StartCold); s != "" {
 		if startFell > 0 {
 			s += fmt.Sprintf(" (%d restore(s) fell back to a cold boot)", startFell)
 		}
@@ -140,9 +140,9 @@ func (r *Run) Machines() string {
 	return strings.Join(parts, "; ")
 }
 
-// counted is "a 3, b 2, other 1": the known keys in order, then the rest
+// countedBy is "a 3, b 2, other 1": the known keys in order, then the rest
 // sorted; zero counts left out.
-func counted(n map[string]int, known ...string) string {
+func countedBy(n map[string]int, known ...string) string {
 	var rest []string
 	for k := range n {
 		if !slices.Contains(known, k) {

@@ -27,7 +27,22 @@
 #   8. one real sysdiagnose in a guest (a one-attempt run whose only step
 #      runs it the way sxlab's collection does): its duration, the
 #      archive's size, and `sysdiagnose -h`; skipped with --no-sysdiagnose;
-#   9. the shutdown check: no vz-worker process and no Virtualization
+#   9. sxlab image check golden --json: every golden check (automatic
+#      login, FileVault, SIP, the TCC grants, MDM, NE logging, sleep, disk,
+#      sysdiagnose, clock) with the commands and their output, none of
+#      which a Mac has run yet; a FAILURE there is data, not a stop;
+#      skipped with --no-image-check;
+#  10. the accessibility trees of the System Settings panes `approve: ui`
+#      clicks in (a one-attempt run whose steps open each pane as the
+#      console user and dump window 1 of System Settings through System
+#      Events, recursively: class and index, name, role, description,
+#      value): Privacy & Security (13/14: "Allow"), and on 15+ General >
+#      Login Items & Extensions (the extension's switch). No extension is
+#      pending in this lab, so the approval control itself is absent: the
+#      trees show the layout the built-in scripts navigate, to correct
+#      them. The trees go into the report and WORK/ax/PANE.txt; skipped
+#      with --no-ui-trees;
+#  11. the shutdown check: no vz-worker process and no Virtualization
 #      VM process of ours left, nothing left in the store's clones/.
 #
 # Per attempt it also reports, from each run's journal (results.jsonl),
@@ -48,6 +63,8 @@
 #   --no-warm         do not warm the image (it keeps what state it has)
 #   --no-agent        do not try SSH over the agent's vsock channel
 #   --no-sysdiagnose  do not run the sysdiagnose attempt
+#   --no-image-check  do not run sxlab image check
+#   --no-ui-trees     do not dump the System Settings accessibility trees
 #   --print-config    print the lab configuration it would use and exit
 #                     (works on any OS)
 #
@@ -87,6 +104,8 @@ write_config() {
 	local cells="[first, second]" command=5m
 	if [ "${8:-}" = sysdiagnose ]; then
 		cells="[sysdiagnose]" command=30m
+	elif [ "${8:-}" = uitrees ]; then
+		cells="[ui-trees]" command=10m
 	fi
 	cat >"$1" <<EOF
 # Written by scripts/mac-acceptance.sh: attempts on REAL macOS guests
@@ -158,12 +177,166 @@ scenario:
         echo "SXLAB-SD| exit=$e seconds=$t bytes=$b";
         tail -n 3 /tmp/sxlab-sd.out | sed 's/^/SXLAB-SDOUT| /'
 EOF
+	elif [ "${8:-}" = uitrees ]; then
+		write_uitrees_scenario >>"$1"
 	else
 		cat >>"$1" <<'EOF'
 scenario:
   - probe: [sw-vers]
 EOF
 	fi
+}
+
+# write_uitrees_scenario: the scenario of the ui-trees lab. Each step
+# opens one System Settings pane as the console user, in their session
+# (launchctl asuser UID sudo -u USER, as the lab's own GUI commands run),
+# waits for it to draw, and prints window 1's accessibility tree, gzipped
+# and base64-encoded between SXLAB-AX-BEGIN/END lines (a step keeps 256
+# KiB of stdout). Errors print as SXLAB-AXERR| lines, and every step
+# exits 0, so the next pane is still dumped.
+write_uitrees_scenario() {
+	cat <<'EOF'
+scenario:
+  - name: ax-info
+    shell:
+      run: >-
+        echo "SXLAB-AXINFO| macOS $(sw_vers -productVersion) ($(sw_vers -buildVersion)),
+        console user $(stat -f %Su /dev/console), ssh user $(id -un)"
+EOF
+	local pane tree
+	tree=$(ax_tree_script)
+	# name, URL, first macOS major that has the pane
+	for pane in \
+		"privacy-security x-apple.systempreferences:com.apple.preference.security?Security 13" \
+		"privacy-security-extension x-apple.systempreferences:com.apple.settings.PrivacySecurity.extension 13" \
+		"login-items-extensions x-apple.systempreferences:com.apple.LoginItems-Settings.extension 15"; do
+		# shellcheck disable=SC2086 # the three words of $pane
+		set -- $pane
+		cat <<EOF
+  - name: ax-$1
+    shell:
+      run: |
+        major=\$(sw_vers -productVersion | cut -d. -f1)
+        if [ "\$major" -lt $3 ]; then echo "SXLAB-AXSKIP| $1: macOS \$major has no such pane (it is new in $3)"; exit 0; fi
+        uid=\$(id -u); user=\$(id -un)
+        sudo -n launchctl asuser "\$uid" sudo -n -u "\$user" osascript -e 'tell application "System Settings" to quit' >/dev/null 2>&1 || true
+        sleep 2
+        if ! sudo -n launchctl asuser "\$uid" sudo -n -u "\$user" open '$2' 2>/tmp/sxlab-ax.err; then
+          echo "SXLAB-AXERR| $1: open $2: \$(cat /tmp/sxlab-ax.err)"; exit 0
+        fi
+        sleep 8
+        cat >/tmp/sxlab-ax.applescript <<'AX'
+$tree
+        AX
+        if sudo -n launchctl asuser "\$uid" sudo -n -u "\$user" osascript /tmp/sxlab-ax.applescript >/tmp/sxlab-ax.txt 2>/tmp/sxlab-ax.err; then
+          echo "SXLAB-AX-BEGIN| $1 $2 (\$(wc -l </tmp/sxlab-ax.txt | tr -d ' ') elements)"
+          gzip -c /tmp/sxlab-ax.txt | base64
+          echo "SXLAB-AX-END| $1"
+        else
+          echo "SXLAB-AXERR| $1: osascript: \$(cat /tmp/sxlab-ax.err)"
+        fi
+        exit 0
+EOF
+	done
+}
+
+# ax_tree_script: the AppleScript that prints System Settings' window 1,
+# one line per UI element: indentation, its class and index among its
+# siblings of that class (how a script names it: button 2), then name,
+# role, description and value. Indented 8 spaces for the YAML block.
+ax_tree_script() {
+	sed 's/^/        /' <<'EOF'
+on txt(x)
+	try
+		if x is missing value then return ""
+		return x as text
+	on error
+		return "?"
+	end try
+end txt
+on walk(el, depth, label)
+	tell application "System Events"
+		set pad to ""
+		repeat depth times
+			set pad to pad & "  "
+		end repeat
+		set r to ""
+		set n to ""
+		set d to ""
+		set v to ""
+		try
+			set r to my txt(role of el)
+		end try
+		try
+			set n to my txt(name of el)
+		end try
+		try
+			set d to my txt(description of el)
+		end try
+		try
+			set v to my txt(value of el)
+		end try
+		set out to pad & label & " name=\"" & n & "\" role=" & r & " description=\"" & d & "\" value=\"" & v & "\""
+		set kids to {}
+		try
+			set kids to UI elements of el
+		end try
+		set seen to {}
+		repeat with k in kids
+			set c to "?"
+			try
+				set c to my txt(class of k)
+			end try
+			set i to 1
+			repeat with s in seen
+				if (s as text) is c then set i to i + 1
+			end repeat
+			set end of seen to c
+			set out to out & linefeed & my walk(k, depth + 1, c & " " & i)
+		end repeat
+		return out
+	end tell
+end walk
+tell application "System Events" to tell process "System Settings"
+	set frontmost to true
+	return my walk(window 1, 0, "window 1")
+end tell
+EOF
+}
+
+# image_check_figures JSON: one line per check of sxlab image check --json
+# (JSON::PP is in macOS's perl).
+image_check_figures() {
+	[ -s "$1" ] || { echo "  (no output: see ${1%.json}.err)"; return 0; }
+	perl -MJSON::PP -e '
+		local $/; my $r = decode_json(<STDIN>);
+		for my $c (@{$r->{checks}}) {
+			printf "  %-8s %-13s %s%s\n", $c->{status}, $c->{name}, $c->{detail},
+				$c->{unverified_on_macos} ? " (unverified on macOS)" : "";
+			printf "  %-8s %-13s fix: %s\n", "", "", $c->{fix} if $c->{fix} && $c->{status} ne "ok";
+		}' <"$1"
+}
+
+# uitrees_figures RUN_DIR OUT_DIR: decodes each pane's tree from the
+# run's steps.jsonl into OUT_DIR/PANE.txt and prints them, with the
+# steps' errors and skips.
+uitrees_figures() {
+	local steps
+	steps=$(find "$1/cells" -name steps.jsonl 2>/dev/null | head -n 1)
+	[ -n "$steps" ] || { echo "  (no steps.jsonl in $1: the attempt did not reach its steps)"; return 0; }
+	mkdir -p "$2"
+	perl -MJSON::PP -ne '
+		my $e = eval { decode_json($_) } or next;
+		print $e->{result}{stdout} // "" if ($e->{step} // "") =~ /^ax-/;' "$steps" >"$2/stdout.txt"
+	sed -n 's/^SXLAB-AXINFO| /  /p; s/^SXLAB-AXSKIP| /  skipped: /p; s/^SXLAB-AXERR| /  ERROR: /p' "$2/stdout.txt"
+	local pane
+	while IFS= read -r pane; do
+		sed -n "/^SXLAB-AX-BEGIN| $pane /,/^SXLAB-AX-END| $pane\$/p" "$2/stdout.txt" | sed '1d;$d' |
+			base64 -D | gunzip >"$2/$pane.txt" || echo "  ERROR: $pane: the tree did not decode"
+		echo
+		echo "  $(grep "^SXLAB-AX-BEGIN| $pane " "$2/stdout.txt" | sed 's/^SXLAB-AX-BEGIN| //') -> $2/$pane.txt:"
+		sed 's/^/    /' "$2/$pane.txt"
+	done < <(sed -n 's/^SXLAB-AX-BEGIN| \([^ ]*\) .*/\1/p' "$2/stdout.txt")
 }
 
 # phase_figures LOG: one line per attempt from the plain progress lines of
@@ -283,7 +456,7 @@ vm_processes() {
 }
 
 main() {
-	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 agent=true sysdiagnose=1 t0
+	local store="$HOME/.sxlab/vz" slots=1 user=admin bin="" print_config=0 vm="" warm=1 agent=true sysdiagnose=1 imagecheck=1 uitrees=1 t0
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--store) store=${2:?--store needs a folder}; shift 2 ;;
@@ -294,6 +467,8 @@ main() {
 		--no-warm) warm=0; shift ;;
 		--no-agent) agent=false; shift ;;
 		--no-sysdiagnose) sysdiagnose=0; shift ;;
+		--no-image-check) imagecheck=0; shift ;;
+		--no-ui-trees) uitrees=0; shift ;;
 		-h | --help) usage; exit 0 ;;
 		-*) die "unknown option $1 (see --help)" ;;
 		*)
@@ -397,7 +572,21 @@ main() {
 		run_lab sysdiagnose "$work/sysdiagnose.yaml"
 	fi
 
-	# 9. nothing left behind
+	# 9. every golden check, recorded (a FAILURE is data for the report)
+	local imagecheck_exit="not run (--no-image-check)"
+	if [ "$imagecheck" = 1 ]; then
+		echo "== sxlab image check golden --json (in $work/image-check.json)"
+		imagecheck_exit=0
+		"$bin" image check golden --config "$cfg" --json >"$work/image-check.json" 2>"$work/image-check.err" || imagecheck_exit=$?
+	fi
+
+	# 10. the accessibility trees of the panes approve: ui clicks in
+	if [ "$uitrees" = 1 ]; then
+		write_config "$work/uitrees.yaml" "$store" "$image" 1 "$user" "$runs_dir" "$agent" uitrees
+		run_lab uitrees "$work/uitrees.yaml"
+	fi
+
+	# 11. nothing left behind
 	local leftovers="" after
 	after=$(vm_processes | wc -l | tr -d ' ')
 	if [ "$after" -gt "$before" ]; then
@@ -445,6 +634,16 @@ $clones"
 		else
 			echo "sysdiagnose in a guest: not measured (--no-sysdiagnose)"
 		fi
+		echo
+		echo "sxlab image check golden: exit $imagecheck_exit (0: no FAILURE, 1: a FAILURE, 2: not reached); its checks are unverified on macOS until this run:"
+		[ "$imagecheck" != 1 ] || image_check_figures "$work/image-check.json"
+		echo
+		if [ -f "$work/uitrees.run_dir" ]; then
+			echo "System Settings accessibility trees (exit $(cat "$work/uitrees.exit"); to correct approve: ui's scripts):"
+			uitrees_figures "$(cat "$work/uitrees.run_dir")" "$work/ax"
+		else
+			echo "System Settings accessibility trees: not dumped (--no-ui-trees)"
+		fi
 		echo "agent channel: $([ "$agent" = true ] && echo "tried (images.golden.agent: true): see channel above" || echo "not tried (--no-agent)")"
 		echo
 		if [ -n "$leftovers" ]; then
@@ -457,7 +656,7 @@ $clones"
 	} | tee "$work/figures.txt"
 
 	local kind
-	for kind in cold restore sysdiagnose; do
+	for kind in cold restore sysdiagnose uitrees; do
 		[ ! -f "$work/$kind.exit" ] || [ "$(cat "$work/$kind.exit")" = 0 ] ||
 			die "the $kind run exited $(cat "$work/$kind.exit") (1: a probe failed, 2: attempts without a verdict, 3: configuration); see $work/$kind.progress.log"
 	done

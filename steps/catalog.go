@@ -15,11 +15,6 @@ import (
 // remoteDir is where packages are uploaded in the guest.
 const remoteDir = "/tmp/sxlab"
 
-// SimMDMCommand approves a system extension on a simulated Mac the way an
-// MDM system-extension policy would on a real one (profiles(1) cannot
-// deliver that payload, so real images are pre-approved instead).
-const SimMDMCommand = "sxlab-sim-mdm"
-
 // Install uploads a version's package and installs it.
 type Install struct {
 	Label   string
@@ -104,16 +99,8 @@ func (s Upgrade) Run(ctx context.Context, env *Env) error {
 	return install(ctx, env, s.Label, s.Version)
 }
 
-// consoleUser runs a command as the logged-in user: apps and AppleScript
-// UI automation only work in the GUI session. launchctl asuser keeps
-// root's credentials (launchctl(1)), and the user's apps refuse root's
-// Apple events, so sudo -u drops them inside the session.
-func consoleUser(env *Env, args ...string) string {
-	u := guest.Quote(env.User)
-	return "sudo launchctl asuser $(id -u " + u + ") sudo -u " + u + " " + guest.Join(args...)
-}
-
-// Launch opens the app as the console user.
+// Launch opens the app as the console user, in their session, and waits
+// for its process.
 type Launch struct {
 	Label string
 	Wait  time.Duration
@@ -122,17 +109,39 @@ type Launch struct {
 func (s Launch) Kind() string { return "launch" }
 
 func (s Launch) Run(ctx context.Context, env *Env) error {
-	res, err := env.run(ctx, s.Label, "launch", consoleUser(env, "open", "-a", env.App.Path))
+	res, err := runAsUser(ctx, env, s.Label, "launch", "open", "-a", env.App.Path)
 	if err != nil {
 		return err
 	}
 	if res.Exit != 0 {
+		// Nobody logged in is the lab's problem, not an app that would not
+		// launch: ask the console before blaming the product.
+		if console, cerr := consoleUserOf(ctx, env, s.Label); cerr != nil {
+			return cerr
+		} else if console != env.User {
+			return noSession(env, s.Label, console)
+		}
+		if why := scriptError(res.Stderr); why != "" {
+			return fmt.Errorf("%s: open -a %s: %s", s.Label, env.App.Path, why)
+		}
 		return fail(s.Label, "the app would not launch (exit %d): %s", res.Exit, firstLine(res.Stderr, res.Stdout))
 	}
+	jobs, ok, err := waitApp(ctx, env, s.Label, true)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		// How the lab sees a running app is unverified on macOS: a miss
+		// is the lab's until a Mac has shown it to be the product's.
+		return fmt.Errorf("%s: open -a %s succeeded but no application.%s.* job with a pid appeared in the user's launchd domain within %s (launchctl list)",
+			s.Label, env.App.Path, env.App.BundleID, env.processBound())
+	}
+	env.record(Entry{Step: s.Label, Kind: "launch", Started: time.Now(), Note: "running: " + describeJobs(jobs)})
 	return sleep(ctx, s.Wait)
 }
 
-// Quit quits the app.
+// Quit quits the app as the console user (Apple events from root to the
+// user's app are refused) and waits for its process to go.
 type Quit struct {
 	Label string
 	Wait  time.Duration
@@ -141,10 +150,36 @@ type Quit struct {
 func (s Quit) Kind() string { return "quit" }
 
 func (s Quit) Run(ctx context.Context, env *Env) error {
-	script := fmt.Sprintf("quit app id %q", env.App.BundleID)
-	// Quitting an app that is not running is not an error worth a verdict.
-	if _, err := env.run(ctx, s.Label, "quit", consoleUser(env, "osascript", "-e", script)); err != nil {
+	jobs, err := runningApp(ctx, env, s.Label)
+	if err != nil {
 		return err
+	}
+	if len(jobs) == 0 {
+		// Not running: nothing to quit (and no Apple event that might
+		// launch it to deliver the quit).
+		env.record(Entry{Step: s.Label, Kind: "quit", Started: time.Now(), Note: "the app is not running"})
+		return sleep(ctx, s.Wait)
+	}
+	script := fmt.Sprintf("quit app id %q", env.App.BundleID)
+	res, err := runAsUser(ctx, env, s.Label, "quit", "osascript", "-e", script)
+	if err != nil {
+		return err
+	}
+	if res.Exit != 0 {
+		if why := scriptError(res.Stderr); why != "" {
+			return fmt.Errorf("%s: quit the app: %s", s.Label, why)
+		}
+	}
+	left, gone, err := waitApp(ctx, env, s.Label, false)
+	if err != nil {
+		return err
+	}
+	if !gone {
+		msg := fmt.Sprintf("%s: the app still runs %s after quit: %s", s.Label, env.processBound(), describeJobs(left))
+		if res.Exit != 0 {
+			msg += fmt.Sprintf(" (osascript exited %d: %s)", res.Exit, firstLine(res.Stderr, res.Stdout))
+		}
+		return fmt.Errorf("%s; an upgrade must not run under it", msg)
 	}
 	return sleep(ctx, s.Wait)
 }
@@ -191,52 +226,75 @@ func (s WaitExtension) Run(ctx context.Context, env *Env) error {
 	}
 }
 
-// Approve approves the extension by a strategy.
+// Approve approves the extension by a strategy:
+//   - mdm: a system extension policy from the golden's MDM enrolment has
+//     approved it already; the step verifies the policy is installed
+//     (a golden without one can never be approved by "mdm");
+//   - ui (prompt is its deprecated alias): System Settings, scripted
+//     (approval_ui.go); What vpn-configuration answers the
+//     VPN-configuration alert instead;
+//   - command: a command line of the user's;
+//   - none.
 type Approve struct {
 	Label    string
-	Strategy string // mdm, prompt, command, none
-	Script   string // AppleScript (prompt) or command line (command)
+	Strategy string // mdm, ui, prompt, command, none
+	What     string // ui: extension (default) or vpn-configuration
+	Script   string // command: the command line
 }
 
 func (s Approve) Kind() string { return "approve" }
 
 func (s Approve) Run(ctx context.Context, env *Env) error {
-	var line string
 	switch s.Strategy {
 	case "none":
 		return nil
 	case "mdm":
-		if !env.Simulated {
-			// A real golden image is pre-approved by its MDM profile:
-			// there is nothing to click, only the outcome to check later.
-			env.record(Entry{Step: s.Label, Kind: "approve", Started: time.Now(), Note: "mdm: image is pre-approved; nothing to do"})
-			return nil
-		}
-		line = guest.Join("sudo", SimMDMCommand, "approve", env.App.Extension.TeamID, env.App.Extension.BundleID)
-	case "prompt":
-		script, err := env.Render(s.Script)
+		return approveMDM(ctx, env, s.Label)
+	case "ui", "prompt":
+		return approveUI(ctx, env, s.Label, s.What)
+	case "command":
+		line, err := env.Render(s.Script)
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.Label, err)
 		}
-		line = consoleUser(env, "osascript", "-e", script)
-	case "command":
-		var err error
-		if line, err = env.Render(s.Script); err != nil {
-			return fmt.Errorf("%s: %w", s.Label, err)
+		res, err := env.run(ctx, s.Label, "approve", line)
+		if err != nil {
+			return err
 		}
-	default:
-		return fmt.Errorf("%s: unknown approval strategy %q", s.Label, s.Strategy)
+		// The probes say what state the user's command left.
+		if res.Exit != 0 {
+			env.record(Entry{Step: s.Label, Kind: "approve", Started: time.Now(), Note: fmt.Sprintf("approval command exited %d: %s", res.Exit, firstLine(res.Stderr, res.Stdout))})
+		}
+		return nil
 	}
-	res, err := env.run(ctx, s.Label, "approve", line)
+	return fmt.Errorf("%s: unknown approval strategy %q", s.Label, s.Strategy)
+}
+
+// approveMDM verifies that the golden's MDM enrolment installed a system
+// extension policy (com.apple.system-extension-policy) allowing the
+// extension: such a policy approves matching activations at once (macOS
+// 11.3+, Apple DeviceManagement SystemExtensions), so there is nothing to
+// click, only the policy to check. Without it "mdm" cannot approve
+// anything: the lab's error, never the product's failure.
+func approveMDM(ctx context.Context, env *Env, label string) error {
+	res, err := env.run(ctx, label, "approve", guest.Join("sudo", "profiles", "show", "-output", "stdout-xml"))
 	if err != nil {
 		return err
 	}
-	// A prompt that is not there to click is the product's problem
-	// (approval-dialog-missing); the probes say what state resulted.
 	if res.Exit != 0 {
-		env.record(Entry{Step: s.Label, Kind: "approve", Started: time.Now(), Note: fmt.Sprintf("approval command exited %d: %s", res.Exit, firstLine(res.Stderr, res.Stdout))})
+		return fmt.Errorf("%s: sudo profiles show -output stdout-xml exited %d: %s", label, res.Exit, firstLine(res.Stderr, res.Stdout))
 	}
-	return nil
+	ps, err := guest.ParseProfiles(strings.NewReader(res.Stdout))
+	if err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	ext := env.App.Extension
+	if id := ps.Allows(ext.TeamID, ext.BundleID); id != "" {
+		env.record(Entry{Step: label, Kind: "approve", Started: time.Now(), Note: fmt.Sprintf("mdm: profile %s allows team %s (%s): its system extension policy approves the extension", id, ext.TeamID, ext.BundleID)})
+		return nil
+	}
+	return fmt.Errorf("%s: approve: mdm needs a system extension policy (%s) allowing team %s (AllowedTeamIdentifiers) or %s (AllowedSystemExtensions), installed by a user-approved MDM enrolment; image %s has %d profiles and %d system extension policies, none for this extension: enrol its golden and install the policy (sim images: images.%s.sim.golden.mdm.system_extension_policies), or approve with ui",
+		label, guest.SystemExtensionPolicyType, ext.TeamID, ext.BundleID, env.Image, len(ps.Computer), ps.Policies(), env.Image)
 }
 
 // VPN starts or stops the app's VPN and waits for the state.

@@ -49,13 +49,14 @@ type Version struct {
 // Env is what a step runs with: the guest, the cell, the app, and where
 // to record what it did.
 type Env struct {
-	Guest     guest.Guest
-	User      string            // the guest's console user
-	Axes      map[string]string // the cell's values
-	From, To  string            // the upgrade path's version ids
-	App       App
-	Simulated bool
-	Probes    map[string]Probe
+	Guest    guest.Guest
+	User     string            // the guest's console user
+	Password string            // the user's password, for System Settings' password sheet; never recorded
+	Image    string            // the image's name, for messages
+	Axes     map[string]string // the cell's values
+	From, To string            // the upgrade path's version ids
+	App      App
+	Probes   map[string]Probe
 	// Record receives every command a step ran (steps.jsonl).
 	Record func(Entry)
 	// Reconnect re-establishes the guest connection after a reboot; the
@@ -178,7 +179,7 @@ func (e *Env) run(ctx context.Context, step, kind, line string) (guest.Result, e
 
 // runCmd runs cmd, with CommandTimeout when it sets no timeout, and
 // records it under step.
-func (e *Env) runCmd(ctx context.Context, step, kind string, cmd guest.Cmd) (guest.Result, error) {
+func (e *Env) runCmd(ctx context.Context, step, kind string, cmd guest.Cmd, secrets ...string) (guest.Result, error) {
 	byDefault := cmd.Timeout <= 0 && e.CommandTimeout > 0
 	if byDefault {
 		cmd.Timeout = e.CommandTimeout
@@ -191,15 +192,41 @@ func (e *Env) runCmd(ctx context.Context, step, kind string, cmd guest.Cmd) (gue
 	if err != nil && byDefault && errors.Is(err, guest.ErrCommandTimeout) {
 		err = fmt.Errorf("%w (lab.timeouts.command)", err)
 	}
-	entry := Entry{Step: step, Kind: kind, Started: started, Result: &res}
+	shown := res
+	shown.Line, shown.Stdout, shown.Stderr = redact(res.Line, secrets...), redact(res.Stdout, secrets...), redact(res.Stderr, secrets...)
+	entry := Entry{Step: step, Kind: kind, Started: started, Result: &shown}
 	if err != nil {
+		if msg := redact(err.Error(), secrets...); msg != err.Error() {
+			err = &redactedError{msg: msg, err: err}
+		}
 		entry.Error = err.Error()
 	}
 	e.record(entry)
 	if err != nil {
-		return res, fmt.Errorf("%s: %s: %w", step, cmd.Line, err)
+		return shown, fmt.Errorf("%s: %s: %w", step, redact(cmd.Line, secrets...), err)
 	}
 	return res, nil
+}
+
+// redactedError shows a message without the secret and still unwraps
+// to what it hides (errors.Is ErrCommandTimeout).
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// redact replaces each secret in s (a password on a command line) with
+// <redacted>, for what steps.jsonl and messages show.
+func redact(s string, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec != "" {
+			s = strings.ReplaceAll(s, sec, "<redacted>")
+		}
+	}
+	return s
 }
 
 // upload copies a local file into the guest, bounded by CommandTimeout

@@ -201,7 +201,9 @@ func TestSimApprovalCoalesced(t *testing.T) {
 			c := cell{from: from, to: "3", approval: "pending", vpn: "stopped"}
 			l := bootLab(t, image153(), 1, "coalesced-"+from, app, c)
 			l.do(scenario(c)...)
-			assert.Contains(t, l.ran(), "sudo launchctl asuser $(id -u admin) sudo -u admin osascript -e "+guest.Quote(allowScript), "the prompt step ran")
+			assert.Contains(t, l.ran(), "sudo launchctl asuser 501 sudo -u admin osascript -e "+guest.Quote(`tell application "System Events" to tell process "System Settings" to click checkbox "Example VPN" of window 1`), "the ui step looked for the switch")
+			assert.Contains(t, l.notes(), "no approval control: Login Items & Extensions shows no checkbox \"Example VPN\" or checkbox \"com.example.vpn.tunnel\" for com.example.vpn.tunnel 3.0/300",
+				"found through the missing control")
 
 			rs := l.lastProbes()
 			assert.Equal(t, map[string]bool{"extension-state": false, "mach-endpoint": false, "xpc": false}, held(rs))
@@ -227,11 +229,11 @@ func TestSimApprovalCoalesced(t *testing.T) {
 		})
 	}
 
-	t.Run("prompt approval has no effect until reboot", func(t *testing.T) {
+	t.Run("ui approval has no effect until reboot", func(t *testing.T) {
 		c := cell{from: "2", to: "3", approval: "pending", vpn: "stopped"}
 		l := bootLab(t, image153(), 1, "coalesced-reboot", app, c)
 		l.do(scenario(c)...)
-		allow := steps.Approve{Label: "approve", Strategy: "prompt", Script: allowScript}
+		allow := steps.Approve{Label: "approve", Strategy: "ui"}
 
 		l.do(steps.Quit{Label: "quit"}, steps.Launch{Label: "relaunch"}, allow)
 		assert.Equal(t, []string{"3.0/300 activated waiting for user"}, l.rows())
@@ -242,18 +244,18 @@ func TestSimApprovalCoalesced(t *testing.T) {
 		l.requireEndpointWorks(l.probe("extension-state", "mach-endpoint", "xpc"), "3.0", "300", machService)
 	})
 
-	t.Run("control: MDM approval works", func(t *testing.T) {
+	t.Run("control: an MDM-enrolled golden approves at once", func(t *testing.T) {
+		// The policy approves every activation as it comes: nothing ever
+		// waits, so there is nothing to coalesce.
 		c := cell{from: "2", to: "3", approval: "pending", vpn: "stopped"}
-		l := bootLab(t, image153(), 1, "coalesced-control-mdm", app, c)
+		l := bootImage(t, withMDM(image153()), "macos-15.3", 1, "coalesced-control-mdm", app, c)
 		l.do(scenario(c)...)
-		require.False(t, l.lastProbes()["extension-state"].Held)
-		l.do(steps.Approve{Label: "approve", Strategy: "mdm"})
-		assert.Contains(t, l.ran(), "sudo sxlab-sim-mdm approve ABCDE12345 com.example.vpn.tunnel")
+		assert.Contains(t, l.notes(), "ui: nothing waits for approval")
 		assert.Equal(t, []string{"3.0/300 activated enabled"}, l.rows())
-		l.requireEndpointWorks(l.probe("extension-state", "mach-endpoint", "xpc"), "3.0", "300", machService)
+		l.requireEndpointWorks(l.lastProbes(), "3.0", "300", machService)
 	})
 
-	t.Run("control: the prompt approves on macos-15.4", func(t *testing.T) {
+	t.Run("control: ui approves on macos-15.4", func(t *testing.T) {
 		c := cell{from: "2", to: "3", approval: "pending", vpn: "stopped"}
 		l := bootLab(t, image154(), 1, "coalesced-control-154", app, c)
 		l.do(scenario(c)...)
@@ -347,6 +349,16 @@ func TestSimLabIsTheDemo(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, image153(), images["macos-15.3"])
 	assert.Equal(t, image154(), images["macos-15.4"])
+	assert.Equal(t, withMDM(image153()), images["macos-15.3-mdm"])
+	assert.Equal(t, withMDM(image154()), images["macos-15.4-mdm"])
+	for cellImage, want := range map[[2]string]string{
+		{"macos-15.3", "approved"}: "macos-15.3-mdm", {"macos-15.3", "pending"}: "macos-15.3",
+		{"macos-15.4", "approved"}: "macos-15.4-mdm", {"macos-15.4", "pending"}: "macos-15.4",
+	} {
+		got, err := l.Config.CellImage(map[string]string{"macos": cellImage[0], "approval": cellImage[1]})
+		require.NoError(t, err)
+		assert.Equal(t, want, got, "the approval axis picks the golden")
+	}
 
 	app, err := l.StepsApp()
 	require.NoError(t, err)

@@ -30,7 +30,6 @@ const (
 	extBundle   = "com.example.vpn.tunnel"
 	teamID      = "ABCDE12345"
 	machService = "ABCDE12345.com.example.vpn.tunnel"
-	allowScript = `tell application "System Events" to click button "Allow" of window 1 of process "UserNotificationCenter"`
 	xpcLine     = `"{{.App.Path}}/Contents/MacOS/Example VPN" --check-xpc`
 	// terminated is the state of a replaced copy whose provider ran.
 	terminated = "terminated waiting to uninstall on reboot"
@@ -49,6 +48,16 @@ func image154() vm.Image {
 		ProductVersion: "15.4", Build: "24E248",
 		Faults: []vm.Fault{{Name: sim.FaultRegistrationRace, Probability: 0.2}},
 	}}
+}
+
+// withMDM is img's MDM-enrolled golden, as config.yaml names it
+// (IMAGE-mdm): a system extension policy for the app's team approves the
+// extension at once. The demo's approved cells run on it.
+func withMDM(img vm.Image) vm.Image {
+	sim := *img.Sim
+	sim.Golden.MDM = &vm.SimMDM{SystemExtensionPolicies: []vm.SimSysextPolicy{{Team: teamID}}}
+	img.Name, img.Sim = img.Name+"-mdm", &sim
+	return img
 }
 
 // imageHealthy has no fault: what remains is the app's own behaviour.
@@ -133,6 +142,7 @@ func scenario(c cell) []steps.Step {
 			out = append(out, s)
 		}
 	}
+	add(true, steps.SessionCheck{Label: lab.SessionStep})
 	add(true, steps.Install{Label: "1 install", Version: "{{.From}}"})
 	add(true, steps.Launch{Label: "2 launch"})
 	add(approved, steps.Approve{Label: "3 approve", Strategy: "mdm"})
@@ -140,7 +150,7 @@ func scenario(c cell) []steps.Step {
 	add(running, steps.VPN{Label: "5 vpn", Action: "start"})
 	add(true, steps.Upgrade{Label: "6 upgrade", Version: "{{.To}}", Before: []string{"quit-app"}})
 	add(true, steps.Launch{Label: "7 launch"})
-	add(pending, steps.Approve{Label: "8 approve", Strategy: "prompt", Script: allowScript})
+	add(pending, steps.Approve{Label: "8 approve", Strategy: "ui"})
 	add(true, steps.RunProbes{Label: "9 probe", Names: []string{"extension-state", "mach-endpoint", "xpc"}})
 	return out
 }
@@ -164,7 +174,18 @@ type simLab struct {
 // bootLab clones and boots a machine named name from img with the
 // provider's seed, dials it as the lab does (host key pinned) and prepares
 // the cell's Env. time_scale 0: simulated durations take no real time.
+// An approved cell runs on img's MDM-enrolled golden, as in config.yaml.
 func bootLab(t *testing.T, img vm.Image, seed int64, name string, app steps.App, c cell) *simLab {
+	t.Helper()
+	axisImage := img.Name
+	if c.approval == "approved" && img.Sim != nil && img.Sim.Golden.MDM == nil {
+		img = withMDM(img)
+	}
+	return bootImage(t, img, axisImage, seed, name, app, c)
+}
+
+// bootImage is bootLab on exactly img; axisImage is the cell's macos value.
+func bootImage(t *testing.T, img vm.Image, axisImage string, seed int64, name string, app steps.App, c cell) *simLab {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,8 +206,8 @@ func bootLab(t *testing.T, img vm.Image, seed int64, name string, app steps.App,
 
 	l := &simLab{t: t, client: client}
 	l.env = &steps.Env{
-		Guest: client, User: img.User, From: c.from, To: c.to, App: app, Simulated: true, Probes: labProbes(),
-		Axes:   map[string]string{"macos": img.Name, "path": c.from + "->" + c.to, "vpn": c.vpn, "approval": c.approval},
+		Guest: client, User: img.User, Password: img.Password, Image: img.Name, From: c.from, To: c.to, App: app, Probes: labProbes(),
+		Axes:   map[string]string{"macos": axisImage, "path": c.from + "->" + c.to, "vpn": c.vpn, "approval": c.approval},
 		Record: func(e steps.Entry) { l.entries = append(l.entries, e) }, Reconnect: client.Reconnect,
 		// Polling steps poll quickly; Wait only bounds a step that hangs.
 		Poll: time.Millisecond, Wait: 10 * time.Second,
@@ -345,6 +366,17 @@ func countOf(msgs []string, sub string) int {
 		}
 	}
 	return n
+}
+
+// notes are the steps' notes, one a line.
+func (l *simLab) notes() string {
+	var out []string
+	for _, e := range l.entries {
+		if e.Note != "" {
+			out = append(out, e.Note)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // ran are the command lines the steps sent, in order.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -117,18 +118,17 @@ func TestLostConnectionIsTheLabsError(t *testing.T) {
 	assert.False(t, IsProductFailure(err), "infrastructure errors are retried, not verdicts")
 }
 
-func TestLaunchRunsInTheConsoleSession(t *testing.T) {
-	g := newFake().on("sudo launchctl asuser $(id -u admin) sudo -u admin open -a '/Applications/Example VPN.app'", ok(""))
-	require.NoError(t, Launch{Label: "launch"}.Run(context.Background(), testEnv(g)))
-}
-
 func TestUpgradeDoesWhatTheInstallerDoesFirst(t *testing.T) {
-	g := newFake().
-		on("sudo launchctl asuser $(id -u admin) sudo -u admin osascript -e 'quit app id \"com.example.vpn\"'", ok("")).
+	g := userFake().
+		on(listApps, ok(appRunning), ok(appsNone)).
+		on(userPrefix+"osascript -e 'quit app id \"com.example.vpn\"'", ok("")).
 		on("mkdir -p /tmp/sxlab", ok("")).
 		on("sudo installer -pkg '/tmp/sxlab/Example VPN-3.pkg' -target /", ok("installer: The upgrade was successful.\n"))
 	require.NoError(t, Upgrade{Label: "upgrade", Version: "{{.To}}", Before: []string{"quit-app"}}.Run(context.Background(), testEnv(g)))
-	assert.Equal(t, "sudo launchctl asuser $(id -u admin) sudo -u admin osascript -e 'quit app id \"com.example.vpn\"'", g.ran[0], "the app is quit before the package is installed")
+	quit := slices.Index(g.ran, userPrefix+"osascript -e 'quit app id \"com.example.vpn\"'")
+	install := slices.Index(g.ran, "sudo installer -pkg '/tmp/sxlab/Example VPN-3.pkg' -target /")
+	require.GreaterOrEqual(t, quit, 0)
+	assert.Less(t, quit, install, "the app is quit before the package is installed")
 }
 
 func TestVPNPollsUntilConnected(t *testing.T) {
@@ -151,18 +151,6 @@ func TestWaitExtensionStuck(t *testing.T) {
 	err := WaitExtension{Label: "wait", State: "activated enabled", Timeout: 5 * time.Millisecond}.Run(context.Background(), testEnv(g))
 	require.True(t, IsProductFailure(err))
 	assert.ErrorContains(t, err, "activated waiting for user")
-}
-
-func TestApproveMDMOnSimAndRealImages(t *testing.T) {
-	g := newFake().on("sudo sxlab-sim-mdm approve ABCDE12345 com.example.vpn.tunnel", ok(""))
-	env := testEnv(g)
-	env.Simulated = true
-	require.NoError(t, Approve{Label: "approve", Strategy: "mdm"}.Run(context.Background(), env))
-	assert.Len(t, g.ran, 1)
-
-	real := newFake()
-	require.NoError(t, Approve{Label: "approve", Strategy: "mdm"}.Run(context.Background(), testEnv(real)))
-	assert.Empty(t, real.ran, "a real image is pre-approved: nothing is sent")
 }
 
 func TestMachEndpointProbe(t *testing.T) {

@@ -2,11 +2,14 @@ package steps
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/guest"
 )
 
 // stepFunc is a step made of a function, to play a step cut short.
@@ -54,4 +57,36 @@ func TestNoTimeoutLeavesTheStepAsIs(t *testing.T) {
 	s := Sleep{Label: "s", For: time.Millisecond}
 	assert.Equal(t, s, WithTimeout(s, "s", 0))
 	require.NoError(t, WithTimeout(s, "s", time.Hour).Run(context.Background(), testEnv(newFake())))
+}
+
+// hangingGuest answers scutil's start, then hangs every status query
+// until its context ends: a wedged guest, not a VPN that will not connect.
+type hangingGuest struct{ *fakeGuest }
+
+func (g hangingGuest) Run(ctx context.Context, c guest.Cmd) (guest.Result, error) {
+	if strings.Contains(c.Line, "--nc status") {
+		<-ctx.Done()
+		return guest.Result{Line: c.Line}, context.Cause(ctx)
+	}
+	return g.fakeGuest.Run(ctx, c)
+}
+
+func TestAPollingStepThatHangsPastItsGraceIsTheLabsError(t *testing.T) {
+	g := newFake().on(`scutil --nc start 'Example VPN'`, ok(""))
+	env := testEnv(g)
+	env.Guest = hangingGuest{g}
+	st := WithTimeoutGrace(VPN{Label: "4 vpn", Action: "start", Timeout: 20 * time.Millisecond}, "4 vpn", 20*time.Millisecond, 20*time.Millisecond)
+	err := st.Run(context.Background(), env)
+	var terr *TimeoutError
+	require.ErrorAs(t, err, &terr)
+	assert.False(t, IsProductFailure(err))
+	assert.Contains(t, err.Error(), "4 vpn: did not finish within its timeout of 20ms and 20ms for its last check")
+}
+
+func TestAPollingStepThatMissesItsStateIsStillAFail(t *testing.T) {
+	g := newFake().on(`scutil --nc start 'Example VPN'`, ok("")).on(`scutil --nc status 'Example VPN'`, ok("Connecting\n"))
+	st := WithTimeoutGrace(VPN{Label: "4 vpn", Action: "start", Timeout: 20 * time.Millisecond}, "4 vpn", 20*time.Millisecond, time.Minute)
+	err := st.Run(context.Background(), testEnv(g))
+	require.Error(t, err)
+	assert.True(t, IsProductFailure(err), "%v", err)
 }

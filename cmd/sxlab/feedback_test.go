@@ -51,7 +51,7 @@ func TestFeedbackOnAFailingDemoCell(t *testing.T) {
 	assert.Contains(t, text, "| extension: bundle id, version (build) | `com.example.vpn.tunnel` `2.0` (`200`), team `ABCDE12345` | `com.example.vpn.tunnel` `3.0` (`300`), team `ABCDE12345` |")
 	assert.Contains(t, text, "`arm64 E7692EDE-C2AA-5AD1-8A56-D951AAF5CD50`")
 	// The steps with timestamps, install and upgrade among them.
-	assert.Regexp(t, "\\| 1 \\| 20\\d\\d-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z \\| \\+\\d+\\.\\d{3} s \\| `1 install` \\|", text)
+	assert.Regexp(t, "\\| 2 \\| 20\\d\\d-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z \\| \\+\\d+\\.\\d{3} s \\| `1 install` \\|", text)
 	assert.Regexp(t, "\\| `6 upgrade` \\| install: `sudo installer -pkg /tmp/sxlab/example-vpn-3\\.simpkg\\.json -target /` \\| 0 \\|", text)
 	// The repro rate and the signature.
 	assert.Contains(t, text, "2 of 2 attempts of this configuration failed: 100%, 95% Wilson interval 34–100%")

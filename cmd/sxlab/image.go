@@ -17,7 +17,7 @@ import (
 
 func newImageCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "image", Short: "Golden macOS images (bundles) for the vz provider"}
-	cmd.AddCommand(newImageInspectCmd(), newImageListCmd(), newImageImportTartCmd(), newImageCreateCmd(), newImageCopyCmd(), newImageWarmCmd())
+	cmd.AddCommand(newImageInspectCmd(), newImageListCmd(), newImageImportTartCmd(), newImageCreateCmd(), newImageCopyCmd(), newImageWarmCmd(), newImageCheckCmd())
 	return cmd
 }
 

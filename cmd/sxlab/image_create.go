@@ -228,14 +228,48 @@ macOS is installed but not set up yet. Once, by hand:
       sudo systemsetup -setremotelogin on
  4. Let admin sudo without a password:
       echo 'admin ALL=(ALL) NOPASSWD: ALL' | sudo tee /etc/sudoers.d/admin
- 5. Turn on Network Extension debug logging:
+ 5. Leave FileVault off (Setup Assistant offers it; say no). A FileVault
+    guest without a display waits at the unlock screen after every boot and
+    never reaches SSH (cirruslabs/tart issue 831), and macOS turns automatic
+    login off while FileVault is on. Check, and turn it off if needed:
+      fdesetup status
+      sudo fdesetup disable
+ 6. Turn on automatic login for admin: System Settings > Users & Groups >
+    Automatically log in as: admin (it asks for admin's password). Launch,
+    quit and UI approval run in admin's GUI session, which exists only when
+    admin is logged in on the console. After a reboot,
+      stat -f %Su /dev/console
+    must print admin.
+ 7. Grant /usr/libexec/sshd-keygen-wrapper (the process TCC holds
+    responsible for commands run over SSH) Accessibility, Apple Events and
+    Full Disk Access, so "approve: ui" can script System Settings over SSH.
+    Full Disk Access: System Settings > Privacy & Security > Full Disk
+    Access > +, Cmd-Shift-G, /usr/libexec/sshd-keygen-wrapper; the same for
+    Accessibility. Apple Events is asked for on first use and cannot be
+    added by hand: tart's base images (ghcr.io/cirruslabs/macos-*-base)
+    already have all three, written into TCC.db with SIP disabled
+    (cirruslabs/macos-image-templates, scripts/update-tcc-database.sh); to
+    do the same, boot into recoveryOS, run csrutil disable, write the rows
+    into /Library/Application Support/com.apple.TCC/TCC.db (Accessibility,
+    Full Disk Access) and ~/Library/Application Support/com.apple.TCC/TCC.db
+    (Apple Events, target com.apple.systemevents) with sqlite3, then csrutil
+    enable. Starting from a tart base image is the short way.
+ 8. Turn on Network Extension debug logging, persisted across reboots:
       sudo log config --mode "level:debug,persist:debug" --subsystem com.apple.networkextension
- 6. Keep it awake and unlocked:
+    (log config --status --subsystem com.apple.networkextension then says
+    DEBUG PERSIST_DEBUG)
+ 9. Keep it awake and unlocked:
       sudo pmset -a sleep 0 displaysleep 0
     and in System Settings > Lock Screen, never require a password after
     the screen saver or display turns off.
- 7. Shut it down (Apple menu > Shut Down).
- 8. If you moved it to tart, bring it back and delete tart's copy:
+10. For cells that use "approve: mdm" (a copy of this golden, one per
+    approval value): enrol it in your MDM once, by hand, approve the
+    enrolment in System Settings, and scope a System Extensions payload
+    allowing your team to it. Keep a golden without it for cells that
+    approve through System Settings: with the policy macOS approves at
+    once and nothing stays pending.
+11. Shut it down (Apple menu > Shut Down).
+12. If you moved it to tart, bring it back and delete tart's copy:
       sxlab image import-tart {{.Name}} --store {{.Store}}
       tart delete {{.Name}}
 
@@ -251,6 +285,11 @@ and, with SXLAB_GUEST_PASSWORD set to admin's password, warm it (it boots
 the image, checks SSH and saves a state for clones to restore):
 
   sxlab image warm {{.Name}}
+
+and check the golden (automatic login, FileVault, the TCC grants, MDM, ...;
+these checks have not been run on a Mac yet):
+
+  sxlab image check {{.Name}}
 `))
 
 func printNextSteps(w io.Writer, name, store string, res vz.CreateResult) error {

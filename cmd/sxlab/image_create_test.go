@@ -153,6 +153,14 @@ func TestImageCreatePrintsTheManualSteps(t *testing.T) {
 		"sxlab image import-tart sequoia --store " + store,
 		"images:\n  sequoia:\n    vz: {bundle: sequoia}\n    user: admin\n    auth: {password_env: SXLAB_GUEST_PASSWORD}\n",
 		"sxlab image warm sequoia",
+		// What issue 11 adds: a golden the GUI steps can run in.
+		"sudo fdesetup disable",
+		"Automatically log in as: admin",
+		"Grant /usr/libexec/sshd-keygen-wrapper",
+		"Accessibility, Apple Events and\n    Full Disk Access",
+		"scripts/update-tcc-database.sh",
+		"DEBUG PERSIST_DEBUG",
+		"sxlab image check sequoia",
 	} {
 		assert.Contains(t, out, want)
 	}

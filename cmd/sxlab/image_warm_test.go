@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -136,6 +137,9 @@ images:
     auth: {password: admin}
 `, store)
 	cfg = cfg[:i] + vz + cfg[j:]
+	// The demo picks MDM-enrolled goldens by matrix.image; this lab has
+	// one golden per macOS.
+	cfg = regexp.MustCompile(`(?m)^  image: .*\n`).ReplaceAllString(cfg, "")
 	pkgs, err := filepath.Abs(filepath.Join("..", "..", "examples", "sim"))
 	require.NoError(t, err)
 	cfg = strings.ReplaceAll(cfg, "examples/sim/", pkgs+"/")
@@ -198,4 +202,35 @@ func TestImageCopyMakesASecondGoldenForAPool(t *testing.T) {
 	code, _, errs = sxlab(t, "image", "copy", "golden-a", "golden-b", "--store", store)
 	assert.NotEqual(t, exitOK, code)
 	assert.Contains(t, errs, "exists already")
+}
+
+func TestImageWarmAgentFlagSaysWhenItOverridesTheConfig(t *testing.T) {
+	if runtime.GOOS == "darwin" && runtime.GOARCH == "arm64" {
+		t.Skip("on Apple Silicon warm would really boot the fixture")
+	}
+	store := t.TempDir()
+	copyVZFixture(t, store, "golden-a")
+	copyVZFixture(t, store, "golden-b")
+	cfg := vzConfig(t, store)
+
+	code, _, errs := sxlab(t, "image", "warm", "macos-15.3", "--agent", "--config", cfg)
+	assert.NotEqual(t, exitOK, code)
+	assert.Contains(t, errs, "--agent: installing sxlab-agent although images.macos-15.3.agent is false in "+cfg)
+	assert.Contains(t, errs, "vz needs macOS on Apple Silicon", "and nothing was booted")
+
+	code, _, errs = sxlab(t, "image", "warm", "macos-15.3", "--agent=false", "--config", cfg)
+	assert.NotEqual(t, exitOK, code)
+	assert.NotContains(t, errs, "--agent", "the config agrees: nothing to say")
+
+	assert.Contains(t, agentOverride("macos-15.4", "lab.yaml", false, true),
+		"not installing sxlab-agent although images.macos-15.4.agent is true in lab.yaml: runs will find no agent on vsock port 7022 and use TCP")
+}
+
+func TestAgentBinaryRefusesAPrebuiltThatIsNotForTheGuest(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "sxlab-agent")
+	require.NoError(t, os.WriteFile(bad, []byte("#!/bin/sh\n"), 0o755))
+	t.Setenv(agentEnv, bad)
+	_, err := agentBinary()(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "SXLAB_AGENT: prebuilt sxlab-agent "+bad+": not a Mach-O file")
 }

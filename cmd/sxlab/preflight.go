@@ -52,6 +52,7 @@ listed as not checked.`,
 		if asJSON {
 			enc := json.NewEncoder(out)
 			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false) // "2->3", not "2-\u003e3"
 			if err := enc.Encode(rep); err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,31 +28,28 @@ import (
 	"github.com/sxlab/sxlab/vm/vz"
 )
 
-// simMachinesDir is where a run's simulated Macs keep their folders,
-// under the runs folder rather than bare $TMPDIR: every run there reaps,
-// at its start, the folders of runs that died (sim.Provider.Reap goes by
-// their locks), and nothing of a run is left where nobody looks.
-const simMachinesDir = ".sim-machines"
-
-// providers maps a host's provider name to its implementation. Only
-// providers that work are here; the others say so plainly. runsDir holds
-// the simulated Macs' folders (simMachinesDir).
-func providers(runsDir string) func(h lab.Host, seed int64) (vm.Provider, error) {
-	return func(h lab.Host, seed int64) (vm.Provider, error) { return newProvider(h, seed, runsDir) }
+// simMachinesDir is where simulated Macs keep their folders: one folder
+// of sxlab's under $TMPDIR (per user, as /tmp may be shared), never bare
+// $TMPDIR. Every run reaps there at its start the folders of runs that
+// died (sim.Provider.Reap goes by their locks); a live run's stay.
+func simMachinesDir() string {
+	name := "sxlab-machines"
+	if uid := os.Getuid(); uid >= 0 {
+		name += "-" + strconv.Itoa(uid)
+	}
+	return filepath.Join(os.TempDir(), name)
 }
 
-func newProvider(h lab.Host, seed int64, runsDir string) (vm.Provider, error) {
+// newProvider maps a host's provider name to its implementation. Only
+// providers that work are here; the others say so plainly.
+func newProvider(h lab.Host, seed int64) (vm.Provider, error) {
 	switch h.Provider {
 	case lab.ProviderSim:
 		scale := 1.0
 		if h.Sim != nil && h.Sim.TimeScale != nil {
 			scale = *h.Sim.TimeScale
 		}
-		base, err := filepath.Abs(filepath.Join(runsDir, simMachinesDir))
-		if err != nil {
-			return nil, fmt.Errorf("simulated machines' folder: %w", err)
-		}
-		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: base}), nil
+		return sim.NewProvider(sim.Options{TimeScale: scale, Seed: seed, BaseDir: simMachinesDir()}), nil
 	case lab.ProviderVZ:
 		store := ""
 		if h.VZ != nil {
@@ -138,6 +136,7 @@ func newRunCmd() *cobra.Command {
 		asJSON   bool
 		keep     bool
 		restore  bool
+		noCheck  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -150,6 +149,7 @@ func newRunCmd() *cobra.Command {
 	cmd.Flags().StringVar(&progress, "progress", "auto", "auto | tty (a bar and a line per busy slot, redrawn in place) | plain (a line per step) | none; auto: tty when stderr is a terminal, CI is unset and TERM is not dumb, else plain")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summary as JSON")
 	cmd.Flags().BoolVar(&restore, "require-restore", false, "make an attempt whose machine should have restored a saved state but booted cold an error (vz)")
+	cmd.Flags().BoolVar(&noCheck, "skip-image-check", false, "do not boot each image for its golden checks before the first attempt (see sxlab image check)")
 	cmd.Flags().BoolVar(&keep, "keep", false, "keep the machine of the first failing attempt running after the run, print how to ssh into it, and delete it on Ctrl-C")
 	cmd.RunE = func(c *cobra.Command, _ []string) error {
 		prog, err := newProgress(progress, c.ErrOrStderr(), os.LookupEnv)
@@ -177,15 +177,12 @@ func newRunCmd() *cobra.Command {
 		defer close(done)
 		go stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
 
-		runsDir := l.Config.Lab.RunsDir
-		if resume != "" {
-			runsDir = filepath.Dir(filepath.Clean(resume))
-		}
 		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
 		var created string
 		opts := lab.RunOptions{Loaded: l, Plan: pf.options(shard), Resume: resume, Keep: keep, RequireRestore: restore,
-			Tool: toolVersion(), NewProvider: providers(runsDir), Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
+			Tool: toolVersion(), NewProvider: newProvider, Dial: dialGuest(guest.NewHostKeyCache()), LookupEnv: os.LookupEnv,
 			ProbeBinary: probeBinary(), Created: func(dir string) { created = dir }}
+		opts.CheckImages = !noCheck // golden checks per image first; a FAILURE exits 3 (lab.ErrImageUnfit)
 		opts.Started, opts.Phase, opts.Finished, opts.Transfer = prog.Started, prog.Phase, prog.Finished, prog.Transfer
 		opts.Note = func(note string) { prog.Log("sxlab: note: " + note) }
 		// Preflight first (a second at most): recorded in run.json, never
@@ -242,7 +239,7 @@ func newRunCmd() *cobra.Command {
 }
 
 // reapBareTempDir removes the simulated Macs that dead processes left in
-// bare $TMPDIR, where sxlab before .sim-machines (and sim serve) kept
+// bare $TMPDIR, where earlier versions of sxlab run (and sim serve) kept
 // them. A live machine's folder is locked, so it stays.
 func reapBareTempDir(ctx context.Context, hosts []lab.Host, log func(string)) {
 	for _, h := range hosts {

@@ -164,7 +164,7 @@ func simServe(ctx context.Context, f simServeFlags, stdout, stderr io.Writer) er
 		}
 	}
 
-	p := sim.NewProvider(sim.Options{TimeScale: scale, Seed: cfg.Lab.Seed, Listen: f.listen, AuthorizedKeys: keys, Logf: logf})
+	p := sim.NewProvider(sim.Options{TimeScale: scale, Seed: cfg.Lab.Seed, Listen: f.listen, AuthorizedKeys: keys, Logf: logf, BaseDir: simMachinesDir()})
 	m, err := p.NewMachine(ctx, img, name)
 	if err != nil {
 		return err

@@ -28,7 +28,17 @@ type runSummary struct {
 	Findings map[string]string `json:"findings,omitempty"`
 	// Quarantined names the hosts the run took out (they need a reboot).
 	Quarantined []lab.QuarantinedHost `json:"quarantined,omitempty"`
-	ExitCode    int                   `json:"exit_code"`
+	// Preflight counts what `sxlab preflight` found before the first
+	// attempt (absent when it did not run); it never sets the exit code.
+	Preflight *preflightCounts `json:"preflight,omitempty"`
+	ExitCode  int              `json:"exit_code"`
+}
+
+// preflightCounts is run.json's preflight in numbers.
+type preflightCounts struct {
+	Errors     int `json:"errors"`
+	Warnings   int `json:"warnings"`
+	Unreadable int `json:"unreadable"`
 }
 
 func summarise(res *lab.RunResult) runSummary {
@@ -54,6 +64,9 @@ func summarise(res *lab.RunResult) runSummary {
 			s.Findings = map[string]string{}
 		}
 		s.Findings[cell] = strings.Join(parts, ", ")
+	}
+	if p := res.Info.Preflight; p != nil {
+		s.Preflight = &preflightCounts{Errors: p.Errors, Warnings: p.Warnings, Unreadable: len(p.Unreadable)}
 	}
 	lab.SortByVerdict(s.Cells)
 	s.ExitCode = exitCodeOf(s)
@@ -120,6 +133,9 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 	for _, q := range s.Quarantined {
 		fmt.Fprintf(&b, "QUARANTINED host %s: %s (its attempts ran elsewhere; none counts against the product)\n", q.Host, q.Reason)
 	}
+	if line := preflightSummaryLine(s.Preflight); line != "" {
+		b.WriteString(line + "\n")
+	}
 	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
 	_, err := io.WriteString(w, wrapForTerminal(w, b.String()))
 	return err
@@ -150,4 +166,23 @@ func wrapText(text string, width int) string {
 		}
 	}
 	return b.String()
+}
+
+// preflightSummaryLine is "preflight: 2 errors, 1 warning (sxlab preflight
+// for details)", or "" when preflight found nothing or did not run.
+func preflightSummaryLine(p *preflightCounts) string {
+	if p == nil || p.Errors+p.Warnings+p.Unreadable == 0 {
+		return ""
+	}
+	plural := func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return fmt.Sprintf("%d %ss", n, noun)
+	}
+	line := "preflight: " + plural(p.Errors, "error") + ", " + plural(p.Warnings, "warning")
+	if p.Unreadable > 0 {
+		line += ", " + plural(p.Unreadable, "package") + " unreadable"
+	}
+	return line + " (sxlab preflight for details)"
 }

@@ -71,14 +71,7 @@ func TestPackagesMirrorTheSimulatedManifests(t *testing.T) {
 // Tools we did not write accept the generated files: libarchive lists
 // the xar, GNU cpio the payload.
 func TestOtherToolsReadTheGeneratedPackages(t *testing.T) {
-	for _, tool := range []string{"bsdtar", "cpio"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is missing in CI", tool)
-			}
-			t.Skipf("%s is missing; skipped", tool)
-		}
-	}
+	needTools(t, "bsdtar", "cpio")
 	dir := t.TempDir()
 	pkg, err := filepath.Abs(examplepkg.FileName(1))
 	require.NoError(t, err)
@@ -89,4 +82,52 @@ func TestOtherToolsReadTheGeneratedPackages(t *testing.T) {
 	out, err = c.CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "./Example VPN.app/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel")
+}
+
+// LLVM's Mach-O reader reads the generated executables as meant: both
+// slices, each with the LC_UUID of the simulated manifest, minos 13.0
+// and a code signature.
+func TestLLVMReadsTheGeneratedExecutables(t *testing.T) {
+	objdump, err := exec.LookPath("llvm-objdump")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("llvm-objdump is missing in CI (apt-get install llvm)")
+		}
+		t.Skip("llvm-objdump is missing (apt-get install llvm); skipped")
+	}
+	dir := t.TempDir()
+	// The executable's bytes come out of the committed package by
+	// libarchive and GNU cpio, not by our reader.
+	needTools(t, "bsdtar", "cpio")
+	pkg, err := filepath.Abs(examplepkg.FileName(4))
+	require.NoError(t, err)
+	c := exec.Command("sh", "-c", "bsdtar -xf \""+pkg+"\" && gzip -dc example-vpn.pkg/Payload | cpio -id --quiet")
+	c.Dir = dir
+	out, err := c.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	exe := filepath.Join(dir, "Example VPN.app/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel")
+	want := examplepkg.Builds[3].ExtUUIDs // version 4's, as its simulated manifest has them
+	for _, arch := range []string{"arm64", "x86_64"} {
+		out, err := exec.Command(objdump, "--macho", "--private-headers", "--arch="+arch, exe).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		text := string(out)
+		assert.Contains(t, text, "uuid "+want[arch], arch)
+		assert.Contains(t, text, "minos 13.0", arch)
+		assert.Contains(t, text, "cmd LC_CODE_SIGNATURE", arch)
+		assert.NotContains(t, text, "truncated or malformed", arch)
+	}
+}
+
+// needTools skips a test without its outside tools, or fails it in CI
+// (CI=true), where .ci/run installs them.
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is missing in CI", tool)
+			}
+			t.Skipf("%s is missing; skipped", tool)
+		}
+	}
 }
