@@ -18,6 +18,9 @@ func Markdown(r *Run) []byte {
 	if r.Simulated {
 		fmt.Fprintf(&b, "> **SIMULATED**: these results come from simulated Macs (provider %s), not from real macOS.\n\n", mdText(strings.Join(r.Providers, ", ")))
 	}
+	for _, q := range r.Quarantined() {
+		fmt.Fprintf(&b, "> **QUARANTINED**: %s.\n\n", mdText(q.Sentence()))
+	}
 	statuses := map[string]int{}
 	for _, c := range r.Cells {
 		statuses[c.Status()]++
@@ -32,6 +35,9 @@ func Markdown(r *Run) []byte {
 	fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n\n", mdText(prov), attempts,
 		r.Verdicts["pass"], r.Verdicts["fail"], r.Verdicts["error"], r.Remaining,
 		statuses["pass"], statuses["fail"], statuses["flaky"], statuses["error"], statuses["incomplete"])
+	if m := r.Machines(); m != "" {
+		fmt.Fprintf(&b, "Tries by %s.\n\n", mdText(m))
+	}
 
 	markdownPreflight(&b, r)
 	problems := problemCells(r)

@@ -269,7 +269,7 @@ func TestGitHubActionsExampleRunsOnTheSim(t *testing.T) {
 		Include []map[string]string `json:"include"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out["matrix"]), &matrix), "plan's matrix output: %q", out["matrix"])
-	require.Len(t, matrix.Include, 4)
+	require.Len(t, matrix.Include, 6)
 	for i, entry := range matrix.Include {
 		assert.NotEmpty(t, entry["macos"], "every shard names its runner label")
 		h.ghJob(wf, "lab", entry, i, cache)

@@ -130,6 +130,11 @@ images:
     vz: {bundle: golden-c}
     user: admin
     auth: {password: admin}
+  macos-15.4-tunnel:
+    vz: {bundle: golden-d}
+    agent: true
+    user: admin
+    auth: {password: admin}
 `, store)
 	cfg = cfg[:i] + vz + cfg[j:]
 	// The demo picks MDM-enrolled goldens by matrix.image; this lab has
@@ -167,7 +172,7 @@ func TestImageWarmOffAppleSiliconTouchesNothing(t *testing.T) {
 
 	code, _, errs = sxlab(t, "image", "warm", "nope", "--config", cfg)
 	assert.NotEqual(t, exitOK, code)
-	assert.Contains(t, errs, "image nope is not in "+cfg+" (known: macos-15.3, macos-15.4)")
+	assert.Contains(t, errs, "image nope is not in "+cfg+" (known: macos-15.3, macos-15.4, macos-15.4-tunnel)")
 
 	code, _, errs = sxlab(t, "image", "warm", "macos-15.3", "--bundle", "golden-c", "--config", cfg)
 	assert.NotEqual(t, exitOK, code)

@@ -71,6 +71,10 @@ const (
 	FaultEndpointLost      = macos.FaultEndpointLost
 	FaultRegistrationRace  = macos.FaultRegistrationRace
 	FaultApprovalCoalesced = macos.FaultApprovalCoalesced
+	// FaultVPNCapturesHostTraffic: a connected VPN takes the guest's
+	// route to the host; the machine's TCP to sshd stalls, its agent
+	// channel does not.
+	FaultVPNCapturesHostTraffic = macos.FaultVPNCapturesHostTraffic
 )
 
 // FaultNames lists the faults the simulated Mac knows, in a stable order.

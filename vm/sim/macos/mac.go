@@ -293,6 +293,7 @@ func (m *Mac) Boot() {
 	for _, v := range m.vpns {
 		v.status, v.polls = vpnDisconnected, 0
 	}
+	m.routeHostTraffic()
 	kept := m.exts[:0]
 	for _, row := range m.exts {
 		if row.state == stateTerminated {

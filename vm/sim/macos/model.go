@@ -112,6 +112,12 @@ package macos
 //     (config.yaml), approval=pending cells on macos-15.3 therefore end
 //     `activated waiting for user` and fail extension-state,
 //     mach-endpoint and xpc; on macos-15.4 they pass.
+//   - vpn-captures-host-traffic: from the moment a VPN is Connected until
+//     none is (a stop, a reboot), the model tells its machine
+//     (Network.CaptureHostRoute) that the tunnel takes the guest's route
+//     to the host; the machine stalls its TCP to sshd (sshd.Route), not
+//     the guest agent's channel. Nothing in the model's output changes
+//     (docs/macos-behaviour.md rule 21).
 //
 // App behaviour retains_activation_delegate: false (delegate-no-callback)
 // is a package flag, not a fault.
