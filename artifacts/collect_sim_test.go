@@ -215,8 +215,8 @@ func TestSimLogWindow(t *testing.T) {
 	since, err := artifacts.GuestNow(ctx, mac.client)
 	require.NoError(t, err)
 	pkg := demoApp(t).Versions["2"].Package
-	require.NoError(t, mac.client.Upload(ctx, pkg, "/tmp/v2.simpkg.json", nil))
-	run("sudo installer -pkg /tmp/v2.simpkg.json -target /")
+	require.NoError(t, mac.client.Upload(ctx, pkg, "/tmp/v2.pkg", nil))
+	run("sudo installer -pkg /tmp/v2.pkg -target /")
 
 	col := demoCollector(artifacts.OnAlways)
 	col.Policy.Predicate = `process == "launchd" OR subsystem == "com.apple.install"`

@@ -15,6 +15,7 @@ import (
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/guestbin"
+	"github.com/sxlab/sxlab/packages"
 	"github.com/sxlab/sxlab/steps"
 	"github.com/sxlab/sxlab/vm"
 	"github.com/sxlab/sxlab/vm/sim"
@@ -68,13 +69,13 @@ func demoApp(t *testing.T) steps.App {
 		Versions:  map[string]steps.Version{},
 	}
 	for _, id := range []string{"1", "2", "3"} {
-		p, err := filepath.Abs(filepath.Join("..", "examples", "sim", "example-vpn-"+id+".simpkg.json"))
+		p, err := filepath.Abs(filepath.Join("..", "examples", "pkg", "example-vpn-"+id+".pkg"))
 		require.NoError(t, err)
-		data, err := os.ReadFile(p)
+		pkg, err := packages.Open(p, packages.Limits{})
 		require.NoError(t, err)
-		pkg, err := sim.ParseSimPkg(data)
+		ident, err := packages.IdentityOf(pkg, "com.example.vpn", extBundle)
 		require.NoError(t, err)
-		app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: pkg.Extension.ShortVersion, ExtBuild: pkg.Extension.Build}
+		app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: ident.Extension.ShortVersion, ExtBuild: ident.Extension.Version}
 	}
 	return app
 }

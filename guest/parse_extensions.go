@@ -26,6 +26,11 @@ type Extension struct {
 	// sits in until something outside sysextd acts (see
 	// ExtensionStateTransitional).
 	Transitional bool `json:"transitional"`
+	// Unread names the fields the row did not let us read, as in a pasted
+	// row whose team ID was redacted ("team_id"); such fields are left
+	// empty, and TeamIDAsPrinted keeps what stood in the team column.
+	Unread          []string `json:"unread,omitempty"`
+	TeamIDAsPrinted string   `json:"team_id_as_printed,omitempty"`
 }
 
 // stableExtensionStates are the states in which an extension stays until a
@@ -144,8 +149,48 @@ func isExtensionColumnHeader(trimmed string) bool {
 	return strings.HasPrefix(trimmed, "enabled") && strings.Contains(trimmed, "active") && strings.Contains(trimmed, "teamID")
 }
 
+// looseRow finds "bundleID (version[/build]) … [state]" anywhere in a
+// line: what makes a line a row, whatever stands before it.
+var looseRow = regexp.MustCompile(`(^|\s)[^\s()]+\s*\([^()\s]+\)[^\[\]]*\[[^\[\]]*\]\s*$`)
+
 // parseExtensionRow parses one row; ok is false for lines that are not rows.
 func parseExtensionRow(text string, baseIndent int) (Extension, bool) {
+	if ext, ok := parseStrictRow(text, baseIndent); ok {
+		return ext, true
+	}
+	// People redact the team ID when they paste ("<redacted>", "TEAMID",
+	// "xxxxxxxxxx") or lose it with the flag columns: any line with a
+	// bundle ID, a version in parentheses and a [state] is still a row.
+	// The team column is read as unsigned ("-") to place the other columns,
+	// then reported as unread.
+	loc := looseRow.FindStringIndex(text)
+	if loc == nil {
+		return Extension{}, false
+	}
+	bundleStart := loc[0] + len(text[loc[0]:]) - len(strings.TrimLeft(text[loc[0]:], " \t"))
+	prefix := text[:bundleStart]
+	trimmed := strings.TrimRight(prefix, " \t")
+	tokenStart := strings.LastIndexAny(trimmed, " \t") + 1
+	placeholder := trimmed[tokenStart:]
+	var line string
+	switch {
+	case placeholder == "" || placeholder == "*":
+		// no team column at all: one stands in front of the bundle ID
+		line = prefix + "-\t" + text[bundleStart:]
+		placeholder = ""
+	default:
+		line = trimmed[:tokenStart] + "-" + prefix[len(trimmed):] + text[bundleStart:]
+	}
+	ext, ok := parseStrictRow(line, baseIndent)
+	if !ok {
+		return Extension{}, false
+	}
+	ext.TeamID, ext.TeamIDAsPrinted = "", placeholder
+	ext.Unread = append(ext.Unread, "team_id")
+	return ext, true
+}
+
+func parseStrictRow(text string, baseIndent int) (Extension, bool) {
 	enabled, active, rest, ok := enabledActive(text, baseIndent)
 	if !ok {
 		return Extension{}, false

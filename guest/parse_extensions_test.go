@@ -167,7 +167,6 @@ func TestParseExtensionsErrors(t *testing.T) {
 		{name: "whitespace", input: " \n\r\n\t", empty: true},
 		{name: "not the command's output", input: "\nzsh: command not found: systemextensionsctl\n", line: 2, contains: "extension(s)"},
 		{name: "rows promised, none readable", input: "2 extension(s)\n--- " + netCategory + "\ngarbage\n", line: 1, contains: "2 extension rows"},
-		{name: "team ID is not a team ID", input: "*\t*\tabc\tcom.example (1/1)\tX\t[activated enabled]\n", line: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -213,8 +212,68 @@ func FuzzExtensions(f *testing.F) {
 		require.NotNil(t, exts)
 		for _, e := range exts {
 			require.NotEmpty(t, e.BundleID)
-			require.Regexp(t, teamIDPattern, e.TeamID)
+			if e.TeamID == "" {
+				require.Contains(t, e.Unread, "team_id", "an empty team ID is marked unread")
+			} else {
+				require.Regexp(t, teamIDPattern, e.TeamID)
+			}
 			require.Equal(t, ExtensionStateTransitional(e.State), e.Transitional)
 		}
 	})
+}
+
+// A row pasted with its team ID redacted and its flag columns blank is
+// still a row: what can be read is kept, the team ID is marked unread.
+func TestExtensionsRedactedPaste(t *testing.T) {
+	input := "2 extension(s)\n" +
+		"--- com.apple.system_extension.network_extension\n" +
+		"enabled\tactive\tteamID\tbundleID (version)\tname\t[state]\n" +
+		"\t\t<redacted>\tcom.example.vpn.tunnel (2.0/200)\tExample VPN\t[terminated waiting to uninstall on reboot]\n" +
+		"*\t*\tXXXX-XXXX\tcom.example.vpn.tunnel (3.0/300)\tExample VPN\t[activated enabled]\n"
+	for name, in := range map[string]string{"tabs": input, "tabs as 4 spaces": tabsTo(input, 4), "squeezed": squeezeTabs(input)} {
+		t.Run(name, func(t *testing.T) {
+			exts, err := ParseExtensions(strings.NewReader(in))
+			require.NoError(t, err)
+			require.Len(t, exts, 2, "no row is dropped")
+			old, cur := exts[0], exts[1]
+			assert.Equal(t, "com.example.vpn.tunnel", old.BundleID)
+			assert.Equal(t, "2.0", old.ShortVersion)
+			assert.Equal(t, "200", old.Build)
+			assert.Equal(t, "Example VPN", old.Name)
+			assert.Equal(t, "terminated waiting to uninstall on reboot", old.State)
+			assert.False(t, old.Enabled || old.Active, "blank flag columns")
+			assert.Empty(t, old.TeamID)
+			assert.Equal(t, []string{"team_id"}, old.Unread)
+			assert.Equal(t, "<redacted>", old.TeamIDAsPrinted)
+			assert.Equal(t, "com.apple.system_extension.network_extension", old.Category)
+
+			assert.True(t, cur.Enabled && cur.Active)
+			assert.Equal(t, "3.0", cur.ShortVersion)
+			assert.Equal(t, []string{"team_id"}, cur.Unread)
+			assert.Equal(t, "XXXX-XXXX", cur.TeamIDAsPrinted)
+		})
+	}
+
+	// The team column gone altogether.
+	exts, err := ParseExtensions(strings.NewReader("com.example.vpn.tunnel (3.0/300)\tExample VPN\t[activated enabled]\n"))
+	require.NoError(t, err)
+	require.Len(t, exts, 1)
+	assert.Equal(t, "activated enabled", exts[0].State)
+	assert.Equal(t, "Example VPN", exts[0].Name)
+	assert.Equal(t, []string{"team_id"}, exts[0].Unread)
+	assert.Empty(t, exts[0].TeamIDAsPrinted)
+
+	// A team column that is not a team ID was an error; the row is kept now.
+	exts, err = ParseExtensions(strings.NewReader("*\t*\tabc\tcom.example (1/1)\tX\t[activated enabled]\n"))
+	require.NoError(t, err)
+	require.Len(t, exts, 1)
+	assert.Equal(t, "abc", exts[0].TeamIDAsPrinted)
+	assert.Equal(t, "com.example", exts[0].BundleID)
+
+	// A placeholder that looks like a team ID is a team ID: nothing to mark.
+	exts, err = ParseExtensions(strings.NewReader("*\t*\tXXXXXXXXXX\tcom.example.vpn.tunnel (3.0/300)\tExample VPN\t[activated enabled]\n"))
+	require.NoError(t, err)
+	require.Len(t, exts, 1)
+	assert.Equal(t, "XXXXXXXXXX", exts[0].TeamID)
+	assert.Empty(t, exts[0].Unread)
 }

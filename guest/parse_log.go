@@ -168,6 +168,12 @@ func parseLogObjects(kind, data string) ([]LogEntry, error) {
 			continue
 		}
 		if text[0] == '{' {
+			// The common case, one ndjson event per line, in one pass.
+			if e, ok := decodeLogEntry([]byte(text)); ok {
+				entries = append(entries, e)
+				off = lineEnd + 1
+				continue
+			}
 			start := off + strings.IndexByte(data[off:lineEnd], '{')
 			if raw, n, ok := nextLogObject(data[start:], lineEnd-start); ok {
 				if e, ok := decodeLogEntry(raw); ok {

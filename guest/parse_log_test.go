@@ -243,3 +243,28 @@ func FuzzLogCompact(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseLogNDJSON reads a failing attempt's logs.ndjson of 2,000
+// events, as the lab does once per failing attempt.
+func BenchmarkParseLogNDJSON(b *testing.B) {
+	lines := strings.Split(strings.TrimSpace(sample(b, "log.ndjson")), "\n")
+	var events []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "{") {
+			events = append(events, l)
+		}
+	}
+	var sb strings.Builder
+	for i := range 2000 {
+		sb.WriteString(events[i%len(events)] + "\n")
+	}
+	sb.WriteString(`{"count":2000,"finished":1}` + "\n")
+	input := sb.String()
+	b.SetBytes(int64(len(input)))
+	for b.Loop() {
+		entries, err := ParseLog(strings.NewReader(input))
+		if err != nil || len(entries) != 2000 {
+			b.Fatalf("%d entries, %v", len(entries), err)
+		}
+	}
+}

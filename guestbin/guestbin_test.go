@@ -168,3 +168,15 @@ func BenchmarkPathBuild(b *testing.B) {
 		}
 	}
 }
+
+// image warm uploads what this builds into every agent golden.
+func TestBuildsTheAgentForTheGuest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-builds the agent")
+	}
+	b := &Builder{CacheDir: t.TempDir()}
+	p, err := b.Path(t.Context(), Agent)
+	require.NoError(t, err)
+	require.NoError(t, CheckExecutable(p), "a darwin/arm64 executable, as launchd will run it")
+	assert.Contains(t, filepath.Base(p), "sxlab-agent-darwin-arm64-")
+}

@@ -33,17 +33,22 @@ func TestDemoSendsNoSimOnlyCommand(t *testing.T) {
 
 	files, err := filepath.Glob(filepath.Join(res.Dir, "cells", "*", "*", "steps.jsonl"))
 	require.NoError(t, err)
-	require.Len(t, files, 36, "one steps.jsonl per attempt")
+	require.Len(t, files, 39, "one steps.jsonl per attempt")
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		assert.NotContains(t, string(b), "sxlab-sim", "%s: a command the lab sent is the sim's own", f)
 	}
 
-	require.Len(t, Finished(res.Records), 36)
+	require.Len(t, Finished(res.Records), 39)
 	for _, r := range Finished(res.Records) {
 		v, a := r.Axes, r.Axes["approval"]
 		switch {
+		case v["macos"] == "macos-15.4-tunnel":
+			// The VPN captures the guest's TCP to the host; the agent's
+			// channel is no network.
+			assert.Equal(t, Pass, r.Verdict, "%s: %s", r.Label, r.Reason)
+			assert.Equal(t, ChannelVsock, r.Channel, r.Label)
 		case v["macos"] == "macos-15.3" && v["vpn"] == "running":
 			assert.Equal(t, Fail, r.Verdict, r.Label)
 			require.NotNil(t, r.Triage, r.Label)
@@ -60,8 +65,8 @@ func TestDemoSendsNoSimOnlyCommand(t *testing.T) {
 		case v["macos"] == "macos-15.3":
 			assert.Equal(t, Pass, r.Verdict, "control %s: %s", r.Label, r.Reason)
 		default:
-			// macos-15.4: the registration race strikes at 0.2; with the
-			// demo's seed none of these attempts draws it.
+			// macos-15.4: the registration race strikes at 0.2, per seed:
+			// a fail here is the product's, never the lab's error.
 			assert.NotEqual(t, Error, r.Verdict, "%s: %s", r.Label, r.Reason)
 		}
 	}

@@ -282,7 +282,14 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	if err != nil {
 		rec.Missing = append(rec.Missing, artifacts.Missing{What: "logs window", Reason: err.Error() + "; logs since the last boot instead"})
 	}
-	verdict, reason, probes := x.runScenario(ctx, slot, a, env, scenario, dir, rec)
+	verdict, reason, probes, cutOff := x.runScenario(ctx, slot, a, env, scenario, dir, rec, imageName, img)
+	if cutOff {
+		// Every command and every reconnect would wait out its timeout
+		// on the captured route: minutes for nothing.
+		rec.Missing = append(rec.Missing, artifacts.Missing{What: "evidence",
+			Reason: "not collected: the guest is unreachable over " + rec.Channel + " while the VPN holds its routes"})
+		return verdict, reason, probes
+	}
 	x.collect(ctx, slot, a, conn, dir, since, verdict, probes, rec)
 	return verdict, reason, probes
 }
@@ -353,31 +360,82 @@ func hostFault(err error, rec *Record) {
 }
 
 // runScenario runs the steps, snapshotting the state right before the
-// first upgrade, and says what the probes made of it.
-func (x *Attempts) runScenario(ctx context.Context, slot Slot, a matrices.Attempt, env *steps.Env, scenario []steps.Step, dir string, rec *Record) (Verdict, string, []ProbeOutcome) {
+// first upgrade, and says what the probes made of it; cutOff says the
+// VPN under test took the lab's path to the guest (see vpnCutOff).
+func (x *Attempts) runScenario(ctx context.Context, slot Slot, a matrices.Attempt, env *steps.Env, scenario []steps.Step, dir string, rec *Record, imageName string, img vm.Image) (_ Verdict, _ string, _ []ProbeOutcome, cutOff bool) {
 	snapped := false
+	vpnUp := "" // the vpn start step that connected the VPN, while it is up
 	for _, st := range scenario {
 		if st.Kind() == "upgrade" && !snapped && x.Collect != nil {
 			snapped = true
 			x.phase(slot, a, "collect state")
-			rec.Missing = append(rec.Missing, x.Collect.Before(ctx, env.Guest, dir)...)
+			g := env.Guest
+			if vpnUp != "" && rec.Channel == ChannelTCP {
+				// Should the VPN have taken the guest's routes, every
+				// reconnect would wait out the connect timeout (minutes)
+				// on a route it holds; a lost connection is final here,
+				// and the next step says why (vpnCutOff).
+				g = noReconnect{g}
+			}
+			rec.Missing = append(rec.Missing, x.Collect.Before(ctx, g, dir)...)
 		}
 		x.phase(slot, a, st.Kind())
 		if err := st.Run(ctx, env); err != nil {
 			probes := outcomes(env.Results)
 			if steps.IsProductFailure(err) {
-				return Fail, err.Error(), probes
+				return Fail, err.Error(), probes, false
 			}
-			return Error, infraReason(ctx, "step", err), probes
+			if why := vpnCutOff(ctx, st, vpnUp, err, env.App.VPNService, imageName, img, rec); why != "" {
+				return Error, why, probes, true
+			}
+			return Error, infraReason(ctx, "step", err), probes, false
+		}
+		switch v, _ := st.(steps.VPN); {
+		case v.Action == "start":
+			vpnUp = v.Label
+		case v.Action == "stop", st.Kind() == "reboot":
+			vpnUp = "" // a reboot disconnects the VPN too
 		}
 	}
 	probes := outcomes(env.Results)
 	for _, p := range env.Results {
 		if !p.Held {
-			return Fail, fmt.Sprintf("probe %s: %s", p.Name, p.Message), probes
+			return Fail, fmt.Sprintf("probe %s: %s", p.Name, p.Message), probes, false
 		}
 	}
-	return Pass, "", probes
+	return Pass, "", probes, false
+}
+
+// noReconnect is a guest whose connection, once lost, stays lost.
+type noReconnect struct{ guest.Guest }
+
+// vpnCutOff recognises the VPN under test taking the lab's path to the
+// guest: the connection over TCP (the guest's NAT network) was lost while
+// the VPN was connecting (a failed vpn start step) or right after it
+// connected (any later step while it is up). A full tunnel or
+// includeAllNetworks routes the guest's traffic to the host into the
+// tunnel; the guest is fine, the lab cannot see it. That is the lab's
+// error, never the product's failure, and every retry on the same image
+// meets it again, so the reason says what cures it: the guest agent's
+// vsock channel, which is no network. "" when err is something else.
+func vpnCutOff(ctx context.Context, st steps.Step, vpnUp string, err error, service, imageName string, img vm.Image, rec *Record) string {
+	if ctx.Err() != nil || rec.Channel != ChannelTCP || !errors.Is(err, guest.ErrConnectionLost) {
+		return ""
+	}
+	when := fmt.Sprintf("right after step %q connected", vpnUp)
+	if v, ok := st.(steps.VPN); ok && v.Action == "start" {
+		when = fmt.Sprintf("while step %q connected", v.Label)
+	} else if vpnUp == "" {
+		return ""
+	}
+	cure := "it has no guest agent: give it sxlab-agent (`agent: true` in the image, the agent installed in the golden as a LaunchDaemon, see docs/agent.md) so the lab talks over vsock, which no VPN can take"
+	if img.Agent {
+		cure = "it has the guest agent, but this try fell back to TCP (" + rec.ChannelNote + "): fix the agent's channel"
+	}
+	return fmt.Sprintf("guest unreachable %s VPN %q: the lab's tcp channel to the guest's sshd was lost (%v). "+
+		"The product's routing took the lab's path (a full tunnel or includeAllNetworks captures the guest's traffic to the host): not a product failure. "+
+		"Every retry on image %s meets it again: %s",
+		when, service, err, imageName, cure)
 }
 
 // collect gathers the attempt's evidence (per the policy) and triages a

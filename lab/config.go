@@ -206,11 +206,13 @@ var simFaults = map[string]string{
 	"endpoint-lost-on-replace-while-running": "xpc-invalidated-on-upgrade",
 	"endpoint-registration-race":             "xpc-broken-20-percent",
 	"approval-coalesced":                     "approval-dialog-missing",
+	// no field report: the lab-side symptom of tart PR 364
+	"vpn-captures-host-traffic": "",
 }
 
 // SimFaults lists the fault names a sim image may switch on.
 func SimFaults() []string {
-	return []string{"endpoint-lost-on-replace-while-running", "endpoint-registration-race", "approval-coalesced"}
+	return []string{"endpoint-lost-on-replace-while-running", "endpoint-registration-race", "approval-coalesced", "vpn-captures-host-traffic"}
 }
 
 // VZImage is a golden bundle in the vz store, or a pool of them. A warm

@@ -35,7 +35,7 @@ func TestInfrastructureFaultsAreRetriedErrors(t *testing.T) {
 			name:     "connection dropped during the upload",
 			timeouts: "{boot: 1m, command: 1m}",
 			sabotage: sim.Sabotage{CutSFTPAfter: 100},
-			reason:   []string{"install", "upload", "example-vpn-2.simpkg.json", "connection lost"},
+			reason:   []string{"install", "upload", "example-vpn-2.pkg", "connection lost"},
 		},
 		{
 			name:     "machine never boots",

@@ -287,8 +287,8 @@ func TestRootConfigIsValid(t *testing.T) {
 	require.NoError(t, err)
 	shard, whole, err := l.Config.Plan(PlanOptions{})
 	require.NoError(t, err)
-	assert.Len(t, whole.Cells, 12, "2 images × 2 paths × 2 vpn × 2 approval, less the 4 running+pending cells")
-	assert.Len(t, shard.Attempts, 36)
+	assert.Len(t, whole.Cells, 13, "2 images × 2 paths × 2 vpn × 2 approval, less the 4 running+pending cells, and the tunnel image's included cell")
+	assert.Len(t, shard.Attempts, 39)
 }
 
 // A YAML syntax error points at the line a person has to fix, whether

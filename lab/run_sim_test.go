@@ -17,7 +17,7 @@ import (
 	"github.com/sxlab/sxlab/vm/sim"
 )
 
-// simLabConfig is a small lab on the demo's packages (examples/sim): one
+// simLabConfig is a small lab on the demo's packages (examples/pkg): one
 // simulated macOS 15.3 with the xpc-invalidated-on-upgrade fault, the
 // demo's scenario, two cells. Its vpn=running cell fails at mach-endpoint
 // (and xpc), its vpn=stopped cell passes, as in the demo.
@@ -47,8 +47,8 @@ app:
     mach_service: ABCDE12345.com.example.vpn.tunnel
   vpn_service: Example VPN
   versions:
-    "2": {package: examples/sim/example-vpn-2.simpkg.json}
-    "3": {package: examples/sim/example-vpn-3.simpkg.json}
+    "2": {package: examples/pkg/example-vpn-2.pkg}
+    "3": {package: examples/pkg/example-vpn-3.pkg}
 matrix:
   axes:
     macos: [macos-15.3]
@@ -115,7 +115,7 @@ func (p simProvider) Clone(ctx context.Context, img vm.Image, name string) (vm.M
 // simRunOptions sets up a run of the real pipeline, as sxlab run wires
 // it: lab.Run over vm/sim machines reached through guest.Dial. cfgYAML is
 // the configuration; its relative package paths
-// (examples/sim/example-vpn-N.simpkg.json) find copies of the demo's
+// (examples/pkg/example-vpn-N.pkg) find copies of the demo's
 // packages, and its runs go under a temporary folder
 // (SXLAB_LAB_RUNS_DIR). A host's sim.time_scale defaults to 0 (instant)
 // here, not 1. sabotage, when not nil, breaks machines by name (see
@@ -124,11 +124,11 @@ func (p simProvider) Clone(ctx context.Context, img vm.Image, name string) (vm.M
 func simRunOptions(t testing.TB, cfgYAML string, sabotage func(machine string) sim.Sabotage) (RunOptions, *simLab) {
 	t.Helper()
 	dir := t.TempDir()
-	pkgs := filepath.Join(dir, "examples", "sim")
+	pkgs := filepath.Join(dir, "examples", "pkg")
 	require.NoError(t, os.MkdirAll(pkgs, 0o755))
-	demo, err := filepath.Glob(filepath.Join("..", "examples", "sim", "*.simpkg.json"))
+	demo, err := filepath.Glob(filepath.Join("..", "examples", "pkg", "*.pkg"))
 	require.NoError(t, err)
-	require.NotEmpty(t, demo, "the demo's packages in examples/sim")
+	require.NotEmpty(t, demo, "the demo's packages in examples/pkg")
 	for _, src := range demo {
 		b, err := os.ReadFile(src)
 		require.NoError(t, err)

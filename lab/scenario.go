@@ -2,15 +2,14 @@ package lab
 
 import (
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/sxlab/sxlab/packages"
 	"github.com/sxlab/sxlab/steps"
-	"github.com/sxlab/sxlab/vm/sim"
 )
 
 // Applies reports whether a `when` filter lets a step or probe run in a
@@ -25,8 +24,11 @@ func Applies(when map[string][]string, cell map[string]string) bool {
 }
 
 // StepsApp describes the app for the steps, with each version's package
-// resolved to a local path and, for simulated packages, the extension's
-// version read from the manifest so probes can check it.
+// resolved to a local path and the extension's version and the receipt
+// id read from the package itself (the packages reader), so probes can
+// check what the guest shows against what was shipped. A package the
+// reader cannot read leaves them unknown: preflight reports it, and it
+// is no reason not to run, since the lab is what tests the upgrade.
 func (l *Loaded) StepsApp() (steps.App, error) {
 	a := l.Config.App
 	out := steps.App{
@@ -36,30 +38,33 @@ func (l *Loaded) StepsApp() (steps.App, error) {
 	}
 	for id, v := range a.Versions {
 		sv := steps.Version{ID: id, Package: l.Resolve(v.Package), Kind: v.Kind}
-		if strings.HasSuffix(sv.Package, ".simpkg.json") {
-			pkg, err := simPackage(sv.Package)
-			if err != nil {
-				return steps.App{}, fmt.Errorf("app.versions.%s: %w", id, err)
-			}
-			sv.ExtShort, sv.ExtBuild, sv.PackageID = pkg.Extension.ShortVersion, pkg.Extension.Build, pkg.PackageID
-		}
+		_ = readVersion(&sv, a.BundleID, a.Extension.BundleID)
 		out.Versions[id] = sv
 	}
 	return out, nil
 }
 
-// simPackage reads a simulated package manifest, through the sim's own
-// parser of that format.
-func simPackage(path string) (sim.SimPkg, error) {
-	b, err := os.ReadFile(path)
+// readVersion fills in what the package says of the extension's version
+// and its receipt.
+func readVersion(sv *steps.Version, appID, extID string) error {
+	pkg, err := packages.OpenAs(sv.Package, sv.Kind, packages.Limits{})
 	if err != nil {
-		return sim.SimPkg{}, fmt.Errorf("read package: %w", err)
+		return fmt.Errorf("read package: %w", err)
 	}
-	pkg, err := sim.ParseSimPkg(b)
+	ident, err := packages.IdentityOf(pkg, appID, extID)
 	if err != nil {
-		return sim.SimPkg{}, fmt.Errorf("package %s: %w", path, err)
+		return fmt.Errorf("package %s: %w", sv.Package, err)
 	}
-	return pkg, nil
+	sv.ExtShort, sv.ExtBuild = ident.Extension.ShortVersion, ident.Extension.Version
+	if app, err := pkg.App(appID); err == nil {
+		for _, c := range pkg.Components {
+			if loc := strings.TrimSuffix(c.InstallLocation, "/") + "/"; strings.HasPrefix(app.Path, loc) && c.ID != "" {
+				sv.PackageID = c.ID
+				break
+			}
+		}
+	}
+	return nil
 }
 
 // CellImage names the image a cell runs on: matrix.image rendered over

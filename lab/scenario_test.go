@@ -37,8 +37,11 @@ func TestDemoScenarioPerCell(t *testing.T) {
 
 	app, err := l.StepsApp()
 	require.NoError(t, err)
-	assert.Equal(t, "3.0", app.Versions["3"].ExtShort, "read from the simulated package")
+	assert.Equal(t, "3.0", app.Versions["3"].ExtShort, "read from the package's extension Info.plist")
 	assert.Equal(t, "300", app.Versions["3"].ExtBuild)
+	assert.Equal(t, "5.0", app.Versions["5"].ExtShort)
+	assert.Equal(t, "500", app.Versions["5"].ExtBuild)
+	assert.Equal(t, "com.example.vpn.pkg", app.Versions["5"].PackageID, "PackageInfo's identifier")
 
 	probes, err := l.Config.StepsProbes()
 	require.NoError(t, err)

@@ -56,7 +56,7 @@ func kindFromPackage(p string) string {
 	case strings.HasSuffix(lower, ".zip"):
 		return "zip"
 	}
-	return "pkg" // .pkg, and the sim's .simpkg.json
+	return "pkg"
 }
 
 // PathSep separates the two versions of an upgrade path: "1->3".

@@ -201,7 +201,7 @@ func TestReadsANewcPayloadFromGNUCpio(t *testing.T) {
 }
 
 func TestASimulatedManifestSaysWhatItIs(t *testing.T) {
-	_, err := Open("../examples/sim/example-vpn-1.simpkg.json", Limits{})
+	_, err := Open("../vm/sim/macos/testdata/simpkg/example-vpn-1.simpkg.json", Limits{})
 	require.ErrorIs(t, err, ErrSimulated)
 	assert.Contains(t, err.Error(), "example-vpn-1.simpkg.json")
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
 	"github.com/sxlab/sxlab/matrices"
-	"github.com/sxlab/sxlab/vm/sim"
+	"github.com/sxlab/sxlab/packages"
 )
 
 // Names of a feedback bundle: feedback/<cell>/FEEDBACK.md in the run
@@ -402,11 +402,19 @@ type appVersion struct {
 	Bundle  string // its name in the bundle, "" when not attached
 	Size    int64
 	SHA256  string
-	Sim     *sim.SimPkg
-	UUIDs   string // how the extension's LC_UUIDs are known
-	Guest   string // what systemextensionsctl showed for the extension in the guest, when it was this version
-	Receipt string // pkgutil's receipt in the guest
-	src     string // the package's path on this machine
+	// Ident is what the package itself says of both bundles (the
+	// packages reader); nil when it could not be read.
+	Ident *packages.Identity
+	// PkgID and PkgVersion are the component's PackageInfo identifier
+	// and version ("" for a .zip or .dmg).
+	PkgID, PkgVersion string
+	UUIDs             string // how the extension's LC_UUIDs are known
+	Guest             string // what systemextensionsctl showed for the extension in the guest, when it was this version
+	Receipt           string // pkgutil's receipt in the guest
+	src               string // the package's path on this machine
+	// fromRunJSON: Ident is run.json's preflight record, the package
+	// file being gone.
+	fromRunJSON bool
 }
 
 // packageFiles attaches the packages of both versions as
@@ -569,8 +577,8 @@ func (fb *feedback) machine() string {
 	return "unknown (provider " + cmpOr(provider, "not recorded") + ")"
 }
 
-// appVersion describes version id of the app: its package, and what a
-// simulated package's manifest says. The package is found from run.json's
+// appVersion describes version id of the app: its package, and what the
+// package itself says (the packages reader). The package is found from run.json's
 // config_dir, relative to workDir or to the folder the run was started
 // in (derived from runs_dir).
 func (fb *feedback) appVersion(id string, r *Run, workDir string) *appVersion {
@@ -585,6 +593,13 @@ func (fb *feedback) appVersion(id string, r *Run, workDir string) *appVersion {
 	if src == "" {
 		fb.miss("package "+id, "not found (tried "+strings.Join(tried, ", ")+"); the bundle has no package of version "+id)
 		v.UUIDs = "not known (package not found)"
+		// The run's preflight read the package when the run started:
+		// its identity is still known, from run.json.
+		if pf := r.Info.Preflight; pf != nil {
+			if ident, ok := pf.Identities[id]; ok {
+				v.Ident, v.fromRunJSON = &ident, true
+			}
+		}
 		return v
 	}
 	st, err := os.Stat(src)
@@ -599,19 +614,26 @@ func (fb *feedback) appVersion(id string, r *Run, workDir string) *appVersion {
 	}
 	v.src = src
 
-	if strings.HasSuffix(src, ".simpkg.json") {
-		b, err := os.ReadFile(src)
-		if err == nil {
-			var pkg sim.SimPkg
-			if pkg, err = sim.ParseSimPkg(b); err == nil {
-				v.Sim = &pkg
-				v.UUIDs = "from the simulated package's manifest"
-				return v
+	pkg, err := packages.OpenAs(src, v.Kind, packages.Limits{})
+	if err == nil {
+		var ident packages.Identity
+		if ident, err = packages.IdentityOf(pkg, fb.App.BundleID, fb.App.Extension.BundleID); err == nil {
+			v.Ident = &ident
+			// The receipt is the component that installs the app.
+			if app, aerr := pkg.App(ident.App.BundleID); aerr == nil {
+				for _, c := range pkg.Components {
+					if strings.HasPrefix(app.Path, strings.TrimSuffix(c.InstallLocation, "/")+"/") {
+						v.PkgID, v.PkgVersion = c.ID, c.Version
+						break
+					}
+				}
 			}
+			v.UUIDs = "LC_UUID of the extension's Mach-O, read from the package"
+			return v
 		}
-		fb.miss("package "+id, fmt.Sprintf("simulated package: %v", err))
 	}
-	v.UUIDs = "not extracted from " + cmpOr(v.Kind, "the") + " package: run `dwarfdump --uuid` on the extension's executable (TN3178)"
+	fb.miss("package "+id, fmt.Sprintf("could not read the package: %v", err))
+	v.UUIDs = "not read from the package (" + err.Error() + "): run `dwarfdump --uuid` on the extension's executable (TN3178)"
 	return v
 }
 
@@ -882,15 +904,15 @@ func (fb *feedback) VersionRows() [][3]string {
 			rows = append(rows, [3]string{what, cmpOr(a, "—"), cmpOr(b, "—")})
 		}
 	}
-	simOnly := func(f func(p *sim.SimPkg) string) func(v *appVersion) string {
+	fromPkg := func(f func(v *appVersion, id *packages.Identity) string) func(v *appVersion) string {
 		return func(v *appVersion) string {
-			if v.Sim == nil {
+			if v.Ident == nil {
 				if v.src == "" {
 					return "not known (package not found)"
 				}
-				return "not read from a " + cmpOr(v.Kind, "real") + " package; see the guest rows"
+				return "not read from the " + cmpOr(v.Kind, "") + " package; see the guest rows"
 			}
-			return f(v.Sim)
+			return f(v, v.Ident)
 		}
 	}
 	add("version (configuration)", func(v *appVersion) string { return mdSpan(v.ID) })
@@ -898,27 +920,38 @@ func (fb *feedback) VersionRows() [][3]string {
 		if v.Package == "" {
 			return ""
 		}
-		s := mdSpan(v.Package) + " (" + cmpOr(v.Kind, "?")
-		if v.Sim != nil {
-			s += ", SIMULATED package manifest"
-		}
-		return s + ")"
+		return mdSpan(v.Package) + " (" + cmpOr(v.Kind, "?") + ")"
 	})
-	add("package id and version", simOnly(func(p *sim.SimPkg) string {
-		return mdSpan(p.PackageID) + " " + mdSpan(cmpOr(p.PackageVersion, p.App.ShortVersion))
+	add("package id and version", fromPkg(func(v *appVersion, _ *packages.Identity) string {
+		if v.fromRunJSON {
+			return "not recorded (package not found)"
+		}
+		if v.PkgID == "" {
+			return "none (a " + cmpOr(v.Kind, "") + " has no PackageInfo)"
+		}
+		return mdSpan(v.PkgID) + " " + mdSpan(v.PkgVersion)
 	}))
-	add("app: bundle id, version (build)", simOnly(func(p *sim.SimPkg) string {
-		return mdSpan(p.App.BundleID) + " " + mdSpan(p.App.ShortVersion) + " (" + mdSpan(p.App.Build) + ")"
+	add("app: bundle id, version (build)", fromPkg(func(_ *appVersion, p *packages.Identity) string {
+		return mdSpan(p.App.BundleID) + " " + mdSpan(p.App.ShortVersion) + " (" + mdSpan(p.App.Version) + ")"
 	}))
-	add("extension: bundle id, version (build)", simOnly(func(p *sim.SimPkg) string {
-		return mdSpan(p.Extension.BundleID) + " " + mdSpan(p.Extension.ShortVersion) + " (" + mdSpan(p.Extension.Build) + "), team " + mdSpan(p.Extension.TeamID)
+	add("app: team, signing", fromPkg(func(_ *appVersion, p *packages.Identity) string {
+		return "team " + mdSpan(cmpOr(p.App.TeamID, "none")) + ", " + mdSpan(p.App.Signing)
 	}))
-	add("extension: Mach service", simOnly(func(p *sim.SimPkg) string { return mdSpan(p.Extension.MachService) }))
+	add("extension: bundle id, version (build)", fromPkg(func(_ *appVersion, p *packages.Identity) string {
+		return mdSpan(p.Extension.BundleID) + " " + mdSpan(p.Extension.ShortVersion) + " (" + mdSpan(p.Extension.Version) + "), team " + mdSpan(cmpOr(p.Extension.TeamID, "none"))
+	}))
+	add("extension: signing", fromPkg(func(_ *appVersion, p *packages.Identity) string { return mdSpan(p.Extension.Signing) }))
+	add("extension: Mach service", fromPkg(func(_ *appVersion, p *packages.Identity) string {
+		return mdSpan(cmpOr(p.Extension.MachService, "none"))
+	}))
 	add("extension: LC_UUID per architecture", func(v *appVersion) string {
 		if ids := v.UUIDList(); len(ids) > 0 {
 			spans := make([]string, len(ids))
 			for i, id := range ids {
 				spans[i] = mdSpan(id)
+			}
+			if v.fromRunJSON {
+				return strings.Join(spans, "<br>") + " (from run.json's preflight; the package was not found)"
 			}
 			return strings.Join(spans, "<br>")
 		}
@@ -1106,22 +1139,23 @@ func upperFirst(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// short is "3.0 (300)" from a simulated package, else the version id.
+// short is "3.0 (300)" from the package's app, else the version id.
 func (v *appVersion) short() string {
-	if v.Sim != nil {
-		return v.Sim.App.ShortVersion + " (" + v.Sim.App.Build + ")"
+	if v.Ident != nil {
+		return v.Ident.App.ShortVersion + " (" + v.Ident.App.Version + ")"
 	}
 	return v.ID
 }
 
-// UUIDList is the extension's LC_UUIDs, one architecture each.
+// UUIDList is the extension's LC_UUIDs from its Mach-O, one
+// architecture each.
 func (v *appVersion) UUIDList() []string {
-	if v.Sim == nil {
+	if v.Ident == nil {
 		return nil
 	}
 	var out []string
-	for _, arch := range slices.Sorted(maps.Keys(v.Sim.Extension.LCUUIDs)) {
-		out = append(out, arch+" "+strings.ToUpper(v.Sim.Extension.LCUUIDs[arch]))
+	for _, arch := range slices.Sorted(maps.Keys(v.Ident.Extension.UUIDs)) {
+		out = append(out, arch+" "+strings.ToUpper(v.Ident.Extension.UUIDs[arch]))
 	}
 	return out
 }

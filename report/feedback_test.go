@@ -15,13 +15,14 @@ import (
 
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/packages"
 	"github.com/sxlab/sxlab/steps"
 )
 
 // fbRun is the report fixture (see fixture_test.go) with what a feedback
 // bundle reads besides: the app's configuration with versions 2 and 3,
-// their packages (the demo's simulated manifests, or stand-in .pkg files
-// for a real run) in a configuration folder of their own, and the probes.
+// their packages (the demo's real .pkg files, examples/pkg) in a
+// configuration folder of their own, and the probes.
 func fbRun(t *testing.T, simulated bool) *Run {
 	t.Helper()
 	dir := fxRun(t, simulated)
@@ -34,12 +35,11 @@ func fbRun(t *testing.T, simulated bool) *Run {
 		Extension: lab.Extension{BundleID: "com.example.vpn.tunnel", TeamID: "ABCDE12345", MachService: "ABCDE12345.com.example.vpn.tunnel"},
 		Versions:  map[string]lab.Version{}}
 	for _, v := range []string{"2", "3"} {
-		name := "pkgs/example-vpn-" + v + ".simpkg.json"
-		body, err := os.ReadFile(filepath.Join("..", "examples", "sim", "example-vpn-"+v+".simpkg.json"))
+		name := "pkgs/example-vpn-" + v + ".pkg"
+		body, err := os.ReadFile(filepath.Join("..", "examples", "pkg", "example-vpn-"+v+".pkg"))
 		require.NoError(t, err)
 		if !simulated {
 			name = "pkgs/ExampleVPN-" + v + ".pkg"
-			body = []byte("xar! stand-in for a real installer package, version " + v)
 		}
 		fxFile(t, filepath.Join(cfgDir, filepath.FromSlash(name)), string(body))
 		info.Config.App.Versions[v] = lab.Version{Package: name, Kind: "pkg"}
@@ -107,8 +107,20 @@ func TestFeedbackOfAFailingCellNamesVersionsStepsRateAndSignature(t *testing.T) 
 
 	versions := mdSection(t, md, "App versions")
 	assert.Contains(t, versions, "| app: bundle id, version (build) | `com.example.vpn` `2.0` (`200`) | `com.example.vpn` `3.0` (`300`) |")
+	// The LC_UUIDs are the extension's Mach-O ones, read from the package.
+	for _, v := range []string{"2", "3"} {
+		pkg, err := packages.Open(filepath.Join("..", "examples", "pkg", "example-vpn-"+v+".pkg"), packages.Limits{})
+		require.NoError(t, err)
+		id, err := packages.IdentityOf(pkg, "com.example.vpn", "com.example.vpn.tunnel")
+		require.NoError(t, err)
+		require.Len(t, id.Extension.UUIDs, 2)
+		assert.Contains(t, versions, "`arm64 "+id.Extension.UUIDs["arm64"]+"`<br>`x86_64 "+id.Extension.UUIDs["x86_64"]+"`", "version %s's extension LC_UUIDs", v)
+	}
 	assert.Contains(t, versions, "`arm64 965B75C3-F0D7-56B0-99A2-050DD8716908`", "the extension's LC_UUIDs of version 2")
-	assert.Contains(t, versions, "`arm64 E7692EDE-C2AA-5AD1-8A56-D951AAF5CD50`", "and of version 3")
+	assert.Contains(t, versions, "| package id and version | `com.example.vpn.pkg` `2.0` | `com.example.vpn.pkg` `3.0` |", "from PackageInfo")
+	assert.Contains(t, versions, "| extension: Mach service | `ABCDE12345.com.example.vpn.tunnel` | `ABCDE12345.com.example.vpn.tunnel` |", "from the extension's Info.plist")
+	assert.Contains(t, versions, "team `ABCDE12345`", "the team from the code signature")
+	assert.Contains(t, versions, "| extension: signing | `adhoc,runtime` | `adhoc,runtime` |", "how the extension is signed")
 	assert.Contains(t, versions, "`2.0/200 [activated enabled] (state/before)`", "what the guest ran before the upgrade")
 	assert.NotContains(t, versions, "com.other.filter", "only the app's extension")
 
@@ -132,7 +144,7 @@ func TestFeedbackOfAFailingCellNamesVersionsStepsRateAndSignature(t *testing.T) 
 	assert.Contains(t, sig, "Field report: `xpc-invalidated-on-upgrade`")
 
 	att := mdSection(t, md, "Attachments")
-	for _, f := range []string{"sysdiagnose_r1.tar.gz", "packages/example-vpn-2.simpkg.json", "packages/example-vpn-3.simpkg.json", "logs.ndjson", "steps.jsonl", "state/after/sw_vers.json"} {
+	for _, f := range []string{"sysdiagnose_r1.tar.gz", "packages/example-vpn-2.pkg", "packages/example-vpn-3.pkg", "logs.ndjson", "steps.jsonl", "state/after/sw_vers.json"} {
 		assert.Contains(t, att, "| `"+f+"` |")
 		assert.FileExists(t, filepath.Join(b.Dir, filepath.FromSlash(f)))
 	}
@@ -152,9 +164,11 @@ func TestFeedbackAttachmentsAreTheRunsFiles(t *testing.T) {
 	c, err := os.Stat(filepath.Join(b.Dir, "sysdiagnose_r1.tar.gz"))
 	require.NoError(t, err)
 	assert.True(t, os.SameFile(a, c), "hard-linked: a sysdiagnose is not copied on the same disk")
-	pkg, err := os.ReadFile(filepath.Join(b.Dir, "packages", "example-vpn-3.simpkg.json"))
+	pkg, err := os.ReadFile(filepath.Join(b.Dir, "packages", "example-vpn-3.pkg"))
 	require.NoError(t, err)
-	assert.Contains(t, string(pkg), `"short_version": "3.0"`)
+	want, err := os.ReadFile(filepath.Join("..", "examples", "pkg", "example-vpn-3.pkg"))
+	require.NoError(t, err)
+	assert.Equal(t, want, pkg, "the package as shipped")
 }
 
 func TestFeedbackOfASimulatedRunSaysSoAndARealOneDoesNot(t *testing.T) {
@@ -173,7 +187,7 @@ func TestFeedbackOfASimulatedRunSaysSoAndARealOneDoesNot(t *testing.T) {
 	assert.True(t, strings.HasPrefix(b.Title, "The new provider's Mach service"), b.Title)
 	assert.Contains(t, mdSection(t, md, "Environment"), "provider tart")
 	versions := mdSection(t, md, "App versions")
-	assert.Contains(t, versions, "not extracted from pkg package", "a real package's LC_UUIDs are not read")
+	assert.Contains(t, versions, "`arm64 E7692EDE-C2AA-5AD1-8A56-D951AAF5CD50`", "a real run's package is read the same way")
 	assert.Contains(t, versions, "`3.0/300 [activated enabled] (state/after)`", "the guest says which build ran")
 	assert.FileExists(t, filepath.Join(b.Dir, "packages", "ExampleVPN-2.pkg"))
 }
@@ -197,7 +211,51 @@ func TestFeedbackListsMissingEvidenceWithItsReason(t *testing.T) {
 	for _, m := range b.Missing {
 		reasons = append(reasons, m.What+": "+m.Reason)
 	}
-	assert.Contains(t, strings.Join(reasons, "\n"), "package 2: not found (tried "+filepath.Join(r.Info.ConfigDir, "pkgs", "example-vpn-2.simpkg.json"))
+	assert.Contains(t, strings.Join(reasons, "\n"), "package 2: not found (tried "+filepath.Join(r.Info.ConfigDir, "pkgs", "example-vpn-2.pkg"))
+}
+
+// TestFeedbackTakesAGonePackagesIdentityFromRunJSON: the run's
+// preflight recorded each build's identity; with the package file gone,
+// FEEDBACK.md still gives the Mach-O LC_UUIDs, and says where they came
+// from.
+func TestFeedbackTakesAGonePackagesIdentityFromRunJSON(t *testing.T) {
+	r := fbRun(t, true)
+	rep := &packages.Report{Identities: map[string]packages.Identity{}}
+	for _, v := range []string{"2", "3"} {
+		pkg, err := packages.Open(filepath.Join(r.Info.ConfigDir, "pkgs", "example-vpn-"+v+".pkg"), packages.Limits{})
+		require.NoError(t, err)
+		rep.Identities[v], err = packages.IdentityOf(pkg, "com.example.vpn", "com.example.vpn.tunnel")
+		require.NoError(t, err)
+	}
+	r.Info.Preflight = rep
+	require.NoError(t, os.RemoveAll(filepath.Join(r.Info.ConfigDir, "pkgs")))
+	b, err := BuildFeedback(r, fxFail.id, FeedbackOptions{})
+	require.NoError(t, err)
+	versions := mdSection(t, readBundle(t, b), "App versions")
+	assert.Contains(t, versions, "`arm64 "+rep.Identities["2"].Extension.UUIDs["arm64"]+"`")
+	assert.Contains(t, versions, "(from run.json's preflight; the package was not found)")
+	assert.Contains(t, versions, "| app: bundle id, version (build) | `com.example.vpn` `2.0` (`200`) | `com.example.vpn` `3.0` (`300`) |")
+	assert.Contains(t, versions, "| package id and version | not recorded (package not found) | not recorded (package not found) |")
+	assert.NotEmpty(t, b.Missing, "the packages themselves are still missing evidence")
+}
+
+// TestFeedbackNamesAPackageItCannotRead: a package the reader refuses is
+// missing evidence with the reader's reason, and the versions table says
+// its identity was not read rather than inventing one.
+func TestFeedbackNamesAPackageItCannotRead(t *testing.T) {
+	r := fbRun(t, false)
+	bad := filepath.Join(r.Info.ConfigDir, "pkgs", "ExampleVPN-2.pkg")
+	require.NoError(t, os.WriteFile(bad, []byte("xar! truncated"), 0o644))
+	b, err := BuildFeedback(r, fxFail.id, FeedbackOptions{})
+	require.NoError(t, err)
+	var reasons []string
+	for _, m := range b.Missing {
+		reasons = append(reasons, m.What+": "+m.Reason)
+	}
+	assert.Contains(t, strings.Join(reasons, "\n"), "package 2: could not read the package: "+bad)
+	versions := mdSection(t, readBundle(t, b), "App versions")
+	assert.Contains(t, versions, "| app: bundle id, version (build) | not read from the pkg package; see the guest rows | `com.example.vpn` `3.0` (`300`) |")
+	assert.Contains(t, versions, "run `dwarfdump --uuid` on the extension's executable (TN3178)")
 }
 
 func TestFeedbackPicksTheFirstFailingAttemptAndRefusesOthers(t *testing.T) {

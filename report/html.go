@@ -46,6 +46,7 @@ var funcs = template.FuncMap{
 	"slotname":  slotName,
 	"style":     func() template.CSS { return template.CSS(styleSource) },
 	"first":     func(fs []Finding, n int) []Finding { return fs[:min(n, len(fs))] },
+	"preflight": newPreflightView,
 }
 
 // The templates are parsed once; they are read-only afterwards.

@@ -375,11 +375,21 @@ func attemptBody(a Attempt) string {
 	return b.String()
 }
 
-// attachmentsOut is the system-out of a try's test cases: the Jenkins
-// attachments plugin's and GitLab's [[ATTACHMENT|path]] lines, paths
-// relative to the run folder (where junit.xml is).
+// attachmentsOut is the system-out of a try's test cases: how its machine
+// started and was reached, then the Jenkins attachments plugin's and
+// GitLab's [[ATTACHMENT|path]] lines, paths relative to the run folder
+// (where junit.xml is).
 func attachmentsOut(a Attempt) string {
 	var b strings.Builder
+	// How the machine started and was reached, before the attachments:
+	// a verdict from a cold boot or over a fallback channel reads
+	// differently.
+	if m := a.MachineLine(); m != "" {
+		fmt.Fprintf(&b, "machine: %s\n", m)
+	}
+	for _, n := range a.MachineNotes() {
+		fmt.Fprintf(&b, "%s\n", n)
+	}
 	for _, f := range a.Attachments() {
 		fmt.Fprintf(&b, "[[ATTACHMENT|%s]]\n", f.Path)
 	}

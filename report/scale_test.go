@@ -150,8 +150,8 @@ func scaleAttempt(tb testing.TB, dir string, rec *lab.Record) {
 	list := "1 extension(s)\n--- com.apple.system_extension.network_extension\nenabled\tactive\tteamID\tbundleID (version)\tname\t[state]\n*\t*\tABCDE12345\tcom.example.vpn.tunnel (3.0/300)\tExample VPN\t[activated enabled]\n"
 	for _, v := range []string{"2", "3"} {
 		step("1 install", "prepare", "mkdir -p /tmp/sxlab", "", "", time.Millisecond, 0)
-		step("1 install", "upload", "", "examples/sim/example-vpn-"+v+".simpkg.json -> /tmp/sxlab/example-vpn-"+v+".simpkg.json", "", 20*time.Millisecond, 0)
-		step("1 install", "install", "sudo installer -pkg /tmp/sxlab/example-vpn-"+v+".simpkg.json -target /",
+		step("1 install", "upload", "", "examples/pkg/example-vpn-"+v+".pkg -> /tmp/sxlab/example-vpn-"+v+".pkg", "", 20*time.Millisecond, 0)
+		step("1 install", "install", "sudo installer -pkg /tmp/sxlab/example-vpn-"+v+".pkg -target /",
 			"installer: Package name is Example VPN\ninstaller: Installing at base path /\ninstaller: The install was successful.\n", "", 200*time.Millisecond, 0)
 		step("2 launch", "launch", "sudo launchctl asuser $(id -u admin) open -a '/Applications/Example VPN.app'", "", "", 50*time.Millisecond, 0)
 	}

@@ -18,6 +18,9 @@ func Markdown(r *Run) []byte {
 	if r.Simulated {
 		fmt.Fprintf(&b, "> **SIMULATED**: these results come from simulated Macs (provider %s), not from real macOS.\n\n", mdText(strings.Join(r.Providers, ", ")))
 	}
+	for _, q := range r.Quarantined() {
+		fmt.Fprintf(&b, "> **QUARANTINED**: %s.\n\n", mdText(q.Sentence()))
+	}
 	statuses := map[string]int{}
 	for _, c := range r.Cells {
 		statuses[c.Status()]++
@@ -32,7 +35,11 @@ func Markdown(r *Run) []byte {
 	fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %d | %d | %d | %d | %d |\n\n", mdText(prov), attempts,
 		r.Verdicts["pass"], r.Verdicts["fail"], r.Verdicts["error"], r.Remaining,
 		statuses["pass"], statuses["fail"], statuses["flaky"], statuses["error"], statuses["incomplete"])
+	if m := r.Machines(); m != "" {
+		fmt.Fprintf(&b, "Tries by %s.\n\n", mdText(m))
+	}
 
+	markdownPreflight(&b, r)
 	problems := problemCells(r)
 	if len(problems) == 0 {
 		b.WriteString("No cell failed or is flaky.\n")
@@ -66,6 +73,48 @@ func Markdown(r *Run) []byte {
 	}
 	b.WriteString("\nDetails: `report.html` and `junit.xml` in the run folder.\n")
 	return []byte(b.String())
+}
+
+// markdownPreflight writes the preflight's errors and warnings (run.json's
+// "preflight") as a table, or its one line when there are none. Its
+// errors are the product's, found before any VM booted; no cell's verdict
+// depends on them.
+func markdownPreflight(b *strings.Builder, r *Run) {
+	v := newPreflightView(r.Info.Preflight)
+	if len(v.Paths) == 0 && len(v.Unreadable) == 0 {
+		fmt.Fprintf(b, "%s\n\n", mdText(v.Line()))
+		return
+	}
+	b.WriteString("### Preflight\n\n")
+	fmt.Fprintf(b, "**%s**\n\n", mdText(v.Line()))
+	if h := v.Hazard(); h != "" {
+		fmt.Fprintf(b, "> **PREFLIGHT ERROR**: %s\n\n", mdText(h))
+	}
+	if len(v.Paths) > 0 {
+		b.WriteString("| path | status | check | from | to | what it means | source |\n")
+		b.WriteString("| --- | --- | --- | --- | --- | --- | --- |\n")
+		for _, p := range v.Paths {
+			for _, row := range p.Rows {
+				fmt.Fprintf(b, "| %s | **%s** | `%s` | %s: %s | %s: %s | %s | %s |\n", mdText(row.Path), strings.ToUpper(string(row.Status)),
+					mdCode(row.Check), mdText(p.From), mdValue(row.From), mdText(p.To), mdValue(row.To), mdText(row.Message), mdText(row.Source))
+			}
+		}
+		b.WriteString("\n")
+	}
+	for _, u := range v.Unreadable {
+		fmt.Fprintf(b, "- version %s: package `%s` UNREADABLE, not checked: %s\n", mdText(u.Version), mdCode(u.File), mdText(u.Reason))
+	}
+	if len(v.Unreadable) > 0 {
+		b.WriteString("\n")
+	}
+}
+
+// mdValue is a check's evidence as code, or a dash when it is empty.
+func mdValue(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "—"
+	}
+	return "`" + mdCode(s) + "`"
 }
 
 // mdText makes s safe inside a table cell: one line, pipes escaped, and

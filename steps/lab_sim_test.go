@@ -16,6 +16,7 @@ import (
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/guestbin"
 	"github.com/sxlab/sxlab/lab"
+	pkgreader "github.com/sxlab/sxlab/packages"
 	"github.com/sxlab/sxlab/steps"
 	"github.com/sxlab/sxlab/vm"
 	"github.com/sxlab/sxlab/vm/sim"
@@ -66,17 +67,26 @@ func imageHealthy() vm.Image {
 	return vm.Image{Name: "macos-15.6", User: "admin", Password: "admin", Sim: &vm.SimImage{ProductVersion: "15.6", Build: "24G84"}}
 }
 
-// examplePackage is the path of examples/sim/example-vpn-ID.simpkg.json.
+// examplePackage is the path of the demo's real examples/pkg/example-vpn-ID.pkg.
 func examplePackage(t *testing.T, id string) string {
 	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "examples", "sim", "example-vpn-"+id+".simpkg.json"))
+	p, err := filepath.Abs(filepath.Join("..", "examples", "pkg", "example-vpn-"+id+".pkg"))
 	require.NoError(t, err)
 	return p
 }
 
-// exampleApp is config.yaml's app with versions 1 to 4, plus extra
+// exampleManifest is the sim's test manifest of version id, for app
+// behaviours a real package cannot express (a weak activation delegate).
+func exampleManifest(t *testing.T, id string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "vm", "sim", "macos", "testdata", "simpkg", "example-vpn-"+id+".simpkg.json"))
+	require.NoError(t, err)
+	return p
+}
+
+// exampleApp is config.yaml's app with versions 1 to 5, plus extra
 // versions (id to package file). Each version's extension version is read
-// from its manifest with the sim's parser, as lab.StepsApp does.
+// from its package with the packages reader, as lab.StepsApp does.
 func exampleApp(t *testing.T, extra map[string]string) steps.App {
 	t.Helper()
 	app := steps.App{
@@ -85,27 +95,36 @@ func exampleApp(t *testing.T, extra map[string]string) steps.App {
 		Versions:  map[string]steps.Version{},
 	}
 	packages := map[string]string{}
-	for _, id := range []string{"1", "2", "3", "4"} {
+	for _, id := range []string{"1", "2", "3", "4", "5"} {
 		packages[id] = examplePackage(t, id)
 	}
 	for id, p := range extra {
 		packages[id] = p
 	}
 	for id, p := range packages {
-		data, err := os.ReadFile(p)
-		require.NoError(t, err)
-		pkg, err := sim.ParseSimPkg(data)
+		if strings.HasSuffix(p, ".simpkg.json") {
+			data, err := os.ReadFile(p)
+			require.NoError(t, err)
+			pkg, err := sim.ParseSimPkg(data)
+			require.NoError(t, err, p)
+			app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: pkg.Extension.ShortVersion, ExtBuild: pkg.Extension.Build, PackageID: pkg.PackageID}
+			continue
+		}
+		pkg, err := pkgreader.Open(p, pkgreader.Limits{})
 		require.NoError(t, err, p)
-		app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: pkg.Extension.ShortVersion, ExtBuild: pkg.Extension.Build, PackageID: pkg.PackageID}
+		ident, err := pkgreader.IdentityOf(pkg, "com.example.vpn", extBundle)
+		require.NoError(t, err, p)
+		app.Versions[id] = steps.Version{ID: id, Package: p, Kind: "pkg", ExtShort: ident.Extension.ShortVersion, ExtBuild: ident.Extension.Version, PackageID: pkg.Components[0].ID}
 	}
 	return app
 }
 
-// packageVariant writes example package id with edit applied to its JSON
+// packageVariant writes the sim's test manifest of version id with edit
+// applied to its JSON
 // into a temporary folder, under name, and returns its path.
 func packageVariant(t *testing.T, id, name string, edit func(doc map[string]any)) string {
 	t.Helper()
-	data, err := os.ReadFile(examplePackage(t, id))
+	data, err := os.ReadFile(exampleManifest(t, id))
 	require.NoError(t, err)
 	var doc map[string]any
 	require.NoError(t, json.Unmarshal(data, &doc))

@@ -6,7 +6,7 @@
 // cannot cut the lab off (tart's guest agent talks over vsock for the
 // same reason: tart PR 364, cirruslabs/tart-guest-agent).
 //
-//	sxlab-agent [--port 2222] [--target 127.0.0.1:22]   serve
+//	sxlab-agent [--port 7022] [--target 127.0.0.1:22]   serve
 //	sxlab-agent plist [--binary PATH] [--port N]          print the LaunchDaemon plist
 //
 // Pure Go for darwin/arm64 with CGO_ENABLED=0: the vsock socket is made
@@ -79,7 +79,7 @@ func parseArgs(args []string) (options, error) {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, listen func(port uint32) (net.Listener, error)) int {
 	o, err := parseArgs(args)
 	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(stdout, "usage: sxlab-agent [--port 2222] [--target 127.0.0.1:22] | sxlab-agent plist [--binary PATH] [--port N]")
+		fmt.Fprintln(stdout, "usage: sxlab-agent [--port 7022] [--target 127.0.0.1:22] | sxlab-agent plist [--binary PATH] [--port N]")
 		return 0
 	}
 	if err != nil {

@@ -65,7 +65,7 @@ func TestListenFailureExits1(t *testing.T) {
 	var stderr bytes.Buffer
 	code := run(t.Context(), nil, new(bytes.Buffer), &stderr, listenVsock)
 	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr.String(), "listen on vsock port 2222")
+	assert.Contains(t, stderr.String(), "listen on vsock port 7022")
 }
 
 func TestPlistSubcommand(t *testing.T) {

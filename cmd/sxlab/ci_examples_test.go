@@ -68,7 +68,7 @@ func newCIHost(t *testing.T) *ciHost {
 	require.NotEqual(t, string(src), cfg, "the demo config sets a time_scale")
 	require.NoError(t, os.MkdirAll(filepath.Join(h.template, "examples"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(h.template, "config.yaml"), []byte(cfg), 0o644))
-	require.NoError(t, os.CopyFS(filepath.Join(h.template, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(h.template, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 	return h
 }
 
@@ -269,7 +269,7 @@ func TestGitHubActionsExampleRunsOnTheSim(t *testing.T) {
 		Include []map[string]string `json:"include"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out["matrix"]), &matrix), "plan's matrix output: %q", out["matrix"])
-	require.Len(t, matrix.Include, 4)
+	require.Len(t, matrix.Include, 6)
 	for i, entry := range matrix.Include {
 		assert.NotEmpty(t, entry["macos"], "every shard names its runner label")
 		h.ghJob(wf, "lab", entry, i, cache)
@@ -371,6 +371,14 @@ esac
 func TestDiffReportsTheVersionedMachServiceAsAFix(t *testing.T) {
 	h := newCIHost(t)
 	ws := h.workspace("diff")
+	// The paths to version 3 only: 3->5 tests another hazard (package 5
+	// keeps package 3's LC_UUID), and package 4 in place of 3 is no fix
+	// for it.
+	demo, err := os.ReadFile(filepath.Join(ws, "config.yaml"))
+	require.NoError(t, err)
+	twoPaths := strings.Replace(string(demo), `path: ["2->3", "1->3", "3->5"]`, `path: ["2->3", "1->3"]`, 1)
+	require.NotEqual(t, string(demo), twoPaths)
+	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(twoPaths), 0o644))
 	code, out := h.sh(ws, "sxlab run --progress none --only vpn=running --only approval=pending", nil)
 	require.Equal(t, 1, code, out)
 	base := runFolders(t, ws)
@@ -378,7 +386,7 @@ func TestDiffReportsTheVersionedMachServiceAsAFix(t *testing.T) {
 
 	cfg, err := os.ReadFile(filepath.Join(ws, "config.yaml"))
 	require.NoError(t, err)
-	fixed := strings.Replace(string(cfg), "example-vpn-3.simpkg.json", "example-vpn-4.simpkg.json", 1)
+	fixed := strings.Replace(string(cfg), "example-vpn-3.pkg", "example-vpn-4.pkg", 1)
 	fixed = strings.Replace(fixed, "mach_service: ABCDE12345.com.example.vpn.tunnel\n", "mach_service: ABCDE12345.com.example.vpn.tunnel.{{.Version}}\n", 1)
 	require.NotEqual(t, string(cfg), fixed)
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(fixed), 0o644))

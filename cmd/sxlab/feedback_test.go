@@ -23,7 +23,7 @@ func demoRun(t *testing.T) string {
 	cfg := regexp.MustCompile(`time_scale: [0-9.]+`).ReplaceAllString(string(src), "time_scale: 0")
 	cfg = regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(cfg, "runs_dir: "+filepath.Join(ws, "runs"))
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(cfg), 0o644))
-	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 
 	code, out, errs := sxlab(t, "run", "--config", filepath.Join(ws, "config.yaml"), "--progress", "none",
 		"--only", "macos=macos-15.3,vpn=running", "--only", "macos=macos-15.3,vpn=stopped,approval=approved,path=2->3", "--repeat", "2")
@@ -52,7 +52,7 @@ func TestFeedbackOnAFailingDemoCell(t *testing.T) {
 	assert.Contains(t, text, "`arm64 E7692EDE-C2AA-5AD1-8A56-D951AAF5CD50`")
 	// The steps with timestamps, install and upgrade among them.
 	assert.Regexp(t, "\\| 2 \\| 20\\d\\d-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3}Z \\| \\+\\d+\\.\\d{3} s \\| `1 install` \\|", text)
-	assert.Regexp(t, "\\| `6 upgrade` \\| install: `sudo installer -pkg /tmp/sxlab/example-vpn-3\\.simpkg\\.json -target /` \\| 0 \\|", text)
+	assert.Regexp(t, "\\| `6 upgrade` \\| install: `sudo installer -pkg /tmp/sxlab/example-vpn-3\\.pkg -target /` \\| 0 \\|", text)
 	// The repro rate and the signature.
 	assert.Contains(t, text, "2 of 2 attempts of this configuration failed: 100%, 95% Wilson interval 34–100%")
 	assert.Contains(t, text, "### `endpoint-lost` (the finding)")
@@ -62,7 +62,7 @@ func TestFeedbackOnAFailingDemoCell(t *testing.T) {
 	sysdiagnoses, err := filepath.Glob(filepath.Join(bundle, "sysdiagnose_*.tar.gz"))
 	require.NoError(t, err)
 	assert.Len(t, sysdiagnoses, 1)
-	for _, f := range []string{"packages/example-vpn-2.simpkg.json", "packages/example-vpn-3.simpkg.json", "logs.ndjson", "state/before/sw_vers.txt", "state/after/systemextensionsctl-list.txt"} {
+	for _, f := range []string{"packages/example-vpn-2.pkg", "packages/example-vpn-3.pkg", "logs.ndjson", "state/before/sw_vers.txt", "state/after/systemextensionsctl-list.txt"} {
 		assert.FileExists(t, filepath.Join(bundle, filepath.FromSlash(f)))
 	}
 

@@ -41,7 +41,7 @@ func TestFullDiskAtTheStartIsIncompleteAndLeavesNoFolder(t *testing.T) {
 	cfg := regexp.MustCompile(`time_scale: [0-9.]+`).ReplaceAllString(string(src), "time_scale: 0")
 	cfg = regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(cfg, "runs_dir: "+runs)
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(cfg), 0o644))
-	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 
 	code, out, errs := sxlab(t, "run", "--config", filepath.Join(ws, "config.yaml"), "--progress", "none")
 	assert.Equal(t, exitIncomplete, code, "%s\n%s", out, errs)

@@ -29,7 +29,7 @@ func checkWorkspace(t *testing.T, edit func(string) string) string {
 		cfg = edit(cfg)
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(cfg), 0o644))
-	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 	return filepath.Join(ws, "config.yaml")
 }
 

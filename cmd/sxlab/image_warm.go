@@ -17,8 +17,30 @@ import (
 
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/guestbin"
+	"github.com/sxlab/sxlab/vm"
 	"github.com/sxlab/sxlab/vm/vz"
 )
+
+// agentEnv names a prebuilt darwin/arm64 sxlab-agent, for an sxlab run
+// away from a checkout.
+const agentEnv = "SXLAB_AGENT"
+
+// agentBinary gives warm its sxlab-agent: built from this checkout (cached),
+// or the file SXLAB_AGENT names.
+func agentBinary() func(ctx context.Context) (string, error) {
+	b := &guestbin.Builder{Prebuilt: map[string]string{guestbin.Agent: os.Getenv(agentEnv)}}
+	return func(ctx context.Context) (string, error) {
+		p, err := b.Path(ctx, guestbin.Agent)
+		if err != nil && os.Getenv(agentEnv) == "" {
+			return "", fmt.Errorf("%w (or set %s to a darwin/arm64 sxlab-agent)", err, agentEnv)
+		}
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", agentEnv, err)
+		}
+		return p, err
+	}
+}
 
 func newImageCopyCmd() *cobra.Command {
 	var sf storeFlags
@@ -50,9 +72,10 @@ both in images.NAME.vz.bundles.`,
 
 func newImageWarmCmd() *cobra.Command {
 	var (
-		sf     storeFlags
-		bundle string
-		asJSON bool
+		sf        storeFlags
+		bundle    string
+		asJSON    bool
+		withAgent bool
 	)
 	cmd := &cobra.Command{
 		Use:   "warm IMAGE",
@@ -64,13 +87,24 @@ images.IMAGE.prepare in order
 (each bounded by lab.timeouts.command); then pause the VM, save its state
 next to the bundle as state.vzvmsave and stop it. Clones of a warm golden
 restore that state in seconds instead of booting for minutes (macOS 14+
-hosts). A failure shuts the guest down over SSH and leaves the golden
-without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
+hosts).
+
+For an image with agent: true (or with --agent), warm then installs
+sxlab-agent before it saves the state: it uploads the darwin/arm64 agent
+over SFTP (built from this checkout, or the file SXLAB_AGENT names),
+installs it as the LaunchDaemon com.sxlab.agent, and connects through the
+VM's virtio-socket device to vsock port 7022 until sshd's banner answers
+(docs/agent.md). --agent=false warms an agent image without it (runs then
+fall back to TCP and say so). Unverified on macOS.
+
+A failure shuts the guest down over SSH and leaves the golden without a
+saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 		Args: cobra.ExactArgs(1),
 	}
 	sf.register(cmd)
 	cmd.Flags().StringVar(&bundle, "bundle", "", "warm only this bundle of the image")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print what was done as JSON")
+	cmd.Flags().BoolVar(&withAgent, "agent", false, "install sxlab-agent before saving (default: images.IMAGE.agent); --agent=false skips it")
 	cmd.RunE = func(c *cobra.Command, args []string) error {
 		name := args[0]
 		l, err := load(sf.config, nil)
@@ -90,6 +124,11 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 				return fmt.Errorf("--bundle %s: not a bundle of images.%s.vz (it has: %s)", bundle, name, strings.Join(bundles, ", "))
 			}
 			bundles = []string{bundle}
+		}
+		if !c.Flags().Changed("agent") {
+			withAgent = cfgImg.Agent
+		} else if note := agentOverride(name, l.File, withAgent, cfgImg.Agent); note != "" {
+			fmt.Fprintln(c.ErrOrStderr(), note)
 		}
 		// Before anything is touched: Warm drops the old saved state.
 		if _, err := vz.NewHypervisor(); err != nil {
@@ -114,10 +153,21 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 			func(ctx context.Context, ep guest.Endpoint, o guest.Options) (guest.Guest, error) {
 				return guest.Dial(ctx, ep, o)
 			})
+		steps := vz.WarmSteps{Prepare: prep}
+		if withAgent {
+			steps.Agent = &vz.AgentInstall{
+				Binary:  agentBinary(),
+				Command: time.Duration(l.Config.Lab.Timeouts.Command),
+				Log:     errw,
+				Dial: func(ctx context.Context, ep guest.Endpoint) (guest.Guest, error) {
+					return guest.Dial(ctx, ep, guest.Options{ConnectTimeout: time.Duration(l.Config.Lab.Timeouts.Boot)})
+				},
+			}
+		}
 		var results []vz.WarmResult
 		for _, b := range bundles {
 			fmt.Fprintf(errw, "warming %s (bundle %s): booting\n", name, b)
-			res, err := p.Warm(ctx, images[name], b, prep)
+			res, err := p.Warm(ctx, images[name], b, steps)
 			if err != nil {
 				return err
 			}
@@ -126,6 +176,9 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 				fmt.Fprintf(out, "warmed %s: %s (MAC %s), boot to address %s, prepare %s, save %s, state %s\n",
 					name, res.Bundle, res.MAC, res.BootToAddress.Round(time.Second), res.Prepare.Round(time.Second),
 					res.Save.Round(time.Second), artifacts.HumanSize(res.StateBytes))
+				if res.Agent {
+					fmt.Fprintf(out, "  sxlab-agent installed: sshd answered over vsock port %d (%s), unverified on macOS\n", vm.AgentPort, res.AgentBanner)
+				}
 				if res.ReplacedState {
 					fmt.Fprintln(out, "  (its earlier saved state was replaced)")
 				}
@@ -137,6 +190,19 @@ without a saved state, so clones boot cold. Needs macOS on Apple Silicon.`,
 		return nil
 	}
 	return cmd
+}
+
+// agentOverride says what --agent=want means for runs when the config
+// says otherwise ("" when they agree).
+func agentOverride(image, file string, want, configured bool) string {
+	switch {
+	case want == configured:
+		return ""
+	case want:
+		return fmt.Sprintf("--agent: installing sxlab-agent although images.%s.agent is false in %s: runs use its vsock channel only once it is true", image, file)
+	default:
+		return fmt.Sprintf("--agent=false: not installing sxlab-agent although images.%s.agent is true in %s: runs will find no agent on vsock port %d and use TCP (the journal says so)", image, file, vm.AgentPort)
+	}
 }
 
 // prepareGuest logs in to a booted golden (waiting up to boot for sshd),

@@ -130,14 +130,19 @@ images:
     vz: {bundle: golden-c}
     user: admin
     auth: {password: admin}
+  macos-15.4-tunnel:
+    vz: {bundle: golden-d}
+    agent: true
+    user: admin
+    auth: {password: admin}
 `, store)
 	cfg = cfg[:i] + vz + cfg[j:]
 	// The demo picks MDM-enrolled goldens by matrix.image; this lab has
 	// one golden per macOS.
 	cfg = regexp.MustCompile(`(?m)^  image: .*\n`).ReplaceAllString(cfg, "")
-	pkgs, err := filepath.Abs(filepath.Join("..", "..", "examples", "sim"))
+	pkgs, err := filepath.Abs(filepath.Join("..", "..", "examples", "pkg"))
 	require.NoError(t, err)
-	cfg = strings.ReplaceAll(cfg, "examples/sim/", pkgs+"/")
+	cfg = strings.ReplaceAll(cfg, "examples/pkg/", pkgs+"/")
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	require.NoError(t, os.WriteFile(file, []byte(cfg), 0o644))
 	return file
@@ -167,7 +172,7 @@ func TestImageWarmOffAppleSiliconTouchesNothing(t *testing.T) {
 
 	code, _, errs = sxlab(t, "image", "warm", "nope", "--config", cfg)
 	assert.NotEqual(t, exitOK, code)
-	assert.Contains(t, errs, "image nope is not in "+cfg+" (known: macos-15.3, macos-15.4)")
+	assert.Contains(t, errs, "image nope is not in "+cfg+" (known: macos-15.3, macos-15.4, macos-15.4-tunnel)")
 
 	code, _, errs = sxlab(t, "image", "warm", "macos-15.3", "--bundle", "golden-c", "--config", cfg)
 	assert.NotEqual(t, exitOK, code)
@@ -197,4 +202,35 @@ func TestImageCopyMakesASecondGoldenForAPool(t *testing.T) {
 	code, _, errs = sxlab(t, "image", "copy", "golden-a", "golden-b", "--store", store)
 	assert.NotEqual(t, exitOK, code)
 	assert.Contains(t, errs, "exists already")
+}
+
+func TestImageWarmAgentFlagSaysWhenItOverridesTheConfig(t *testing.T) {
+	if runtime.GOOS == "darwin" && runtime.GOARCH == "arm64" {
+		t.Skip("on Apple Silicon warm would really boot the fixture")
+	}
+	store := t.TempDir()
+	copyVZFixture(t, store, "golden-a")
+	copyVZFixture(t, store, "golden-b")
+	cfg := vzConfig(t, store)
+
+	code, _, errs := sxlab(t, "image", "warm", "macos-15.3", "--agent", "--config", cfg)
+	assert.NotEqual(t, exitOK, code)
+	assert.Contains(t, errs, "--agent: installing sxlab-agent although images.macos-15.3.agent is false in "+cfg)
+	assert.Contains(t, errs, "vz needs macOS on Apple Silicon", "and nothing was booted")
+
+	code, _, errs = sxlab(t, "image", "warm", "macos-15.3", "--agent=false", "--config", cfg)
+	assert.NotEqual(t, exitOK, code)
+	assert.NotContains(t, errs, "--agent", "the config agrees: nothing to say")
+
+	assert.Contains(t, agentOverride("macos-15.4", "lab.yaml", false, true),
+		"not installing sxlab-agent although images.macos-15.4.agent is true in lab.yaml: runs will find no agent on vsock port 7022 and use TCP")
+}
+
+func TestAgentBinaryRefusesAPrebuiltThatIsNotForTheGuest(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "sxlab-agent")
+	require.NoError(t, os.WriteFile(bad, []byte("#!/bin/sh\n"), 0o755))
+	t.Setenv(agentEnv, bad)
+	_, err := agentBinary()(t.Context())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "SXLAB_AGENT: prebuilt sxlab-agent "+bad+": not a Mach-O file")
 }

@@ -24,7 +24,7 @@ func demoConfigAt(t *testing.T, dir string) string {
 	require.NoError(t, err)
 	repo, err := filepath.Abs(filepath.Dir(demoConfig))
 	require.NoError(t, err)
-	cfg := strings.ReplaceAll(string(data), "examples/sim/", filepath.Join(repo, "examples", "sim")+"/")
+	cfg := strings.ReplaceAll(string(data), "examples/pkg/", filepath.Join(repo, "examples", "pkg")+"/")
 	cfg = regexp.MustCompile(`time_scale: [0-9.]+`).ReplaceAllString(cfg, "time_scale: 0")
 	path := filepath.Join(dir, "config.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o644))

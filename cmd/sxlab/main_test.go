@@ -51,8 +51,8 @@ func planJSONOf(t *testing.T, args ...string) planOut {
 
 func TestPlanJSONOfDemo(t *testing.T) {
 	p := planJSONOf(t)
-	assert.Equal(t, 12, p.Cells)
-	require.Len(t, p.Attempts, 36)
+	assert.Equal(t, 13, p.Cells, "12 of the axes and the tunnel image's included cell")
+	require.Len(t, p.Attempts, 39)
 	first := p.Attempts[0]
 	assert.Equal(t, "macos=macos-15.3 path=2->3 vpn=running approval=approved", first.Label)
 	assert.Equal(t, map[string]string{"macos": "macos-15.3", "path": "2->3", "vpn": "running", "approval": "approved"}, first.Axes)
@@ -90,7 +90,7 @@ func TestMisspeltEnvironmentVariableIsWarnedAbout(t *testing.T) {
 	assert.NotContains(t, errs, "SXLAB_GUEST_PASSWORD")
 	var p planOut
 	require.NoError(t, json.Unmarshal([]byte(out), &p))
-	assert.Len(t, p.Attempts, 36, "the plan is the file's: the variable did nothing")
+	assert.Len(t, p.Attempts, 39, "the plan is the file's: the variable did nothing")
 
 	t.Setenv("SXLAB_MATRIX_REPAET", "")
 	t.Setenv("SXLAB_NOTHING_LIKE_IT", "")
@@ -114,7 +114,7 @@ func TestShardsPartitionThePlan(t *testing.T) {
 	for k, n := range seen {
 		assert.Equal(t, 1, n, "attempt %s in more than one shard", k)
 	}
-	assert.Equal(t, []int{12, 12, 12}, sizes)
+	assert.Equal(t, []int{13, 13, 13}, sizes)
 }
 
 func TestShardFromCIVariables(t *testing.T) {
@@ -126,20 +126,20 @@ func TestShardFromCIVariables(t *testing.T) {
 	assert.Contains(t, errb.String(), "taking shard 2/3 from CI_NODE_INDEX/CI_NODE_TOTAL")
 	var p planOut
 	require.NoError(t, json.Unmarshal(out.Bytes(), &p))
-	assert.Len(t, p.Attempts, 12)
+	assert.Len(t, p.Attempts, 13)
 }
 
 func TestRepeatFromEnvironmentAndFlag(t *testing.T) {
 	t.Setenv("SXLAB_MATRIX_REPEAT", "2")
-	assert.Len(t, planJSONOf(t).Attempts, 24, "environment beats the file's repeat 3")
-	assert.Len(t, planJSONOf(t, "--repeat", "4").Attempts, 48, "the flag beats the environment")
+	assert.Len(t, planJSONOf(t).Attempts, 26, "environment beats the file's repeat 3")
+	assert.Len(t, planJSONOf(t, "--repeat", "4").Attempts, 52, "the flag beats the environment")
 }
 
 func TestOnlyFilters(t *testing.T) {
 	p := planJSONOf(t, "--only", "vpn=running,macos=macos-15.3")
-	assert.Len(t, p.Attempts, 6, "2 paths × repeat 3")
+	assert.Len(t, p.Attempts, 9, "3 paths × repeat 3")
 	p = planJSONOf(t, "--only", "vpn=running,macos=macos-15.3", "--only", "approval=pending")
-	assert.Len(t, p.Attempts, 6+12, "two --only are OR-ed")
+	assert.Len(t, p.Attempts, 9+18, "two --only are OR-ed")
 
 	code, _, errs := sxlab(t, "plan", "--config", demoConfig, "--only", "vpn=up")
 	assert.Equal(t, 3, code)
@@ -157,15 +157,16 @@ func TestGitHubMatrix(t *testing.T) {
 }
 
 func TestShardByMacOSForRunnerLabels(t *testing.T) {
-	code, out, errs := sxlab(t, "plan", "--config", demoConfig, "--format", "github-matrix", "--shards", "4", "--shard-by", "macos")
+	code, out, errs := sxlab(t, "plan", "--config", demoConfig, "--format", "github-matrix", "--shards", "6", "--shard-by", "macos")
 	require.Equal(t, 0, code, errs)
-	assert.JSONEq(t, `{"include":[{"shard":"1/4","macos":"macos-15.3"},{"shard":"2/4","macos":"macos-15.3"},
-		{"shard":"3/4","macos":"macos-15.4"},{"shard":"4/4","macos":"macos-15.4"}]}`, out)
-	for _, s := range []string{"1/4", "3/4"} {
+	assert.JSONEq(t, `{"include":[{"shard":"1/6","macos":"macos-15.3"},{"shard":"2/6","macos":"macos-15.3"},
+		{"shard":"3/6","macos":"macos-15.4"},{"shard":"4/6","macos":"macos-15.4"},
+		{"shard":"5/6","macos":"macos-15.4-tunnel"},{"shard":"6/6","macos":"macos-15.4-tunnel"}]}`, out)
+	for _, s := range []string{"1/6", "3/6"} {
 		p := planJSONOf(t, "--shard", s, "--shard-by", "macos")
-		assert.Len(t, p.Attempts, 9, "each image has 6 cells × 3 repeats over 2 shards")
+		assert.Len(t, p.Attempts, 9, "each axis image has 6 cells × 3 repeats over 2 shards")
 		want := "macos-15.3"
-		if s == "3/4" {
+		if s == "3/6" {
 			want = "macos-15.4"
 		}
 		for _, a := range p.Attempts {
@@ -173,9 +174,9 @@ func TestShardByMacOSForRunnerLabels(t *testing.T) {
 		}
 	}
 
-	code, _, errs = sxlab(t, "plan", "--config", demoConfig, "--shard", "1/3", "--shard-by", "macos")
+	code, _, errs = sxlab(t, "plan", "--config", demoConfig, "--shard", "1/4", "--shard-by", "macos")
 	assert.Equal(t, 3, code)
-	assert.Contains(t, errs, "use a multiple of 2")
+	assert.Contains(t, errs, "use a multiple of 3")
 	code, _, errs = sxlab(t, "plan", "--config", demoConfig, "--shard", "1/2", "--shard-by", "mac")
 	assert.Equal(t, 3, code)
 	assert.Contains(t, errs, "no such axis (axes: macos, path, vpn, approval)")
@@ -185,14 +186,14 @@ func TestPlanTable(t *testing.T) {
 	code, out, _ := sxlab(t, "plan", "--config", demoConfig, "--shard", "1/3")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "macos=macos-15.3 path=2->3 vpn=running approval=approved")
-	assert.Contains(t, out, "12 attempt(s) of 4 cell(s), of a plan of 36 attempts, repeat 3")
+	assert.Contains(t, out, "13 attempt(s) of 13 cell(s), of a plan of 39 attempts, repeat 3")
 }
 
 func TestValidateDemo(t *testing.T) {
 	code, out, _ := sxlab(t, "config", "validate", "--config", demoConfig)
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "ok: lab example-vpn-upgrades")
-	assert.Contains(t, out, "12 cells × 3 = 36 attempts")
+	assert.Contains(t, out, "13 cells × 3 = 39 attempts")
 }
 
 // brokenConfig has an unknown key on line 12, a missing package and an

@@ -57,3 +57,32 @@ func TestParseErrors(t *testing.T) {
 	assert.Equal(t, 3, code)
 	assert.Contains(t, errs, "missing.txt")
 }
+
+// One event copied out of `log show --style json`, without the array.
+func TestParseLogOfASinglePrettyPrintedEvent(t *testing.T) {
+	event := `{
+  "eventMessage" : "client activation request for com.example.vpn.tunnel",
+  "processImagePath" : "\/usr\/libexec\/sysextd",
+  "processID" : 537,
+  "subsystem" : "com.apple.sx",
+  "category" : "XPC",
+  "messageType" : "Default",
+  "timestamp" : "2025-07-27 15:41:33.057177-0400"
+}
+`
+	path := filepath.Join(t.TempDir(), "event.json")
+	require.NoError(t, os.WriteFile(path, []byte(event), 0o644))
+	code, out, errs := sxlab(t, "parse", "log", path)
+	require.Equal(t, 0, code, errs)
+	var entries []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &entries))
+	require.Len(t, entries, 1)
+	assert.Equal(t, "sysextd", entries[0]["process"])
+	assert.Equal(t, "client activation request for com.example.vpn.tunnel", entries[0]["message"])
+
+	// ndjson of a window with no events: only log's closing count.
+	require.NoError(t, os.WriteFile(path, []byte(`{"count":0,"finished":1}`+"\n"), 0o644))
+	code, out, errs = sxlab(t, "parse", "log", path)
+	require.Equal(t, 0, code, errs)
+	assert.JSONEq(t, "[]", out)
+}

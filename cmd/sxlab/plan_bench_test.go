@@ -29,7 +29,7 @@ func bigPlanConfig(b *testing.B) string {
 	approval := regexp.MustCompile(`(?m)^    approval: \[.*$`)
 	cfg := approval.ReplaceAllStringFunc(string(data), func(line string) string { return line + extra })
 	// Package paths are relative to the configuration's folder.
-	cfg = strings.ReplaceAll(cfg, "examples/sim/", filepath.Join(filepath.Dir(must(filepath.Abs(demoConfig))), "examples", "sim")+"/")
+	cfg = strings.ReplaceAll(cfg, "examples/pkg/", filepath.Join(filepath.Dir(must(filepath.Abs(demoConfig))), "examples", "pkg")+"/")
 	path := filepath.Join(b.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		b.Fatal(err)

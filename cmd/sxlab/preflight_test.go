@@ -11,8 +11,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The test configuration points at examples/pkg's real packages; the
-// root config.yaml still names simulated manifests.
+// The test configuration points at examples/pkg's real packages, with
+// more paths than the root config.yaml's matrix.
 const preflightConfig = "testdata/preflight/config.yaml"
 
 type preflightJSON struct {
@@ -96,14 +96,48 @@ func TestPreflightRefusesAVersionThatDoesNotIncrease(t *testing.T) {
 	assert.Equal(t, "error", status["extension-short-version-increases"])
 }
 
-func TestPreflightOnSimulatedManifestsSaysSoAndChecksNothing(t *testing.T) {
+// TestPreflightOnTheDemoConfig is the issue's "done when": on the root
+// config.yaml, preflight prints every upgrade path's checks and exits 1
+// because the 3->5 path ships package 3's extension LC_UUID under a new
+// version; --json gives the same rows.
+func TestPreflightOnTheDemoConfig(t *testing.T) {
 	code, out, errs := sxlab(t, "preflight", "--config", demoConfig)
+	require.Equal(t, 1, code, errs)
+	assert.Contains(t, out, "preflight: 3 path(s) checked")
+	p := preflightRows(t, 1, "--config", demoConfig)
+	paths := map[string]int{}
+	var errorRows []string
+	for _, r := range p.Rows {
+		paths[r.Path]++
+		if r.Status == "error" {
+			errorRows = append(errorRows, r.Path+" "+r.Check)
+		}
+		assert.Contains(t, out, r.Path+"  "+r.Status, "the table has the row %s %s", r.Path, r.Check)
+	}
+	assert.Equal(t, []string{"3->5 extension-uuid-changes"}, errorRows)
+	assert.Len(t, paths, 3, "every path of the matrix: 2->3, 1->3, 3->5")
+	assert.Equal(t, paths["2->3"], paths["3->5"], "every path gets every check")
+	assert.Empty(t, p.NotChecked, "the demo's packages are real")
+}
+
+func TestPreflightOnSimulatedManifestsSaysSoAndChecksNothing(t *testing.T) {
+	dir := t.TempDir()
+	raw, err := os.ReadFile(demoConfig)
+	require.NoError(t, err)
+	cfg := string(raw)
+	for _, v := range []string{"1", "2", "3", "4", "5"} {
+		name := "example-vpn-" + v + ".simpkg.json"
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(`{"format":"sxlab-simpkg/1"}`), 0o644))
+		cfg = strings.Replace(cfg, "examples/pkg/example-vpn-"+v+".pkg", name, 1)
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o644))
+	code, out, errs := sxlab(t, "preflight", "--config", filepath.Join(dir, "config.yaml"))
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, out, "simulated package manifest")
 	assert.Contains(t, out, "0 path(s) checked")
-	p := preflightRows(t, 0, "--config", demoConfig)
+	p := preflightRows(t, 0, "--config", filepath.Join(dir, "config.yaml"))
 	assert.Empty(t, p.Rows)
-	assert.Len(t, p.NotChecked, 3)
+	assert.Len(t, p.NotChecked, 4)
 }
 
 func TestPreflightExits3OnAnUnreadablePackage(t *testing.T) {
@@ -135,8 +169,16 @@ func TestRunRecordsPreflightInRunJSON(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal(b, &info))
 	require.NotNil(t, info.Preflight, "run.json has no preflight")
-	// The demo still names simulated manifests: nothing checked, and said.
-	assert.Empty(t, info.Preflight.Rows)
-	require.Len(t, info.Preflight.NotChecked, 3)
-	assert.Contains(t, info.Preflight.NotChecked[0].Reason, "simulated package manifest")
+	// The demo's real packages are checked: the rows of the paths the
+	// run planned, with 3->5's shared LC_UUID the one error.
+	assert.NotEmpty(t, info.Preflight.Rows)
+	assert.Empty(t, info.Preflight.NotChecked)
+	var errorRows []string
+	for _, r := range info.Preflight.Rows {
+		if r.Status == "error" {
+			errorRows = append(errorRows, r.Path+" "+r.Check)
+		}
+	}
+	assert.Equal(t, []string{"3->5 extension-uuid-changes"}, errorRows, "demoRun's cells take the path 3->5 too")
+	assert.Equal(t, 1, info.Preflight.Errors)
 }

@@ -23,14 +23,14 @@ func TestRunThatSelectsNothingIsAUsageError(t *testing.T) {
 	cfg := regexp.MustCompile(`time_scale: [0-9.]+`).ReplaceAllString(string(src), "time_scale: 0")
 	cfg = regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(cfg, "runs_dir: "+runs)
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(cfg), 0o644))
-	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 
 	for _, tc := range []struct {
 		args []string
 		why  string
 	}{
 		{[]string{"--only", "vpn=running,approval=pending"}, "every cell it names is removed by matrix.exclude[0] {approval: pending, vpn: running}"},
-		{[]string{"--shard", "40/40"}, "the plan has 36 attempt(s), fewer than the 40 shards, so shard 40 gets none"},
+		{[]string{"--shard", "40/40"}, "the plan has 39 attempt(s), fewer than the 40 shards, so shard 40 gets none"},
 	} {
 		for _, cmd := range [][]string{{"run", "--progress", "none"}, {"plan"}} {
 			code, out, errs := sxlab(t, append(append(cmd, "--config", filepath.Join(ws, "config.yaml")), tc.args...)...)
@@ -51,7 +51,7 @@ func TestRunInterruptedBeforeItStartsIsIncomplete(t *testing.T) {
 	require.NoError(t, err)
 	cfg := regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(string(src), "runs_dir: "+filepath.Join(ws, "runs"))
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(cfg), 0o644))
-	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(ws, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 	// A dead run's machine makes the start reap, which sees the signal.
 	t.Setenv("TMPDIR", filepath.Join(ws, "tmp"))
 	require.NoError(t, os.MkdirAll(filepath.Join(simMachinesDir(), "sxlab-sim-dead-1", "root"), 0o755))

@@ -36,7 +36,7 @@ func newSignalWorkspace(t *testing.T) signalWorkspace {
 		cfg = regexp.MustCompile(`runs_dir: \S+`).ReplaceAllString(cfg, "runs_dir: "+w.runs)
 		require.NoError(t, os.WriteFile(filepath.Join(w.root, name), []byte(cfg), 0o644))
 	}
-	require.NoError(t, os.CopyFS(filepath.Join(w.root, "examples", "sim"), os.DirFS("../../examples/sim")))
+	require.NoError(t, os.CopyFS(filepath.Join(w.root, "examples", "pkg"), os.DirFS("../../examples/pkg")))
 	return w
 }
 

@@ -136,7 +136,7 @@ func TestSimServeDefaultsToTheFirstImage(t *testing.T) {
 	}
 	go io.Copy(io.Discard, pr)
 	require.Contains(t, fields, "address", errb.String())
-	assert.Contains(t, errb.String(), "simulating macos-15.3, the first image of the matrix (--image picks another: macos-15.3, macos-15.3-mdm, macos-15.4, macos-15.4-mdm)")
+	assert.Contains(t, errb.String(), "simulating macos-15.3, the first image of the matrix (--image picks another: macos-15.3, macos-15.3-mdm, macos-15.4, macos-15.4-mdm, macos-15.4-tunnel-mdm)")
 
 	client, err := ssh.Dial("tcp", fields["address"], &ssh.ClientConfig{
 		User: "admin", Auth: []ssh.AuthMethod{ssh.Password("admin")}, HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 5 * time.Second,

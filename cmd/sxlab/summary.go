@@ -28,7 +28,20 @@ type runSummary struct {
 	Findings map[string]string `json:"findings,omitempty"`
 	// Quarantined names the hosts the run took out (they need a reboot).
 	Quarantined []lab.QuarantinedHost `json:"quarantined,omitempty"`
-	ExitCode    int                   `json:"exit_code"`
+	// Preflight counts what `sxlab preflight` found before the first
+	// attempt (absent when it did not run); it never sets the exit code.
+	Preflight *preflightCounts `json:"preflight,omitempty"`
+	ExitCode  int              `json:"exit_code"`
+	// SimulatedBy says where the simulated Macs were: "provider sim", or
+	// "ssh host mini" for an ssh host pointed at `sxlab sim serve`.
+	SimulatedBy []string `json:"simulated_by,omitempty"`
+}
+
+// preflightCounts is run.json's preflight in numbers.
+type preflightCounts struct {
+	Errors     int `json:"errors"`
+	Warnings   int `json:"warnings"`
+	Unreadable int `json:"unreadable"`
 }
 
 func summarise(res *lab.RunResult) runSummary {
@@ -55,9 +68,64 @@ func summarise(res *lab.RunResult) runSummary {
 		}
 		s.Findings[cell] = strings.Join(parts, ", ")
 	}
+	if p := res.Info.Preflight; p != nil {
+		s.Preflight = &preflightCounts{Errors: p.Errors, Warnings: p.Warnings, Unreadable: len(p.Unreadable)}
+	}
 	lab.SortByVerdict(s.Cells)
 	s.ExitCode = exitCodeOf(s)
+	s.SimulatedBy = simulatedBy(res)
 	return s
+}
+
+// simulatedBy names where the simulated Macs of a run were, so the
+// summary's two lines agree: the sim provider, and each host of another
+// provider whose Mac turned out to be simulated (an ssh host pointed at
+// sxlab sim serve), with its provider.
+func simulatedBy(res *lab.RunResult) []string {
+	if !res.Info.Simulated {
+		return nil
+	}
+	provider := map[string]string{}
+	for _, h := range res.Info.Hosts {
+		provider[h.Name] = h.Provider
+	}
+	simHosts := map[string]bool{}
+	for _, r := range res.Records {
+		if r.Simulated && provider[r.Host] != lab.ProviderSim {
+			simHosts[r.Host] = true
+		}
+	}
+	var out []string
+	if slices.Contains(res.Info.Providers, lab.ProviderSim) {
+		out = append(out, "provider sim")
+	}
+	for _, h := range slices.Sorted(maps.Keys(simHosts)) {
+		p := provider[h]
+		if p == "" {
+			p = "host"
+		} else {
+			p += " host"
+		}
+		out = append(out, fmt.Sprintf("%s %s", p, h))
+	}
+	if len(out) == 0 {
+		out = []string{"provider " + strings.Join(res.Info.Providers, ", ")}
+	}
+	return out
+}
+
+// providersLine is "sim", or "ssh host mini (a simulated Mac)" when an
+// ssh host's Mac was simulated: the names of the SIMULATED line.
+func providersLine(s runSummary) string {
+	parts := slices.Clone(s.Providers)
+	for i, p := range parts {
+		for _, by := range s.SimulatedBy {
+			if strings.HasPrefix(by, p+" host ") {
+				parts[i] = by + " (a simulated Mac)"
+			}
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // exitCodeOf: 2 when attempts were left without a verdict (the results are
@@ -87,9 +155,13 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 		return enc.Encode(s)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "run %s: %d attempt(s) on %s\n", s.Run, s.Attempts, strings.Join(s.Providers, ", "))
+	fmt.Fprintf(&b, "run %s: %d attempt(s) on %s\n", s.Run, s.Attempts, providersLine(s))
 	if s.Simulated {
-		b.WriteString("SIMULATED: these results come from simulated Macs (provider sim), not from real macOS.\n")
+		by := s.SimulatedBy
+		if len(by) == 0 {
+			by = []string{"provider sim"}
+		}
+		fmt.Fprintf(&b, "SIMULATED: these results come from simulated Macs (%s), not from real macOS.\n", strings.Join(by, ", "))
 	}
 	fmt.Fprintf(&b, "attempts: %d pass, %d fail, %d error", s.Verdicts["pass"], s.Verdicts["fail"], s.Verdicts["error"])
 	if s.Remaining > 0 {
@@ -119,6 +191,9 @@ func writeSummary(w io.Writer, s runSummary, asJSON bool) error {
 	}
 	for _, q := range s.Quarantined {
 		fmt.Fprintf(&b, "QUARANTINED host %s: %s (its attempts ran elsewhere; none counts against the product)\n", q.Host, q.Reason)
+	}
+	if line := preflightSummaryLine(s.Preflight); line != "" {
+		b.WriteString(line + "\n")
 	}
 	fmt.Fprintf(&b, "run folder: %s\n", s.Dir)
 	_, err := io.WriteString(w, wrapForTerminal(w, b.String()))
@@ -150,4 +225,23 @@ func wrapText(text string, width int) string {
 		}
 	}
 	return b.String()
+}
+
+// preflightSummaryLine is "preflight: 2 errors, 1 warning (sxlab preflight
+// for details)", or "" when preflight found nothing or did not run.
+func preflightSummaryLine(p *preflightCounts) string {
+	if p == nil || p.Errors+p.Warnings+p.Unreadable == 0 {
+		return ""
+	}
+	plural := func(n int, noun string) string {
+		if n == 1 {
+			return "1 " + noun
+		}
+		return fmt.Sprintf("%d %ss", n, noun)
+	}
+	line := "preflight: " + plural(p.Errors, "error") + ", " + plural(p.Warnings, "warning")
+	if p.Unreadable > 0 {
+		line += ", " + plural(p.Unreadable, "package") + " unreadable"
+	}
+	return line + " (sxlab preflight for details)"
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sxlab/sxlab/artifacts"
 	"github.com/sxlab/sxlab/lab"
+	"github.com/sxlab/sxlab/packages"
 )
 
 func resultOf(verdicts map[string][]lab.Verdict, remaining int) *lab.RunResult {
@@ -55,6 +56,27 @@ func TestSummaryText(t *testing.T) {
 	assert.True(t, back.Simulated)
 	assert.Equal(t, 1, back.ExitCode)
 	assert.Equal(t, lab.CellFail, back.Cells[0].Verdict, "worst first")
+}
+
+// An ssh host pointed at `sxlab sim serve`: both lines of the summary
+// name the same thing, the ssh host and that its Mac is simulated.
+func TestSummaryNamesASimulatedSSHHostConsistently(t *testing.T) {
+	res := &lab.RunResult{Dir: "runs/x", Info: lab.RunInfo{ID: "x", Providers: []string{"ssh"}, Simulated: true,
+		Hosts: []lab.Host{{Name: "mini", Provider: "ssh", Slots: 1}}}}
+	res.Records = []lab.Record{{Cell: "a", Label: "a", Repeat: 1, Final: true, Verdict: lab.Pass, Host: "mini", Simulated: true}}
+	res.Cells = lab.Summarise(res.Records)
+	var b bytes.Buffer
+	require.NoError(t, writeSummary(&b, summarise(res), false))
+	out := b.String()
+	assert.Contains(t, out, "run x: 1 attempt(s) on ssh host mini (a simulated Mac)\n")
+	assert.Contains(t, out, "SIMULATED: these results come from simulated Macs (ssh host mini), not from real macOS.")
+	assert.NotContains(t, out, "provider sim", "no sim provider ran")
+
+	// The sim provider keeps its name.
+	b.Reset()
+	require.NoError(t, writeSummary(&b, summarise(resultOf(map[string][]lab.Verdict{"a": {lab.Pass}}, 0)), false))
+	assert.Contains(t, b.String(), "run x: 1 attempt(s) on sim\n")
+	assert.Contains(t, b.String(), "(provider sim)")
 }
 
 func TestSummaryNamesAQuarantinedHost(t *testing.T) {
@@ -102,4 +124,40 @@ func TestSummaryOfAnInterruptedRun(t *testing.T) {
 	assert.Contains(t, out, "cells: 1 pass, 0 fail, 0 flaky, 1 incomplete")
 	assert.Contains(t, out, "INCOMPLETE vpn=running  1/1 failed (95%: 21%–100%), 2 without a verdict")
 	assert.Contains(t, out, "2 without a verdict (resume with: sxlab run --resume runs/x)")
+}
+
+// What preflight found before the first attempt gets one line, and never
+// the exit code: the cells are what the lab saw.
+func TestSummaryCountsPreflightInOneLine(t *testing.T) {
+	res := resultOf(map[string][]lab.Verdict{"a": {lab.Pass, lab.Pass}}, 0)
+	var b bytes.Buffer
+	require.NoError(t, writeSummary(&b, summarise(res), false))
+	assert.NotContains(t, b.String(), "preflight", "not run: nothing to say")
+
+	res.Info.Preflight = &packages.Report{Errors: 2, Warnings: 1, Rows: []packages.Row{
+		{Path: "2->3", Check: "extension-uuid-changes", Status: packages.Error},
+		{Path: "2->3", Check: "extension-version-increases", Status: packages.Error},
+		{Path: "2->3", Check: "mach-service-versioned", Status: packages.Warning},
+	}}
+	s := summarise(res)
+	assert.Equal(t, 0, s.ExitCode, "preflight errors do not change a verdict")
+	b.Reset()
+	require.NoError(t, writeSummary(&b, s, false))
+	out := b.String()
+	assert.Contains(t, out, "\npreflight: 2 errors, 1 warning (sxlab preflight for details)\n")
+	assert.Equal(t, 1, strings.Count(out, "preflight:"), "one line")
+
+	res.Info.Preflight = &packages.Report{Rows: []packages.Row{{Path: "2->3", Check: "extension-uuid-changes", Status: packages.OK}}}
+	b.Reset()
+	require.NoError(t, writeSummary(&b, summarise(res), false))
+	assert.NotContains(t, b.String(), "preflight", "a clean preflight adds no line")
+
+	res.Info.Preflight = &packages.Report{Errors: 1, Unreadable: []packages.Problem{{Version: "3", File: "vpn-3.pkg", Reason: "bad magic"}}}
+	b.Reset()
+	require.NoError(t, writeSummary(&b, summarise(res), true))
+	var back runSummary
+	require.NoError(t, json.Unmarshal(b.Bytes(), &back))
+	require.NotNil(t, back.Preflight)
+	assert.Equal(t, preflightCounts{Errors: 1, Unreadable: 1}, *back.Preflight)
+	assert.Equal(t, "preflight: 1 error, 0 warnings, 1 package unreadable (sxlab preflight for details)", preflightSummaryLine(back.Preflight))
 }

@@ -5,7 +5,8 @@
 // commands and ad-hoc code signatures carrying the team ID and
 // entitlements.
 //
-// Versions 1-4 mirror examples/sim/example-vpn-N.simpkg.json (same
+// Versions 1-4 mirror the sim's test manifests
+// (vm/sim/macos/testdata/simpkg/example-vpn-N.simpkg.json: same
 // versions, Mach service names and extension LC_UUIDs); version 5 ships
 // version 3's extension executable unchanged (same LC_UUID) under a
 // higher version — the TN3178 hazard preflight must find.

@@ -47,7 +47,7 @@ func TestPackagesMirrorTheSimulatedManifests(t *testing.T) {
 				assert.Equal(t, u, ext.Executable.Slice(arch).UUID, "version %d %s", b.N, arch)
 			}
 			// The simulated manifest of the same version agrees.
-			sim, err := os.ReadFile(filepath.Join("..", "sim", strings.TrimSuffix(examplepkg.FileName(b.N), ".pkg")+".simpkg.json"))
+			sim, err := os.ReadFile(filepath.Join("..", "..", "vm", "sim", "macos", "testdata", "simpkg", strings.TrimSuffix(examplepkg.FileName(b.N), ".pkg")+".simpkg.json"))
 			require.NoError(t, err)
 			for _, u := range b.ExtUUIDs {
 				assert.Contains(t, string(sim), u)

@@ -52,7 +52,8 @@ var _ Model = (*macos.Mac)(nil)
 // NewMac makes the simulated macOS model; see macos.New.
 func NewMac(cfg MacConfig, host Host, fs *FS) Model { return macos.New(cfg, host, fs) }
 
-// The simulated package format (*.simpkg.json); see macos.SimPkg.
+// The simulated package manifest (*.simpkg.json), a test helper for app
+// behaviours a real package cannot express; see macos.SimPkg.
 type (
 	SimPkg       = macos.SimPkg
 	SimApp       = macos.SimApp
@@ -70,6 +71,10 @@ const (
 	FaultEndpointLost      = macos.FaultEndpointLost
 	FaultRegistrationRace  = macos.FaultRegistrationRace
 	FaultApprovalCoalesced = macos.FaultApprovalCoalesced
+	// FaultVPNCapturesHostTraffic: a connected VPN takes the guest's
+	// route to the host; the machine's TCP to sshd stalls, its agent
+	// channel does not.
+	FaultVPNCapturesHostTraffic = macos.FaultVPNCapturesHostTraffic
 )
 
 // FaultNames lists the faults the simulated Mac knows, in a stable order.

@@ -56,9 +56,11 @@ type Options struct {
 type Provider struct{ o Options }
 
 var (
-	_ vm.Provider = (*Provider)(nil)
-	_ vm.Machine  = (*Machine)(nil)
-	_ Host        = (*Machine)(nil)
+	_ vm.Provider     = (*Provider)(nil)
+	_ vm.Machine      = (*Machine)(nil)
+	_ Host            = (*Machine)(nil)
+	_ macos.Network   = (*Machine)(nil)
+	_ vm.StreamDialer = (*Machine)(nil)
 )
 
 // NewProvider returns the sim provider.
@@ -204,6 +206,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 		user: cfg.User, password: password, keyFile: img.KeyFile, listen: p.o.Listen,
 		clock: newClock(p.o.TimeScale), logf: p.o.Logf,
 		sabotage: sab, cutter: sshd.NewCutter(sab.CutSFTPAfter, sab.CutSFTPTimes),
+		agent: img.Agent, route: sshd.NewRoute(),
 	}
 	m.model = p.o.NewModel(cfg, m, m.fs)
 	if m.model == nil {
@@ -349,6 +352,11 @@ type Machine struct {
 	logf      func(string, ...any)
 	sabotage  Sabotage
 	cutter    *sshd.Cutter // nil unless transfers are sabotaged
+	agent     bool         // the golden runs sxlab-agent: DialGuest reaches sshd
+	route     *sshd.Route  // the guest's route to the host, which a VPN may capture
+
+	routeMu  sync.Mutex // orders captures and releases; never held with mu
+	routeGen int        // counts CaptureHostRoute calls
 
 	mu        sync.Mutex
 	state     machineState
@@ -359,6 +367,7 @@ type Machine struct {
 	ready     chan struct{} // closed when sshd answers after the current boot
 	booting   bool
 	stopDone  chan struct{} // closed when the last Stop finished waiting
+	vsock     *pipeListener // the agent's port, from Start to Stop; nil without the agent
 	wg        sync.WaitGroup
 	stopError error
 }
@@ -421,7 +430,7 @@ func (m *Machine) Start(ctx context.Context) error {
 	m.srv = sshd.New(runCtx, sshd.Config{
 		Listener: ln, SSH: m.sshConfig, Shell: m.shell, Root: m.root,
 		Home: m.shell.Home(m.user), WG: &m.wg, Logf: m.logf,
-		Hang: m.sabotage.Hang, Cutter: m.cutter,
+		Hang: m.sabotage.Hang, Cutter: m.cutter, Route: m.route,
 	})
 	m.runCtx, m.cancel = runCtx, cancel
 	m.addr = ln.Addr().String()
@@ -432,6 +441,9 @@ func (m *Machine) Start(ctx context.Context) error {
 	m.logf("sim: %s: booting, sshd on %s", m.name, m.addr)
 	m.wg.Add(1)
 	go m.srv.Serve()
+	if m.agent {
+		m.startAgent(runCtx, m.srv)
+	}
 	if m.sabotage.NoSSHD {
 		m.logf("sim: sabotage: %s: sshd will never answer", m.name)
 		return nil

@@ -21,11 +21,11 @@ import (
 // attempt (run it under strace -c to count the system calls; see
 // bench/README.md).
 func BenchmarkMachineAttempt(b *testing.B) {
-	pkg1, err := os.ReadFile(filepath.Join("..", "..", "examples", "sim", "example-vpn-1.simpkg.json"))
+	pkg1, err := os.ReadFile(filepath.Join("macos", "testdata", "simpkg", "example-vpn-1.simpkg.json"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	pkg2, err := os.ReadFile(filepath.Join("..", "..", "examples", "sim", "example-vpn-2.simpkg.json"))
+	pkg2, err := os.ReadFile(filepath.Join("macos", "testdata", "simpkg", "example-vpn-2.simpkg.json"))
 	if err != nil {
 		b.Fatal(err)
 	}

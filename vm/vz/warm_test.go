@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sxlab/sxlab/cmd/sxlab-agent/launchd"
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/vm"
 )
@@ -40,10 +43,10 @@ func TestWarmSavesAStateThatClonesRestore(t *testing.T) {
 	l.lease(t, golden.Config.MACAddress, "192.168.64.9")
 
 	var got []guest.Endpoint
-	res, err := p.Warm(t.Context(), l.img, "sonoma", func(_ context.Context, ep guest.Endpoint) error {
+	res, err := p.Warm(t.Context(), l.img, "sonoma", WarmSteps{Prepare: func(_ context.Context, ep guest.Endpoint) error {
 		got = append(got, ep)
 		return nil
-	})
+	}})
 	require.NoError(t, err)
 	assert.Equal(t, []guest.Endpoint{{Addr: "192.168.64.9:22", User: "admin", Password: "admin"}}, got,
 		"prepare logs in to the golden itself, at its own MAC's address")
@@ -102,7 +105,7 @@ func TestWarmThatFailsShutsTheGuestDownAndLeavesNoState(t *testing.T) {
 
 			ctx, cancel := context.WithCancel(t.Context())
 			defer cancel()
-			_, err := p.Warm(ctx, l.img, "sonoma", func(ctx context.Context, _ guest.Endpoint) error { return tc.prepare(ctx, cancel) })
+			_, err := p.Warm(ctx, l.img, "sonoma", WarmSteps{Prepare: func(ctx context.Context, _ guest.Endpoint) error { return tc.prepare(ctx, cancel) }})
 			require.Error(t, err)
 			assert.Contains(t, err.Error(), "warm image macos-14 ("+golden.Dir+")")
 			assert.Contains(t, err.Error(), tc.want)
@@ -127,23 +130,23 @@ func TestWarmAndClonesOfTheSameGoldenExcludeEachOther(t *testing.T) {
 	l.lease(t, golden.Config.MACAddress, "192.168.64.9")
 
 	// While the golden is being warmed, another run cannot clone it.
-	_, err := p.Warm(t.Context(), l.img, "sonoma", func(ctx context.Context, _ guest.Endpoint) error {
+	_, err := p.Warm(t.Context(), l.img, "sonoma", WarmSteps{Prepare: func(ctx context.Context, _ guest.Endpoint) error {
 		_, err := l.provider(t, "run2", "ok").Clone(ctx, l.img, "sxlab-bbb-r1-t1")
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "every golden is running in a worker")
 		assert.Contains(t, err.Error(), "sxlab image warm")
 		return nil
-	})
+	}})
 	require.NoError(t, err)
 
 	// While a clone restores it (so uses its MAC), it cannot be warmed.
 	m := clone(t, p, l.img, "sxlab-aaa-r1-t1")
 	require.NoError(t, m.Start(t.Context()))
 	require.True(t, m.Restored())
-	_, err = l.provider(t, "run3", "ok").Warm(t.Context(), l.img, "sonoma", func(context.Context, guest.Endpoint) error {
+	_, err = l.provider(t, "run3", "ok").Warm(t.Context(), l.img, "sonoma", WarmSteps{Prepare: func(context.Context, guest.Endpoint) error {
 		t.Error("prepare must not run")
 		return nil
-	})
+	}})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "a clone restoring it (MAC "+golden.Config.MACAddress+") is running")
 	assert.Contains(t, err.Error(), "sxlab-run1-aaa-r1-t1")
@@ -155,11 +158,11 @@ func TestWarmNeedsAGoodBundle(t *testing.T) {
 	p := l.provider(t, "run1", "ok")
 	img := l.img
 	img.VZ = nil
-	_, err := p.Warm(t.Context(), img, "", func(context.Context, guest.Endpoint) error { return nil })
+	_, err := p.Warm(t.Context(), img, "", WarmSteps{Prepare: func(context.Context, guest.Endpoint) error { return nil }})
 	assert.ErrorContains(t, err, "images.macos-14.vz.bundle")
 
 	require.NoError(t, os.Remove(filepath.Join(l.store, "sonoma", NVRAMFile)))
-	_, err = p.Warm(t.Context(), l.img, "sonoma", func(context.Context, guest.Endpoint) error { return nil })
+	_, err = p.Warm(t.Context(), l.img, "sonoma", WarmSteps{Prepare: func(context.Context, guest.Endpoint) error { return nil }})
 	assert.ErrorContains(t, err, "nvram.bin")
 	assert.ErrorIs(t, err, ErrMissingFile)
 }
@@ -247,3 +250,240 @@ func TestWarmGoldensOfOneImageMustNotShareAMAC(t *testing.T) {
 
 // limitOf is MaxMachines's limit, without its reason.
 func limitOf(n int, _ string) int { return n }
+
+func TestTheAgentWarmInstallsListensWhereTheLabDials(t *testing.T) {
+	// The agent cannot import vm (guestbin's cache key covers only
+	// cmd/sxlab-agent), so the two constants are held equal here.
+	assert.Equal(t, vm.AgentPort, uint32(launchd.Port), "the LaunchDaemon's --port is the vsock port the worker connects to")
+}
+
+// installGuest is the golden's sshd as the agent install sees it: it
+// records each upload and command, and whether a state had been saved
+// by then.
+type installGuest struct {
+	guest.Guest
+	golden    *Bundle
+	events    *[]string
+	mu        *sync.Mutex
+	fail      map[string]guest.Result // command → its non-zero result
+	uploadErr error
+}
+
+func (g *installGuest) note(ev string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if exists(g.golden.Path(warmingStateFile)) || exists(g.golden.Path(StateFile)) {
+		ev += " (after a save!)"
+	}
+	*g.events = append(*g.events, ev)
+}
+
+func (g *installGuest) Upload(_ context.Context, local, remote string, _ guest.Progress) error {
+	g.note("upload " + filepath.Base(local) + " " + remote)
+	return g.uploadErr
+}
+
+func (g *installGuest) Run(_ context.Context, c guest.Cmd) (guest.Result, error) {
+	g.note("run " + c.Line)
+	if r, ok := g.fail[c.Line]; ok {
+		r.Line = c.Line
+		return r, nil
+	}
+	return guest.Result{Line: c.Line}, nil
+}
+
+func (g *installGuest) Close() error { return nil }
+
+// agentSSHD is the guest's sshd behind the agent; each connection that
+// reaches it is an event. closeAtOnce: the agent finds no sshd.
+func agentSSHD(t *testing.T, note func(string), closeAtOnce bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			note("vsock connection")
+			if !closeAtOnce {
+				_, _ = io.WriteString(c, "SSH-2.0-OpenSSH_9.8\r\n")
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+type agentLab struct {
+	*testLab
+	golden    *Bundle
+	events    []string
+	mu        sync.Mutex
+	shutdowns []string
+	binary    string
+}
+
+// newAgentLab is a cold golden whose guest has an agent forwarding to
+// addr ("" for none: nothing listens on the vsock port).
+func newAgentLab(t *testing.T, savedState bool) *agentLab {
+	l := &agentLab{testLab: newTestLab(t, savedState)}
+	l.golden = goldenOf(t, l.testLab)
+	l.lease(t, l.golden.Config.MACAddress, "192.168.64.9")
+	l.binary = filepath.Join(t.TempDir(), "sxlab-agent")
+	require.NoError(t, os.WriteFile(l.binary, []byte("a darwin/arm64 agent"), 0o755))
+	return l
+}
+
+func (l *agentLab) note(ev string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+func (l *agentLab) provider(t *testing.T, agentAddr string) *Provider {
+	return l.testLab.provider(t, "run1", "ok", func(o *Options) {
+		if agentAddr != "" {
+			o.Worker = append([]string{o.Worker[0], fakeAgentEnv + "=" + agentAddr}, o.Worker[1:]...)
+		}
+		o.ShutdownTimeout = 100 * time.Millisecond
+		o.Shutdown = func(ctx context.Context, ep guest.Endpoint) error {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.shutdowns = append(l.shutdowns, ep.Addr)
+			return nil
+		}
+	})
+}
+
+func (l *agentLab) steps(g *installGuest) WarmSteps {
+	g.golden, g.events, g.mu = l.golden, &l.events, &l.mu
+	return WarmSteps{
+		Prepare: func(context.Context, guest.Endpoint) error { l.note("prepare"); return nil },
+		Agent: &AgentInstall{
+			Binary: func(context.Context) (string, error) { return l.binary, nil },
+			Dial: func(_ context.Context, ep guest.Endpoint) (guest.Guest, error) {
+				l.note("log in to " + ep.Addr)
+				return g, nil
+			},
+			Wait: 300 * time.Millisecond,
+		},
+	}
+}
+
+func TestWarmInstallsTheAgentAndHearsSSHDThroughItBeforeSaving(t *testing.T) {
+	l := newAgentLab(t, false)
+	p := l.provider(t, agentSSHD(t, l.note, false))
+
+	res, err := p.Warm(t.Context(), l.img, "sonoma", l.steps(&installGuest{}))
+	require.NoError(t, err)
+	assert.True(t, res.Agent)
+	assert.Equal(t, "SSH-2.0-OpenSSH_9.8", res.AgentBanner, "sshd's banner, read through worker, vsock and agent")
+
+	want := []string{"prepare", "log in to 192.168.64.9:22", "upload sxlab-agent " + agentUpload}
+	for _, line := range launchd.InstallCommands(agentUpload) {
+		want = append(want, "run "+line)
+	}
+	want = append(want, "run rm -f "+agentUpload, "vsock connection")
+	l.mu.Lock()
+	assert.Equal(t, want, l.events, "upload, install and the vsock check, in order, all before any state is saved")
+	l.mu.Unlock()
+	assert.Contains(t, strings.Join(launchd.InstallCommands(agentUpload), "\n"), "launchctl bootstrap system "+launchd.PlistPath)
+
+	log := workerLog(t, l.golden.Dir)
+	connect, save := strings.Index(log, "connect: guest vsock port 7022 open"), strings.Index(log, " save\n")
+	require.Positive(t, connect, log)
+	assert.Greater(t, save, connect, "the worker connected to the agent, then saved")
+	after, err := LoadBundle(l.golden.Dir)
+	require.NoError(t, err)
+	assert.True(t, after.HasSavedState)
+	assert.Empty(t, l.shutdowns, "a saved guest is not shut down")
+}
+
+func TestWarmWhoseAgentInstallFailsShutsDownAndLeavesNoState(t *testing.T) {
+	cmds := launchd.InstallCommands(agentUpload)
+	bootstrap, print := cmds[len(cmds)-2], cmds[len(cmds)-1]
+	for _, tc := range []struct {
+		name       string
+		g          *installGuest
+		noAgent    bool // nothing answers on the vsock port
+		agentAlone bool // the agent runs, sshd does not
+		want       []string
+	}{
+		{"bootstrap fails", &installGuest{fail: map[string]guest.Result{bootstrap: {Exit: 5, Stderr: "Bootstrap failed: 5: Input/output error\n"}}}, false, false,
+			[]string{"install sxlab-agent: " + bootstrap + ": exit 5: Bootstrap failed: 5: Input/output error"}},
+		{"job not running", &installGuest{fail: map[string]guest.Result{print: {Exit: 1}}}, false, false,
+			[]string{"exit 1: no output", "the LaunchDaemon com.sxlab.agent is not running: see /var/log/sxlab-agent.log in the guest"}},
+		{"upload fails", &installGuest{uploadErr: errors.New("upload sxlab-agent to /tmp/sxlab-agent.upload: sftp: permission denied")}, false, false,
+			[]string{"install sxlab-agent: upload sxlab-agent to /tmp/sxlab-agent.upload: sftp: permission denied"}},
+		{"nothing on the vsock port", &installGuest{}, true, false,
+			[]string{"check sxlab-agent: no SSH banner over vsock port 7022", "Connection reset by peer", "is the LaunchDaemon com.sxlab.agent running"}},
+		{"agent without sshd", &installGuest{}, false, true,
+			[]string{"check sxlab-agent: no SSH banner over vsock port 7022", "the agent closed the connection at once: sshd at 127.0.0.1:22 did not answer it"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := newAgentLab(t, false)
+			addr := ""
+			if !tc.noAgent {
+				addr = agentSSHD(t, l.note, tc.agentAlone)
+			}
+			p := l.provider(t, addr)
+			_, err := p.Warm(t.Context(), l.img, "sonoma", l.steps(tc.g))
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), "warm image macos-14 ("+l.golden.Dir+")")
+			for _, w := range tc.want {
+				assert.Contains(t, err.Error(), w)
+			}
+			l.mu.Lock()
+			assert.Equal(t, []string{"192.168.64.9:22"}, l.shutdowns, "the golden's guest is shut down, not unplugged")
+			for _, ev := range l.events {
+				assert.NotContains(t, ev, "after a save")
+			}
+			l.mu.Unlock()
+			after, err := LoadBundle(l.golden.Dir)
+			require.NoError(t, err)
+			assert.False(t, after.HasSavedState, "clones of a golden without the agent must not restore a state that claims it")
+			assert.False(t, exists(l.golden.Path(warmingStateFile)))
+			assert.NotContains(t, workerLog(t, l.golden.Dir), " save\n")
+		})
+	}
+}
+
+func TestWarmWithoutAnAgentBinaryTouchesNothing(t *testing.T) {
+	l := newAgentLab(t, true)
+	p := l.provider(t, "")
+	steps := l.steps(&installGuest{})
+	steps.Agent.Binary = func(context.Context) (string, error) {
+		return "", errors.New("cannot build sxlab-agent: no checkout of github.com/sxlab/sxlab found")
+	}
+	_, err := p.Warm(t.Context(), l.img, "sonoma", steps)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "find sxlab-agent: cannot build sxlab-agent")
+	assert.Empty(t, l.events, "the golden was not booted")
+	assert.True(t, goldenOf(t, l.testLab).HasSavedState, "its old state is kept")
+}
+
+func TestWarmInterruptedWhileWaitingForTheAgentSaysSo(t *testing.T) {
+	l := newAgentLab(t, false)
+	p := l.provider(t, "") // nothing answers: the check would wait
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	g := &installGuest{}
+	steps := l.steps(g)
+	steps.Agent.Wait = time.Minute
+	dial := steps.Agent.Dial
+	steps.Agent.Dial = func(ctx context.Context, ep guest.Endpoint) (guest.Guest, error) {
+		time.AfterFunc(200*time.Millisecond, cancel) // Ctrl-C once the install is under way
+		return dial(ctx, ep)
+	}
+	_, err := p.Warm(ctx, l.img, "sonoma", steps)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.NotContains(t, err.Error(), "no SSH banner", "an interrupt is not the agent's fault")
+	l.mu.Lock()
+	assert.Equal(t, []string{"192.168.64.9:22"}, l.shutdowns)
+	l.mu.Unlock()
+	assert.False(t, goldenOf(t, l.testLab).HasSavedState)
+}

@@ -21,8 +21,10 @@ const (
 	PlistPath = "/Library/LaunchDaemons/" + Label + ".plist"
 	LogPath   = "/var/log/sxlab-agent.log"
 	// Port is the vsock port the agent listens on; the host connects to
-	// it through the VM's virtio-socket device.
-	Port = 2222
+	// it through the VM's virtio-socket device. It is vm.AgentPort, which
+	// a guest program cannot import (guestbin hashes only cmd/sxlab-agent);
+	// vm/vz's tests hold the two equal.
+	Port = 7022
 	// Target is the guest's sshd.
 	Target = "127.0.0.1:22"
 )
@@ -70,8 +72,13 @@ func InstallCommands(uploaded string) []string {
 		fmt.Sprintf("sudo install -o root -g wheel -m 755 %s %s", q(uploaded), Binary),
 		fmt.Sprintf("%s plist | sudo tee %s >/dev/null", Binary, PlistPath),
 		fmt.Sprintf("sudo chown root:wheel %s && sudo chmod 644 %s", PlistPath, PlistPath),
-		// bootout fails when the job is not loaded yet; that is fine.
-		fmt.Sprintf("sudo launchctl bootout system/%s 2>/dev/null; sudo launchctl bootstrap system %s", Label, PlistPath),
+		// bootout fails when the job is not loaded yet; that is fine. When
+		// it was loaded (a golden warmed again), launchd frees the label a
+		// few seconds after bootout returns, and a bootstrap before that
+		// fails with "Bootstrap failed: 5: Input/output error" (measured
+		// ~5 s in headroomlabs-ai/headroom#1289; tuist/tuist#10143 sleeps
+		// for it): retry for 15 s, then fail with bootstrap's own error.
+		fmt.Sprintf("sudo launchctl bootout system/%s 2>/dev/null; n=0; until sudo launchctl bootstrap system %s; do n=$((n+1)); [ $n -ge 15 ] && exit 5; sleep 1; done", Label, PlistPath),
 		// launchd starts the job right away; give it a moment to run.
 		fmt.Sprintf("sleep 1; sudo launchctl print system/%s | grep -q 'state = running'", Label),
 	}

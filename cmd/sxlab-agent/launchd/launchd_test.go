@@ -24,7 +24,7 @@ func TestPlistIsALaunchDaemon(t *testing.T) {
 	_, err = plist.Unmarshal(b, &got)
 	require.NoError(t, err)
 	assert.Equal(t, "com.sxlab.agent", got["Label"])
-	assert.Equal(t, []any{"/usr/local/libexec/sxlab-agent", "--port", "2222", "--target", "127.0.0.1:22"}, got["ProgramArguments"])
+	assert.Equal(t, []any{"/usr/local/libexec/sxlab-agent", "--port", "7022", "--target", "127.0.0.1:22"}, got["ProgramArguments"])
 	assert.Equal(t, true, got["RunAtLoad"])
 	assert.Equal(t, true, got["KeepAlive"])
 	assert.Equal(t, "/var/log/sxlab-agent.log", got["StandardErrorPath"])

@@ -30,6 +30,17 @@ const (
 	// it presented an approval prompt that never appeared; requests for
 	// the waiting version are coalesced and no prompt shows until reboot.
 	FaultApprovalCoalesced = "approval-coalesced"
+	// FaultVPNCapturesHostTraffic: while the VPN is connected it takes
+	// every route of the guest (a full tunnel; NEVPNProtocol's
+	// includeAllNetworks), so the guest's TCP to the host side of its NAT
+	// network goes into the tunnel: the host's new connections to the
+	// guest's sshd get no answer, established ones stall. The loopback,
+	// and a vsock channel that is no network at all, are untouched. Not
+	// a field report: the lab-side symptom Mullvad describes in tart PR
+	// 364 (a host-guest channel that works "no matter what the state of
+	// the network is in the guest"). The host side is the machine's
+	// (Network); a Host without it sees no effect.
+	FaultVPNCapturesHostTraffic = "vpn-captures-host-traffic"
 )
 
 // faultDefaults maps each fault to its field report and the report's
@@ -41,11 +52,13 @@ var faultDefaults = map[string]struct {
 	FaultEndpointLost:      {"xpc-invalidated-on-upgrade", 1},
 	FaultRegistrationRace:  {"xpc-broken-20-percent", 0.2},
 	FaultApprovalCoalesced: {"approval-dialog-missing", 1},
+	// no field report: tart PR 364 (see the constant)
+	FaultVPNCapturesHostTraffic: {"", 1},
 }
 
 // FaultNames lists the faults the simulated Mac knows, in a stable order.
 func FaultNames() []string {
-	return []string{FaultEndpointLost, FaultRegistrationRace, FaultApprovalCoalesced}
+	return []string{FaultEndpointLost, FaultRegistrationRace, FaultApprovalCoalesced, FaultVPNCapturesHostTraffic}
 }
 
 // ValidateFaults checks names and probabilities. NewMac cannot fail, so

@@ -430,7 +430,7 @@ func TestValidateFaults(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `unknown fault "xpc-broken"`)
 	assert.Contains(t, err.Error(), "probability 1.5")
-	assert.Equal(t, []string{FaultEndpointLost, FaultRegistrationRace, FaultApprovalCoalesced}, FaultNames())
+	assert.Equal(t, []string{FaultEndpointLost, FaultRegistrationRace, FaultApprovalCoalesced, FaultVPNCapturesHostTraffic}, FaultNames())
 
 	// NewMac ignores what ValidateFaults rejects, and says so in the log.
 	s := newSimMac(t, withFaults(vm.Fault{Name: "no-such-fault"}))

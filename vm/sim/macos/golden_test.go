@@ -246,8 +246,9 @@ func TestTheDocumentedCommandLines(t *testing.T) {
 		t.Run(v.version, func(t *testing.T) {
 			s := newSimMac(t, withVersion(v.version, v.build))
 			require.Equal(t, result{"admin\n", "", 0}, s.shellRun("stat -f %Su /dev/console"))
-			s.install(1)
 			for _, line := range []string{
+				"sudo installer -pkg /Users/admin/example-vpn-1.pkg -target /",
+				"pkgutil --pkg-info com.example.vpn.pkg",
 				asUser + `open -a "/Applications/Example VPN.app"`,
 				asUser + `open "` + v.pane + `"`,
 				asUser + `osascript -e '` + v.click + `'`,

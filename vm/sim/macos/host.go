@@ -28,6 +28,17 @@ type Host interface {
 	Reboot()
 }
 
+// Network is a Host whose guest network the model can change. Optional:
+// the sim's machines have it; without it the model's network faults have
+// no effect beyond the model.
+type Network interface {
+	// CaptureHostRoute sends (true) the guest's traffic to the host side
+	// of its NAT network into a VPN tunnel, where the host never sees it,
+	// or gives the route back (false). The model calls it with its own
+	// lock held; it must not call back into the model.
+	CaptureHostRoute(captured bool)
+}
+
 // Config is what a simulated Mac is made from.
 type Config struct {
 	Name           string // machine name; the guest's hostname derives from it

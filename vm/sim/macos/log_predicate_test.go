@@ -25,7 +25,7 @@ func FuzzParsePredicate(f *testing.F) {
 }
 
 func FuzzParseSimPkg(f *testing.F) {
-	data, err := os.ReadFile("../../../examples/sim/example-vpn-4.simpkg.json")
+	data, err := os.ReadFile("testdata/simpkg/example-vpn-4.simpkg.json")
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -52,6 +52,7 @@ type Mac struct {
 	nextPID  int
 	daemons  daemons
 	receipts map[string]*receipt      // by package ID
+	mounts   map[string]*mount        // attached disk images, by mount point
 	apps     map[string]*installedApp // by app bundle ID
 	running  map[string]*appProcess   // by app bundle ID
 	exts     []*extRow                // sysextd's database, oldest first
@@ -144,6 +145,7 @@ func New(cfg Config, host Host, fs *shell.FS) *Mac {
 		faultRand:  newRand(cfg.Seed, cfg.Name, "faults"),
 		detailRand: newRand(cfg.Seed, cfg.Name, "details"),
 		receipts:   map[string]*receipt{},
+		mounts:     map[string]*mount{},
 		apps:       map[string]*installedApp{},
 		running:    map[string]*appProcess{},
 		staged:     map[string]bool{},
@@ -178,6 +180,8 @@ func (m *Mac) Commands() map[string]shell.Command {
 		"systemextensionsctl": m.cmdSystemExtensionsCtl,
 		"installer":           m.cmdInstaller,
 		"pkgutil":             m.cmdPkgutil,
+		"ditto":               m.cmdDitto,
+		"hdiutil":             m.cmdHdiutil,
 		"open":                m.cmdOpen,
 		"launchctl":           m.cmdLaunchctl,
 		"osascript":           m.cmdOsascript,
@@ -202,6 +206,8 @@ var systemPaths = map[string]string{
 	"/usr/bin/systemextensionsctl": "systemextensionsctl",
 	"/usr/sbin/installer":          "installer",
 	"/usr/sbin/pkgutil":            "pkgutil",
+	"/usr/bin/ditto":               "ditto",
+	"/usr/bin/hdiutil":             "hdiutil",
 	"/usr/bin/open":                "open",
 	"/bin/launchctl":               "launchctl",
 	"/usr/bin/osascript":           "osascript",
@@ -285,6 +291,7 @@ func (m *Mac) Boot() {
 	for _, v := range m.vpns {
 		v.status, v.polls = vpnDisconnected, 0
 	}
+	m.routeHostTraffic()
 	kept := m.exts[:0]
 	for _, row := range m.exts {
 		if row.state == stateTerminated {

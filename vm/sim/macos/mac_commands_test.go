@@ -109,11 +109,11 @@ func TestInstaller(t *testing.T) {
 		assert.Equal(t, 1, r.code)
 		assert.True(t, strings.HasPrefix(r.err, "installer: Error - "), r.err)
 	})
-	t.Run("a real pkg is refused like a damaged one", func(t *testing.T) {
+	t.Run("a pkg the reader rejects is an invalid package path", func(t *testing.T) {
 		s.put("/Users/admin/Example.pkg", []byte("xar!\x00\x1c\x00\x01"))
 		r := s.sudo("installer -pkg Example.pkg -target /")
 		assert.Equal(t, 1, r.code)
-		assert.Contains(t, r.err, "installer: Error - The package \"Example.pkg\" is damaged or incomplete")
+		assert.Equal(t, "installer: Error - the package path specified was invalid: 'Example.pkg'.\n", r.err)
 		parsed, err := guest.ParseInstaller(strings.NewReader(r.out + r.err))
 		require.NoError(t, err)
 		assert.False(t, parsed.Success)
@@ -378,7 +378,7 @@ func TestBootDelayAndShutdown(t *testing.T) {
 func TestExamplePackagesAreValid(t *testing.T) {
 	services := map[int]string{1: service, 2: service, 3: service, 4: service + ".4.0"}
 	for n, svc := range services {
-		data, err := os.ReadFile(fmt.Sprintf("../../../examples/sim/example-vpn-%d.simpkg.json", n))
+		data, err := os.ReadFile(fmt.Sprintf("testdata/simpkg/example-vpn-%d.simpkg.json", n))
 		require.NoError(t, err)
 		pkg, err := ParseSimPkg(data)
 		require.NoError(t, err, n)
@@ -390,7 +390,7 @@ func TestExamplePackagesAreValid(t *testing.T) {
 }
 
 func TestParseSimPkgErrorsNameTheField(t *testing.T) {
-	base, err := os.ReadFile("../../../examples/sim/example-vpn-3.simpkg.json")
+	base, err := os.ReadFile("testdata/simpkg/example-vpn-3.simpkg.json")
 	require.NoError(t, err)
 	edit := func(f func(map[string]any)) []byte {
 		var doc map[string]any

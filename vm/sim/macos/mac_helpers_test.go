@@ -105,7 +105,15 @@ func newSimMacIn(t testing.TB, fs *shell.FS, opts ...macOption) *simMac {
 		if _, err := os.Stat(fs.Path("/", "/Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json")); err == nil {
 			continue
 		}
-		s.addPackage(filepath.Join("..", "..", "..", "examples", "sim", "example-vpn-"+string(rune('0'+n))+".simpkg.json"), "/Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json")
+		s.addPackage(filepath.Join("testdata", "simpkg", "example-vpn-"+string(rune('0'+n))+".simpkg.json"), "/Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json")
+	}
+	// The demo's real packages (examples/pkg), made by the generator.
+	for n := 1; n <= 5; n++ {
+		gp := "/Users/admin/example-vpn-" + string(rune('0'+n)) + ".pkg"
+		if _, err := os.Stat(fs.Path("/", gp)); err == nil {
+			continue
+		}
+		s.addPackage(filepath.Join("..", "..", "..", "examples", "pkg", "example-vpn-"+string(rune('0'+n))+".pkg"), gp)
 	}
 	return s
 }
@@ -129,7 +137,7 @@ func (s *simMac) put(guestPath string, data []byte) {
 // decoded JSON, and returns its guest path.
 func (s *simMac) variant(n int, name string, edit func(map[string]any)) string {
 	s.t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "sim", "example-vpn-"+string(rune('0'+n))+".simpkg.json"))
+	data, err := os.ReadFile(filepath.Join("testdata", "simpkg", "example-vpn-"+string(rune('0'+n))+".simpkg.json"))
 	require.NoError(s.t, err)
 	var doc map[string]any
 	require.NoError(s.t, json.Unmarshal(data, &doc))
@@ -226,6 +234,12 @@ const (
 func (s *simMac) install(n int) string {
 	s.t.Helper()
 	return s.ok(true, "installer -pkg /Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json -target /")
+}
+
+// installPkg installs the demo's real package n (examples/pkg).
+func (s *simMac) installPkg(n int) string {
+	s.t.Helper()
+	return s.ok(true, "installer -pkg /Users/admin/example-vpn-"+string(rune('0'+n))+".pkg -target /")
 }
 
 func (s *simMac) installPath(gp string) string {

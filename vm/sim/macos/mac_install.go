@@ -8,24 +8,28 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/sxlab/sxlab/packages"
 	"github.com/sxlab/sxlab/vm/sim/shell"
 )
 
-// receipt is what pkgutil knows of an installed package.
+// receipt is what pkgutil knows of an installed component package.
 type receipt struct {
-	pkg       SimPkg
-	installed time.Time
+	id, version string
+	location    string   // pkgutil's location: "Applications", or "/"
+	files       []string // what --files lists, relative to the volume
+	appName     string
+	installed   time.Time
 }
 
-// maxPackageSize bounds what installer reads: manifests are small, and
-// a path argument can name any file a client uploaded.
-const maxPackageSize = 1 << 20
-
-// cmdInstaller is `installer -pkg PATH -target /`. Only sxlab-simpkg/1
-// manifests install; anything else is refused like a damaged package.
+// cmdInstaller is `installer -pkg PATH -target /`. A flat package is
+// read with the packages reader, the same code preflight uses; what it
+// refuses, installer refuses the way macOS does for a file that is not a
+// flat package. A *.simpkg.json manifest still installs, as a test
+// helper for app behaviours a real package cannot express.
 func (m *Mac) cmdInstaller(ctx context.Context, p *shell.Proc) int {
 	var pkgPath, target string
 	args := cmdArgs(p)
@@ -61,33 +65,48 @@ func (m *Mac) cmdInstaller(ctx context.Context, p *shell.Proc) int {
 		return exitFailure
 	}
 	gp := guestPath(p, pkgPath)
-	pkg, err := m.readPackage(gp)
+	pl, err := m.readPackage(gp)
+	if err != nil && strings.HasSuffix(gp, ".simpkg.json") && !errors.Is(err, fs.ErrNotExist) {
+		// A test manifest's error names its field: it helps whoever
+		// writes the test, and no Mac ever sees a manifest.
+		fmt.Fprintf(stderr(p), "installer: Error - The package \"%s\" is damaged or incomplete: %v\n", path.Base(gp), err)
+		return exitFailure
+	}
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintf(stderr(p), "installer: Error - the package path specified was invalid: '%s'.\n", pkgPath)
-		} else {
-			fmt.Fprintf(stderr(p), "installer: Error - The package \"%s\" is damaged or incomplete: %v\n", path.Base(gp), err)
-		}
+		// macOS's installer says no more than this for a file that is
+		// missing or not a flat package (e.g. a tar named .pkg:
+		// cloudfoundry/cli#274; davidteren/lpx_links#14 for the "Error -"
+		// spelling of current releases), exit 1. The reader's reason
+		// goes to install.log, where installer writes its details.
+		fmt.Fprintf(stderr(p), "installer: Error - the package path specified was invalid: '%s'.\n", pkgPath)
+		m.begin()
+		m.installLog(process{path: imageInstaller, pid: m.newPID()}, "Package "+gp+" could not be read: "+err.Error())
+		m.mu.Unlock()
 		return exitFailure
 	}
 
 	m.begin()
-	_, upgrade := m.receipts[pkg.PackageID]
+	upgrade := false
+	for _, c := range pl.components {
+		if _, ok := m.receipts[c.ID]; ok {
+			upgrade = true
+		}
+	}
 	gen := m.bootGen
 	installerProc := process{path: imageInstaller, pid: m.newPID(), thread: m.threadID(), uuid: m.imageUUID(imageInstaller)}
-	m.logf(installerProc, "", typeDefault, "com.apple.install", "installer", "Package name is %{public}@", pkg.App.Name)
+	m.logf(installerProc, "", typeDefault, "com.apple.install", "installer", "Package name is %{public}@", pl.pkg.App.Name)
 	m.mu.Unlock()
 
 	verb := "Installing"
 	if upgrade {
 		verb = "Upgrading"
 	}
-	fmt.Fprintf(stdout(p), "installer: Package name is %s\n", pkg.App.Name)
+	fmt.Fprintf(stdout(p), "installer: Package name is %s\n", pl.pkg.App.Name)
 	fmt.Fprintf(stdout(p), "installer: %s at base path /\n", verb)
 	if !m.lockedAfter(ctx, m.dur.install, gen) {
 		return exitInterrupted
 	}
-	err = m.installPackage(pkg, installerProc, gp, upgrade)
+	err = m.installPayload(pl, installerProc, gp, upgrade, true)
 	m.mu.Unlock()
 	if err != nil {
 		fmt.Fprintf(stdout(p), "installer: The install failed. (%v)\n", err)
@@ -101,20 +120,46 @@ func (m *Mac) cmdInstaller(ctx context.Context, p *shell.Proc) int {
 	return exitOK
 }
 
-func (m *Mac) readPackage(gp string) (SimPkg, error) {
+// readPackage reads the package at guest path gp.
+func (m *Mac) readPackage(gp string) (pkgPayload, error) {
 	host := m.fs.Path("/", gp)
+	if _, err := os.Stat(host); err != nil {
+		return pkgPayload{}, fmt.Errorf("read package %s: %w", gp, fs.ErrNotExist)
+	}
+	if strings.HasSuffix(gp, ".simpkg.json") {
+		pkg, err := readManifest(host, gp)
+		if err != nil {
+			return pkgPayload{}, err
+		}
+		return payloadFromManifest(pkg), nil
+	}
+	return m.readReal(host, gp, "pkg")
+}
+
+// readReal reads a real package of the given kind with the packages
+// reader; its errors name the guest path, never the host's.
+func (m *Mac) readReal(host, gp, kind string) (pkgPayload, error) {
+	pkg, err := packages.OpenAs(host, kind, packages.Limits{})
+	if err != nil {
+		return pkgPayload{}, errors.New(strings.ReplaceAll(err.Error(), host, gp))
+	}
+	pl, err := payloadFromPackage(pkg)
+	if err != nil {
+		return pkgPayload{}, fmt.Errorf("%s: %s", gp, strings.ReplaceAll(err.Error(), host, gp))
+	}
+	return pl, nil
+}
+
+// maxManifestSize bounds what installer reads of a test manifest.
+const maxManifestSize = 1 << 20
+
+func readManifest(host, gp string) (SimPkg, error) {
 	info, err := os.Stat(host)
 	if err != nil {
 		return SimPkg{}, fmt.Errorf("read package %s: %w", gp, err)
 	}
-	if info.IsDir() {
-		return SimPkg{}, fmt.Errorf("read package %s: a directory (bundle packages are not supported)", gp)
-	}
-	if info.Size() > maxPackageSize {
-		return SimPkg{}, fmt.Errorf("read package %s: %d bytes is not a simulated package manifest", gp, info.Size())
-	}
-	if !strings.HasSuffix(gp, ".simpkg.json") {
-		return SimPkg{}, fmt.Errorf("%s is not a *.simpkg.json manifest; the simulated Mac cannot install real packages", path.Base(gp))
+	if info.IsDir() || info.Size() > maxManifestSize {
+		return SimPkg{}, fmt.Errorf("read package %s: not a simulated package manifest", gp)
 	}
 	data, err := os.ReadFile(host)
 	if err != nil {
@@ -123,49 +168,65 @@ func (m *Mac) readPackage(gp string) (SimPkg, error) {
 	return ParseSimPkg(data)
 }
 
-// installPackage lays the app bundle down, records the receipt and the
-// install log. A running copy of the app keeps running the old version.
+// installLog appends installer lines to /var/log/install.log. The log is
+// evidence, not state: a failure to append must not fail the install.
 // Callers hold mu.
-func (m *Mac) installPackage(pkg SimPkg, installerProc process, source string, upgrade bool) error {
+func (m *Mac) installLog(proc process, lines ...string) {
+	stamp := m.host.Now().Format("2006-01-02 15:04:05-07")
+	var b strings.Builder
+	for _, line := range lines {
+		fmt.Fprintf(&b, "%s %s installer[%d]: %s\n", stamp, m.hostname(), proc.pid, line)
+	}
+	_ = m.appendFile("/var/log/install.log", b.String())
+}
+
+// installPayload lays the app bundle down and registers it; with
+// receipts (installer), it records them and the install log. A running
+// copy of the app keeps running the old version. Callers hold mu.
+func (m *Mac) installPayload(pl pkgPayload, installerProc process, source string, upgrade, receipts bool) error {
 	// The payload is laid over what is there, as installer does: files a
 	// preinstall script did not delete stay.
-	dir := "/Applications/" + pkg.App.Name + ".app"
-	exec := dir + "/Contents/MacOS/" + pkg.App.Name
-	extDir := dir + "/Contents/Library/SystemExtensions/" + pkg.Extension.BundleID + ".systemextension"
-	files := []struct{ path, content string }{
-		{dir + "/Contents/Info.plist", appInfoPlist(pkg.App)},
-		{exec, simulatedExecutable(pkg.App.Name, pkg.App.ShortVersion+"/"+pkg.App.Build, nil)},
-		{extDir + "/Contents/Info.plist", extensionInfoPlist(pkg.Extension)},
-		{extDir + "/Contents/MacOS/" + pkg.Extension.BundleID, simulatedExecutable(pkg.Extension.Name, pkg.Extension.version(), pkg.Extension.LCUUIDs)},
-	}
-	for _, f := range files {
+	pkg := pl.pkg
+	for _, f := range pl.files {
 		if err := m.writeFile(f.path, f.content); err != nil {
 			return fmt.Errorf("install %s: %w", pkg.PackageID, err)
 		}
 	}
 	for id, app := range m.apps {
-		if app.dir == dir && id != pkg.App.BundleID {
+		if app.dir == pl.appDir && id != pkg.App.BundleID {
 			delete(m.apps, id) // another app's bundle was overwritten
 		}
 	}
-	m.apps[pkg.App.BundleID] = &installedApp{pkg: pkg, dir: dir, exec: exec}
+	m.apps[pkg.App.BundleID] = &installedApp{pkg: pkg, dir: pl.appDir, exec: pl.appExec}
+	if !receipts {
+		return nil
+	}
 	now := m.host.Now()
-	m.receipts[pkg.PackageID] = &receipt{pkg: pkg, installed: now}
-	_ = m.writeFile("/var/db/receipts/"+pkg.PackageID+".plist", plistDict(
-		"PackageIdentifier", pkg.PackageID,
-		"PackageVersion", pkg.pkgVersion(),
-		"InstallPrefixPath", "/",
-		"InstallDate", now.UTC().Format(time.RFC3339),
-	))
-	m.logf(m.daemons.installd, "", typeDefault, "com.apple.install", "installd", "PackageKit: Installed \"%{public}@\" (%{public}@)", pkg.App.Name, pkg.PackageID)
+	var installed []string
+	for _, c := range pl.components {
+		r := &receipt{id: c.ID, version: c.Version, location: receiptLocation(c.InstallLocation), appName: pkg.App.Name, installed: now}
+		loc := strings.TrimSuffix(c.InstallLocation, "/") + "/"
+		for _, f := range pl.files {
+			if rel, ok := strings.CutPrefix(f.path, loc); ok {
+				r.files = append(r.files, rel)
+			}
+		}
+		m.receipts[c.ID] = r
+		_ = m.writeFile("/var/db/receipts/"+c.ID+".plist", plistDict(
+			"PackageIdentifier", c.ID,
+			"PackageVersion", c.Version,
+			"InstallPrefixPath", r.location,
+			"InstallDate", now.UTC().Format(time.RFC3339),
+		))
+		m.logf(m.daemons.installd, "", typeDefault, "com.apple.install", "installd", "PackageKit: Installed \"%{public}@\" (%{public}@)", pkg.App.Name, c.ID)
+		installed = append(installed, "PackageKit: Installed \""+pkg.App.Name+"\" ("+c.ID+", version "+c.Version+")")
+	}
 
 	verb, done := "Installing", "The install was successful."
 	if upgrade {
 		verb, done = "Upgrading", "The upgrade was successful."
 	}
-	stamp := now.Format("2006-01-02 15:04:05-07")
-	var b strings.Builder
-	for _, line := range []string{
+	lines := []string{
 		"Starting installation:",
 		"Configuring volume \"Macintosh HD\"",
 		"Preparing disk for local booted install.",
@@ -173,14 +234,9 @@ func (m *Mac) installPackage(pkg SimPkg, installerProc process, source string, u
 		"Product archive " + source + " trustLevel=350",
 		"Package name is " + pkg.App.Name,
 		verb + " at base path /",
-		"PackageKit: Installed \"" + pkg.App.Name + "\" (" + pkg.PackageID + ", version " + pkg.pkgVersion() + ")",
-		done,
-	} {
-		fmt.Fprintf(&b, "%s %s installer[%d]: %s\n", stamp, m.hostname(), installerProc.pid, line)
 	}
-	// The install log is evidence, not state: a failure to append must
-	// not fail the install.
-	_ = m.appendFile("/var/log/install.log", b.String())
+	lines = append(lines, installed...)
+	m.installLog(installerProc, append(lines, done)...)
 	return nil
 }
 
@@ -221,13 +277,14 @@ func (m *Mac) cmdPkgutil(ctx context.Context, p *shell.Proc) int {
 			return exitFailure
 		}
 		if args[0] == "--files" {
-			dir := "Applications/" + r.pkg.App.Name + ".app"
-			for _, f := range []string{dir, dir + "/Contents", dir + "/Contents/Info.plist", dir + "/Contents/Library", dir + "/Contents/Library/SystemExtensions", dir + "/Contents/MacOS", dir + "/Contents/MacOS/" + r.pkg.App.Name} {
+			for _, f := range receiptFiles(r.files) {
 				fmt.Fprintln(stdout(p), f)
 			}
 			return exitOK
 		}
-		fmt.Fprintf(stdout(p), "package-id: %s\nversion: %s\nvolume: /\nlocation: /\ninstall-time: %d\n", r.pkg.PackageID, r.pkg.pkgVersion(), r.installed.Unix())
+		// PackageInfo's identifier and version, and its install
+		// location relative to the volume (GUEST-REFERENCE.md).
+		fmt.Fprintf(stdout(p), "package-id: %s\nversion: %s\nvolume: /\nlocation: %s\ninstall-time: %d\n", r.id, r.version, r.location, r.installed.Unix())
 		return exitOK
 	}
 	fmt.Fprintf(stderr(p), "pkgutil: unrecognized option '%s' (the simulated Mac knows --pkgs, --pkg-info and --files)\n", args[0])
@@ -301,4 +358,21 @@ func (m *Mac) packageOwning(gp string) (SimPkg, bool) {
 		}
 	}
 	return SimPkg{}, false
+}
+
+// receiptFiles lists the files of a receipt with every folder above
+// them, sorted, as pkgutil --files does.
+func receiptFiles(files []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range files {
+		for d := f; d != "." && d != "/" && d != ""; d = path.Dir(d) {
+			if !seen[d] {
+				seen[d] = true
+				out = append(out, d)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }

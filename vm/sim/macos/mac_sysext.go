@@ -159,7 +159,7 @@ func (m *Mac) stage(ext SimExtension) *extRow {
 	m.exts = append(m.exts, row)
 	m.staged[stagedKey(ext)] = true
 	// Staged files are cosmetic; a write error must not change behaviour.
-	_ = m.writeFile(row.bundlePath()+"/Contents/Info.plist", extensionInfoPlist(ext))
+	_ = m.writeFile(row.bundlePath()+"/Contents/Info.plist", extensionInfoPlist(ext, ext.BundleID))
 	_ = m.writeFile(row.execPath(), simulatedExecutable(ext.Name, ext.version(), ext.LCUUIDs))
 	m.advance(row, stateValidating)
 	m.advance(row, stateValidatingByCategory)
@@ -578,9 +578,9 @@ func plistDict(pairs ...string) string {
 	return b.String()
 }
 
-func extensionInfoPlist(e SimExtension) string {
+func extensionInfoPlist(e SimExtension, executable string) string {
 	return plistDict(
-		"CFBundleExecutable", e.BundleID,
+		"CFBundleExecutable", executable,
 		"CFBundleIdentifier", e.BundleID,
 		"CFBundleName", e.Name,
 		"CFBundlePackageType", "SYSX",
@@ -590,9 +590,9 @@ func extensionInfoPlist(e SimExtension) string {
 	)
 }
 
-func appInfoPlist(a SimApp) string {
+func appInfoPlist(a SimApp, executable string) string {
 	return plistDict(
-		"CFBundleExecutable", a.Name,
+		"CFBundleExecutable", executable,
 		"CFBundleIdentifier", a.BundleID,
 		"CFBundleName", a.Name,
 		"CFBundlePackageType", "APPL",

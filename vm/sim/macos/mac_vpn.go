@@ -90,6 +90,22 @@ func (m *Mac) vpnStart(v *vpnConfig, pid int) {
 func (m *Mac) vpnConnected(v *vpnConfig) {
 	v.status, v.since = vpnConnected, m.host.Now()
 	m.nesm(typeDefault, "%{public}@ status changed to connected", v.session())
+	m.routeHostTraffic()
+}
+
+// routeHostTraffic tells the machine whether a connected VPN takes the
+// guest's route to the host (vpn-captures-host-traffic): from the moment
+// a session is connected until none is. Callers hold mu.
+func (m *Mac) routeHostTraffic() {
+	nw, ok := m.host.(Network)
+	if !ok || !m.faults.on(FaultVPNCapturesHostTraffic) {
+		return
+	}
+	captured := false
+	for _, v := range m.vpns {
+		captured = captured || v.status == vpnConnected
+	}
+	nw.CaptureHostRoute(captured)
 }
 
 func (m *Mac) vpnDisconnect(v *vpnConfig, reason string) {
@@ -98,6 +114,7 @@ func (m *Mac) vpnDisconnect(v *vpnConfig, reason string) {
 	}
 	v.status, v.since, v.polls = vpnDisconnected, m.host.Now(), 0
 	m.nesm(typeDefault, "%{public}@ status changed to disconnected, last stop reason %{public}@", v.session(), reason)
+	m.routeHostTraffic()
 }
 
 // cmdScutil implements the --nc family and --get of the names.

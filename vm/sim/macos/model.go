@@ -1,14 +1,30 @@
 package macos
 
 // How the simulated Mac behaves, in one place. The code is in mac*.go,
-// log*.go, fault.go, simpkg.go and sysdiagnose.go.
+// log*.go, fault.go, payload.go, simpkg.go and sysdiagnose.go.
 //
-// Packages. `installer -pkg X.simpkg.json -target /` (root) lays down
-// /Applications/<app>.app with Info.plist, the executable and
-// Contents/Library/SystemExtensions/<ext>.systemextension, writes a
-// receipt (pkgutil) and /var/log/install.log. The payload goes over what
-// is there, like installer; a running app keeps running its old version.
-// Any other file is refused like a damaged package.
+// Packages. `installer -pkg X.pkg -target /` (root) reads the flat
+// package with the packages reader (the code preflight uses) and lays
+// down the app where the package's install-location puts it
+// (/Applications/<app>.app): each bundle's Info.plist (XML, the keys
+// read) and main executable (a stand-in naming its real LC_UUIDs), for
+// the app and for Contents/Library/SystemExtensions/<ext>.systemextension.
+// It writes one receipt per component from its PackageInfo (pkgutil
+// --pkg-info: identifier, version, location) and /var/log/install.log.
+// Identity, versions and the Mach service come from the Info.plists, the
+// team and LC_UUIDs from the Mach-O files. What a package cannot say is a
+// convention: the extension's name in systemextensionsctl is the app's
+// name, and an app with a packet-tunnel or app-proxy provider creates a
+// VPN configuration named after itself. The payload goes over what is
+// there, like installer; a running app keeps running its old version. A
+// file the reader refuses fails as macOS's installer fails for a file
+// that is not a flat package ("installer: Error - the package path
+// specified was invalid: 'X'.", exit 1), the reason in install.log.
+// `ditto -x -k X.zip DIR` and `hdiutil attach … -mountpoint DIR X.dmg`
+// then `ditto DIR/App.app /Applications/App.app` install a .zip and a
+// .dmg the same way, without a receipt. A *.simpkg.json manifest
+// (testdata/simpkg) still installs: a test helper for app behaviours a
+// package cannot express (retains_activation_delegate).
 //
 // Apps. Every launch of a new app process (open -a, launchctl asuser …
 // open, or running the executable without arguments) submits an
@@ -100,6 +116,12 @@ package macos
 //     approval=pending cells on macos-15.3 therefore end `activated
 //     waiting for user` and fail extension-state, mach-endpoint and xpc;
 //     on macos-15.4 they pass.
+//   - vpn-captures-host-traffic: from the moment a VPN is Connected until
+//     none is (a stop, a reboot), the model tells its machine
+//     (Network.CaptureHostRoute) that the tunnel takes the guest's route
+//     to the host; the machine stalls its TCP to sshd (sshd.Route), not
+//     the guest agent's channel. Nothing in the model's output changes
+//     (docs/macos-behaviour.md rule 21).
 //
 // App behaviour retains_activation_delegate: false (delegate-no-callback)
 // is a package flag, not a fault.

@@ -258,7 +258,7 @@ func (m *Mac) snapshot() stateSnapshot {
 	}
 	for _, id := range sortedKeys(m.receipts) {
 		r := m.receipts[id]
-		s.Packages = append(s.Packages, snapshotPackage{id, r.pkg.pkgVersion(), r.pkg.App.Name, r.installed})
+		s.Packages = append(s.Packages, snapshotPackage{id, r.version, r.appName, r.installed})
 	}
 	for _, id := range sortedKeys(m.running) {
 		a := m.running[id]

@@ -109,6 +109,10 @@ type Config struct {
 	// makes matching exec commands hang, Cutter cuts SFTP transfers.
 	Hang   *regexp.Regexp
 	Cutter *Cutter
+	// Route, when set, carries the connections Listener accepts (the
+	// guest's NAT network to the host), so a VPN can capture them; see
+	// Route. ServeConn's connections (the loopback) never go over it.
+	Route *Route
 }
 
 // Server serves one machine's SSH port from Start to Stop, across
@@ -125,6 +129,7 @@ type Server struct {
 	logf   func(string, ...any)
 	hang   *regexp.Regexp
 	cutter *Cutter
+	route  *Route
 
 	mu      sync.Mutex
 	booting bool // accept and close at once, as a Mac that is not up yet
@@ -143,7 +148,7 @@ func New(ctx context.Context, cfg Config) *Server {
 	}
 	return &Server{
 		ctx: ctx, ln: cfg.Listener, config: cfg.SSH, sh: cfg.Shell, root: cfg.Root, home: cfg.Home,
-		wg: cfg.WG, logf: logf, hang: cfg.Hang, cutter: cfg.Cutter,
+		wg: cfg.WG, logf: logf, hang: cfg.Hang, cutter: cfg.Cutter, route: cfg.Route,
 		booting: true, conns: map[*sshdConn]struct{}{},
 	}
 }
@@ -173,9 +178,17 @@ func (s *Server) Serve() {
 			}
 			continue
 		}
+		if s.route != nil {
+			c = s.route.Wrap(c)
+		}
 		s.admit(c)
 	}
 }
+
+// ServeConn serves one connection that reached sshd from inside the
+// guest (the guest agent's forward to 127.0.0.1:22), under the same
+// rules as the listener's: dropped while booting, MaxStartups.
+func (s *Server) ServeConn(c net.Conn) { s.admit(c) }
 
 func (s *Server) admit(c net.Conn) {
 	s.mu.Lock()
