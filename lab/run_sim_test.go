@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/vm"
@@ -178,10 +181,25 @@ func (l *simLab) assertNothingLeft(t *testing.T) {
 		if addr == "" {
 			continue // never started
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
-		assert.Error(t, err, "machine %s: sshd still listens on %s", m.Name(), addr)
+		assert.False(t, stillServes(addr, m.HostKey()), "machine %s: sshd still listens on %s", m.Name(), addr)
 	}
+}
+
+// stillServes says whether the sshd at addr is the machine with hostKey.
+// A port is not enough: once a machine is gone, the system may give its
+// port to another test's machine, which is no leak.
+func stillServes(addr string, hostKey ssh.PublicKey) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	same := false
+	cfg := &ssh.ClientConfig{User: "probe", HostKeyCallback: func(_ string, _ net.Addr, k ssh.PublicKey) error {
+		same = bytes.Equal(k.Marshal(), hostKey.Marshal())
+		return errors.New("host key seen; no login wanted")
+	}}
+	_, _, _, _ = ssh.NewClientConn(c, addr, cfg)
+	return same
 }

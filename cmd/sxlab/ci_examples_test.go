@@ -371,12 +371,12 @@ esac
 func TestDiffReportsTheVersionedMachServiceAsAFix(t *testing.T) {
 	h := newCIHost(t)
 	ws := h.workspace("diff")
-	// The paths to version 3 only: 3->5 tests another hazard (package 5
+	// Paths to version 3 only: 3->5 tests another hazard (package 5
 	// keeps package 3's LC_UUID), and package 4 in place of 3 is no fix
 	// for it.
 	demo, err := os.ReadFile(filepath.Join(ws, "config.yaml"))
 	require.NoError(t, err)
-	twoPaths := strings.Replace(string(demo), `path: ["2->3", "1->3", "3->5"]`, `path: ["2->3", "1->3"]`, 1)
+	twoPaths := strings.Replace(string(demo), `path: ["2->3", "3->5"]`, `path: ["2->3", "1->3"]`, 1)
 	require.NotEqual(t, string(demo), twoPaths)
 	require.NoError(t, os.WriteFile(filepath.Join(ws, "config.yaml"), []byte(twoPaths), 0o644))
 	code, out := h.sh(ws, "sxlab run --progress none --only vpn=running --only approval=pending", nil)
