@@ -17,8 +17,8 @@ import (
 // preflightConfig is simLabConfig with UI approval, on a golden edited
 // by the test.
 func preflightConfig(goldenYAML string) string {
-	cfg := strings.Replace(simLabConfig, "  - approve: mdm\n", "  - approve: {strategy: prompt, run: tell application \"System Events\" to click button \"Allow\" of window 1 of process \"UserNotificationCenter\"}\n", 1)
-	// The prompt cells need a plain golden: an MDM policy would approve
+	cfg := strings.Replace(simLabConfig, "  - approve: mdm\n", "  - approve: ui\n", 1)
+	// The ui cells need a plain golden: an MDM policy would approve
 	// them at once, so the base config's MDM golden goes.
 	const mdm = "      golden: {mdm: {system_extension_policies: [{team: ABCDE12345}]}}\n"
 	repl := ""
