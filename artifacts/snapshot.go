@@ -1,6 +1,7 @@
 package artifacts
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -203,12 +204,7 @@ func FileSafe(s string) string {
 }
 
 func firstLine(outs ...string) string {
-	for _, o := range outs {
-		if l, _, _ := strings.Cut(strings.TrimSpace(o), "\n"); l != "" {
-			return l
-		}
-	}
-	return "no output"
+	return cmp.Or(guest.FirstLine(outs...), "no output")
 }
 
 // HumanSize is a byte count for people: 412.0 MiB.

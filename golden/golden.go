@@ -229,21 +229,9 @@ func firstWord(line string) string {
 }
 
 // oneLine is the first non-empty line of s, for details.
-func oneLine(s string) string {
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			return l
-		}
-	}
-	return ""
-}
+func oneLine(s string) string { return guest.FirstLine(s) }
 
-func output(e Exec) string {
-	if o := oneLine(e.Stderr); o != "" {
-		return o
-	}
-	return oneLine(e.Stdout)
-}
+func output(e Exec) string { return guest.FirstLine(e.Stderr, e.Stdout) }
 
 // ErrFailed says a golden failed its checks; the message names them.
 var ErrFailed = errors.New("the golden is not fit for this scenario")

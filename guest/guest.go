@@ -61,3 +61,15 @@ func Join(args ...string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+// FirstLine is the first non-empty line of the first output that has one
+// (say stderr, then stdout), trimmed; "" when none does. Steps, evidence
+// and golden checks quote a guest command by it in their messages.
+func FirstLine(outs ...string) string {
+	for _, o := range outs {
+		if l, _, _ := strings.Cut(strings.TrimSpace(o), "\n"); l != "" {
+			return strings.TrimSpace(l)
+		}
+	}
+	return ""
+}

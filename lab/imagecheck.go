@@ -228,11 +228,11 @@ func (e *SetupError) Unwrap() error { return e.Err }
 // give the scenario's cells a meaning (golden.Preflight failed).
 var ErrImageUnfit = errors.New("image unfit for the scenario")
 
-// preflight checks, once per image the attempts use and before the
+// checkImagesFirst checks, once per image the attempts use and before the
 // first of them, what the scenario cannot do without; a FAILURE stops
 // the run with one error naming every image's problems and fixes
 // instead of a matrix of false failures.
-func preflight(ctx context.Context, o RunOptions, todo []matrices.Attempt, images map[string]vm.Image, providers map[string]vm.Provider, runDir string) error {
+func checkImagesFirst(ctx context.Context, o RunOptions, todo []matrices.Attempt, images map[string]vm.Image, providers map[string]vm.Provider, runDir string) error {
 	cfg := &o.Loaded.Config
 	var cells []matrices.Cell
 	seen := map[string]bool{}

@@ -217,7 +217,7 @@ func Run(ctx context.Context, o RunOptions) (*RunResult, error) {
 		todo = append(todo, a)
 	}
 	if o.CheckImages && len(todo) > 0 {
-		if err := preflight(ctx, o, todo, images, providers, dir.Path); err != nil {
+		if err := checkImagesFirst(ctx, o, todo, images, providers, dir.Path); err != nil {
 			return nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"path"
@@ -431,12 +432,7 @@ func (s RunProbes) Run(ctx context.Context, env *Env) error {
 }
 
 func firstLine(outs ...string) string {
-	for _, o := range outs {
-		if l := strings.TrimSpace(strings.SplitN(strings.TrimSpace(o), "\n", 2)[0]); l != "" {
-			return l
-		}
-	}
-	return "(no output)"
+	return cmp.Or(guest.FirstLine(outs...), "(no output)")
 }
 
 func errNote(err error) string {
