@@ -14,7 +14,9 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
 	"github.com/spf13/viper"
+	"github.com/sxlab/sxlab/matrices"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sxlab/sxlab/artifacts"
@@ -59,6 +61,12 @@ type Loaded struct {
 
 	paths   map[string]*yaml.Node
 	origins map[*yaml.Node]string
+
+	// cells are the matrix's cells as validation expanded them, from
+	// the matrix cellsOf; Plan reuses them while Config.Matrix is still
+	// that matrix.
+	cells   []matrices.Cell
+	cellsOf matrices.Matrix
 }
 
 // Override is one value that did not come from the file.

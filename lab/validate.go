@@ -323,7 +323,13 @@ func (l *Loaded) validate() Problems {
 			checkValue(fmt.Sprintf("matrix.axes.%s[%d]", ax.Name, j), ax.Name, v)
 		}
 	}
-	cellImages, imgProblems := l.checkCellImages()
+	// The matrix is expanded once here; Loaded.Plan uses these cells.
+	spec := c.MatrixSpec()
+	cells, cellsErr := matrices.Cells(spec)
+	if cellsErr == nil {
+		l.cells, l.cellsOf = cells, spec
+	}
+	cellImages, imgProblems := l.checkCellImages(cells, cellsErr)
 	ps = append(ps, imgProblems...)
 	if m.Image != "" {
 		ps = append(ps, l.checkProviders(slices.Sorted(maps.Keys(cellImages)))...)
@@ -374,12 +380,11 @@ func (l *Loaded) validate() Problems {
 	}
 
 	if len(ps) == 0 {
-		// Only a matrix that passed the checks above is worth expanding:
-		// the planner's own errors are then the ones left.
-		cells, err := matrices.Cells(c.MatrixSpec())
+		// The planner's own errors matter only for a matrix that passed
+		// the checks above: else they repeat those.
 		switch {
-		case err != nil:
-			add(l.at("matrix", "matrix: %v", err))
+		case cellsErr != nil:
+			add(l.at("matrix", "matrix: %v", cellsErr))
 		case len(cells) == 0:
 			add(l.at("matrix", "matrix: no cells are left after exclude"))
 		case m.Repeat > matrices.MaxAttempts/len(cells):
@@ -490,17 +495,20 @@ func (l *Loaded) validate() Problems {
 // checkCellImages renders matrix.image over every cell (when set) and
 // makes sure each names a defined image. It returns the cells by the
 // image they run on, for the checks that depend on the image.
-func (l *Loaded) checkCellImages() (map[string][]map[string]string, Problems) {
+func (l *Loaded) checkCellImages(cells []matrices.Cell, cellsErr error) (map[string][]map[string]string, Problems) {
 	c := &l.Config
-	cells, err := matrices.Cells(c.MatrixSpec())
-	if err != nil {
+	if cellsErr != nil {
 		return nil, nil // reported with the matrix
+	}
+	cellImage, err := c.ImageNamer()
+	if err != nil {
+		return nil, Problems{l.at("matrix.image", "%v (matrix.image is a template over the cell's axes, like \"{{.Axis.macos}}-{{.Axis.approval}}\"; axes: %s)", err, strings.Join(axisNames(c.Matrix.Axes), ", "))}
 	}
 	var ps Problems
 	out := map[string][]map[string]string{}
 	bad := map[string]bool{}
 	for _, cell := range cells {
-		name, err := c.CellImage(cell.Values)
+		name, err := cellImage(cell.Values)
 		if err != nil {
 			return nil, Problems{l.at("matrix.image", "%v (matrix.image is a template over the cell's axes, like \"{{.Axis.macos}}-{{.Axis.approval}}\"; axes: %s)", err, strings.Join(axisNames(c.Matrix.Axes), ", "))}
 		}

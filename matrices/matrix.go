@@ -81,7 +81,12 @@ func Expand(m Matrix) (Plan, error) {
 	if err != nil {
 		return Plan{}, err
 	}
-	r := m.Repeat
+	return ExpandCells(cells, m.Repeat)
+}
+
+// ExpandCells is Expand over the cells Cells already computed for a
+// matrix, repeated r times (r<1 means 1).
+func ExpandCells(cells []Cell, r int) (Plan, error) {
 	if r < 1 {
 		r = 1
 	}

@@ -48,7 +48,7 @@ func newConfigCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		_, whole, err := l.Config.Plan(lab.PlanOptions{})
+		_, whole, err := l.Plan(lab.PlanOptions{})
 		if err != nil {
 			return &exitError{code: exitUsage, err: err}
 		}

@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -48,7 +48,7 @@ func (p *planFlags) resolve(fs *pflag.FlagSet, stderr io.Writer) (*lab.Loaded, m
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, err
 	}
-	sharded, whole, err := l.Config.Plan(p.options(shard))
+	sharded, whole, err := l.Plan(p.options(shard))
 	if err != nil {
 		return nil, matrices.Plan{}, matrices.Plan{}, usageError("%v", err)
 	}
@@ -113,6 +113,50 @@ func newPlanCmd() *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+// writeAttemptRows writes the table's rows as text/tabwriter (padding 2,
+// spaces) lays them out, byte for byte, without holding every row until
+// the end: the widths are known from the plan. At 100,000 attempts the
+// tabwriter was a third of the command's time.
+func writeAttemptRows(w io.Writer, attempts []matrices.Attempt) error {
+	const pad = 2
+	header := [3]string{"ATTEMPT", "CELL", "REPEAT"}
+	width := [3]int{len(header[0]), len(header[1]), len(header[2])}
+	width[0] = max(width[0], len(strconv.Itoa(len(attempts))))
+	for _, a := range attempts {
+		width[1] = max(width[1], utf8.RuneCountInString(a.Cell.ID))
+		width[2] = max(width[2], len(strconv.Itoa(a.Repeat)))
+	}
+	b := make([]byte, 0, 64<<10)
+	cell := func(b []byte, s string, i int) []byte {
+		b = append(b, s...)
+		for n := utf8.RuneCountInString(s); n < width[i]+pad; n++ {
+			b = append(b, ' ')
+		}
+		return b
+	}
+	b = cell(b, header[0], 0)
+	b = cell(b, header[1], 1)
+	b = cell(b, header[2], 2)
+	b = append(b, "LABEL\n"...)
+	var num []byte
+	for i, a := range attempts {
+		num = strconv.AppendInt(num[:0], int64(i+1), 10)
+		b = cell(b, string(num), 0)
+		b = cell(b, a.Cell.ID, 1)
+		num = strconv.AppendInt(num[:0], int64(a.Repeat), 10)
+		b = cell(b, string(num), 2)
+		b = append(append(b, a.Cell.Label...), '\n')
+		if len(b) >= 60<<10 {
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			b = b[:0]
+		}
+	}
+	_, err := w.Write(b)
+	return err
 }
 
 // planJSON is the documented shape of `plan --format json`.
@@ -223,12 +267,7 @@ func writeGitHubMatrix(w io.Writer, whole matrices.Plan, n int, by string) error
 }
 
 func writePlanTable(w io.Writer, l *lab.Loaded, p, whole matrices.Plan) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ATTEMPT\tCELL\tREPEAT\tLABEL")
-	for i, a := range p.Attempts {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", i+1, a.Cell.ID, a.Repeat, a.Cell.Label)
-	}
-	if err := tw.Flush(); err != nil {
+	if err := writeAttemptRows(w, p.Attempts); err != nil {
 		return err
 	}
 	var parts []string

@@ -75,7 +75,7 @@ listed as not checked.`,
 // it runs on.
 func preflight(l *lab.Loaded, only []string) (packages.Report, error) {
 	cfg := l.Config
-	_, plan, err := cfg.Plan(lab.PlanOptions{Only: only})
+	_, plan, err := l.Plan(lab.PlanOptions{Only: only})
 	if err != nil {
 		return packages.Report{}, err
 	}
