@@ -382,9 +382,15 @@ func (s *session) logs(ctx context.Context, work string, since time.Time, predic
 		return nil
 	}
 	defer f.Close()
-	entries, err := guest.ParseLog(f)
+	// Hashed for the manifest on the way, and to its end: the file is
+	// read once.
+	r, done := s.o.written.reading(LogsFile, f)
+	entries, err := guest.ParseLog(r)
 	if err != nil && !errors.Is(err, guest.ErrEmptyInput) {
 		s.miss(what, fmt.Sprintf("%s kept, but not read: %v", LogsFile, err))
+	}
+	if _, cerr := io.Copy(io.Discard, r); cerr == nil {
+		done()
 	}
 	return entries
 }

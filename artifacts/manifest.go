@@ -85,6 +85,34 @@ func (w *Written) Appended(rel string, p []byte) {
 	f.n += int64(len(p))
 }
 
+// reading hashes what is read through the returned reader; done, once
+// that reader was read to its end, remembers it as rel's sum (the logs,
+// hashed while they are parsed rather than read again for the manifest).
+func (w *Written) reading(rel string, r io.Reader) (io.Reader, func()) {
+	f := &writtenFile{h: sha256.New()}
+	cw := &countWriter{w: f.h}
+	return io.TeeReader(r, cw), func() {
+		f.n = cw.n
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if w.files == nil {
+			w.files = map[string]*writtenFile{}
+		}
+		w.files[rel] = f
+	}
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
 // Forget drops what is known of rel: the manifest reads it instead.
 func (w *Written) Forget(rel string) {
 	w.mu.Lock()
