@@ -146,7 +146,7 @@ func (w *Written) entry(rel string, size int64) (ManifestEntry, bool) {
 // synced either, so a sync here would make only the list outlive a power
 // cut, at the price of a flush per attempt (F_FULLFSYNC on macOS). After
 // a power cut a manifest may be missing or empty like any evidence file;
-// its readers then hash the files themselves.
+// its reader (the feedback bundle) then lists the files without sums.
 func WriteManifest(dir string, known *Written) (Manifest, error) {
 	m := Manifest{Files: []ManifestEntry{}}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
