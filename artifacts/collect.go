@@ -72,11 +72,17 @@ type Option func(*options)
 type options struct {
 	progress guest.Progress
 	phase    func(string)
+	written  *Written
 }
 
 // WithProgress receives the sysdiagnose download's bytes, for a progress
 // bar.
 func WithProgress(p guest.Progress) Option { return func(o *options) { o.progress = p } }
+
+// WithWritten shares one attempt's Written between its Before and After
+// (and the lab's own files), so that the manifest reads none of the files
+// written through it back. Without it each call keeps its own.
+func WithWritten(w *Written) Option { return func(o *options) { o.written = w } }
 
 // WithPhase receives what is being collected ("sysdiagnose", "state",
 // "logs", "manifest"), for progress display.
@@ -148,7 +154,7 @@ func (c *Collector) After(ctx context.Context, g guest.Guest, attemptDir string,
 		cancel()
 	}
 	s.phase("manifest")
-	if _, err := WriteManifest(attemptDir); err != nil {
+	if _, err := WriteManifest(attemptDir, s.o.written); err != nil {
 		s.miss(ManifestFile, err.Error())
 	}
 	res.Missing = s.missing
@@ -212,6 +218,9 @@ func (c *Collector) newSession(g guest.Guest, dir string, opts []Option) *sessio
 	s := &session{c: c, g: g, dir: dir}
 	for _, o := range opts {
 		o(&s.o)
+	}
+	if s.o.written == nil {
+		s.o.written = &Written{}
 	}
 	return s
 }
@@ -373,9 +382,15 @@ func (s *session) logs(ctx context.Context, work string, since time.Time, predic
 		return nil
 	}
 	defer f.Close()
-	entries, err := guest.ParseLog(f)
+	// Hashed for the manifest on the way, and to its end: the file is
+	// read once.
+	r, done := s.o.written.reading(LogsFile, f)
+	entries, err := guest.ParseLog(r)
 	if err != nil && !errors.Is(err, guest.ErrEmptyInput) {
 		s.miss(what, fmt.Sprintf("%s kept, but not read: %v", LogsFile, err))
+	}
+	if _, cerr := io.Copy(io.Discard, r); cerr == nil {
+		done()
 	}
 	return entries
 }

@@ -52,7 +52,7 @@ func TestManifestListsEveryFile(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(p), 0o755))
 		require.NoError(t, os.WriteFile(p, []byte(content), 0o644))
 	}
-	m, err := artifacts.WriteManifest(dir)
+	m, err := artifacts.WriteManifest(dir, nil)
 	require.NoError(t, err)
 	var paths []string
 	for _, e := range m.Files {
@@ -63,17 +63,69 @@ func TestManifestListsEveryFile(t *testing.T) {
 	requireSha256sum(t, dir, m)
 
 	// Written again, the manifest does not list itself.
-	m2, err := artifacts.WriteManifest(dir)
+	m2, err := artifacts.WriteManifest(dir, nil)
 	require.NoError(t, err)
 	assert.Equal(t, m, m2)
 	require.NoError(t, artifacts.VerifyManifest(dir))
+}
+
+// The sums of files written through Written are the files' own, as a
+// manifest that reads everything (and sha256sum) finds them; a file
+// changed behind its back is read again.
+func TestManifestTakesWrittenSums(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "state", "before"), 0o755))
+	w := &artifacts.Written{}
+	require.NoError(t, w.WriteFile(dir, "state/before/sw_vers.txt", []byte("ProductVersion:\t15.3.2\n")))
+	require.NoError(t, w.WriteFile(dir, "empty.json", nil))
+	steps, err := os.Create(filepath.Join(dir, "steps.jsonl"))
+	require.NoError(t, err)
+	defer steps.Close()
+	for _, line := range []string{`{"step":"install"}` + "\n", `{"step":"upgrade"}` + "\n"} {
+		_, err := steps.WriteString(line)
+		require.NoError(t, err)
+		w.Appended("steps.jsonl", []byte(line))
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "logs.ndjson"), []byte("{}\n"), 0o644)) // not through w
+
+	m, err := artifacts.WriteManifest(dir, w)
+	require.NoError(t, err)
+	read, err := artifacts.WriteManifest(dir, nil)
+	require.NoError(t, err)
+	assert.Equal(t, read, m)
+	assert.Len(t, m.Files, 4)
+	requireSha256sum(t, dir, m)
+
+	// A line appended without telling w changes the size: read again.
+	_, err = steps.WriteString(`{"step":"probe"}` + "\n")
+	require.NoError(t, err)
+	m, err = artifacts.WriteManifest(dir, w)
+	require.NoError(t, err)
+	requireSha256sum(t, dir, m)
+
+	// A write that failed leaves nothing known: what is on disk is read.
+	require.Error(t, w.WriteFile(dir, "no/such/folder.txt", []byte("x")))
+
+	// Only manifest.json is left of the writes: no temporary file.
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	assert.ElementsMatch(t, []string{"empty.json", "logs.ndjson", artifacts.ManifestFile, "state", "steps.jsonl"}, names)
+	info, err := os.Stat(filepath.Join(dir, artifacts.ManifestFile))
+	require.NoError(t, err)
+	plain, err := os.Stat(filepath.Join(dir, "logs.ndjson"))
+	require.NoError(t, err)
+	assert.Equal(t, plain.Mode().Perm(), info.Mode().Perm(), "as readable as a file os.WriteFile made")
 }
 
 func TestVerifyManifestNamesWhatChanged(t *testing.T) {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("one"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "b.txt"), []byte("two"), 0o644))
-	_, err := artifacts.WriteManifest(dir)
+	_, err := artifacts.WriteManifest(dir, nil)
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "a.txt"), []byte("ONE"), 0o644))
 	require.NoError(t, os.Remove(filepath.Join(dir, "b.txt")))

@@ -2,7 +2,6 @@ package artifacts_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -184,7 +183,10 @@ func runAttempt(t *testing.T, g guest.Guest, col *artifacts.Collector, cat *arti
 	ctx := context.Background()
 	a := attempt{dir: t.TempDir()}
 	// The lab writes steps.jsonl; a stand-in keeps the manifest honest.
-	require.NoError(t, os.WriteFile(filepath.Join(a.dir, artifacts.StepsFile), []byte("{}\n"), 0o644))
+	// As in the lab, one Written serves the attempt's files, Before and
+	// After, so the manifest takes their sums from it.
+	w := &artifacts.Written{}
+	require.NoError(t, w.WriteFile(a.dir, artifacts.StepsFile, []byte("{}\n")))
 	since, err := artifacts.GuestNow(ctx, g)
 	require.NoError(t, err)
 
@@ -197,7 +199,7 @@ func runAttempt(t *testing.T, g guest.Guest, col *artifacts.Collector, cat *arti
 	for _, s := range before {
 		require.NoError(t, s.Run(ctx, env), s.Kind())
 	}
-	a.before = col.Before(ctx, g, a.dir)
+	a.before = col.Before(ctx, g, a.dir, artifacts.WithWritten(w))
 	for _, s := range rest {
 		require.NoError(t, s.Run(ctx, env), s.Kind())
 	}
@@ -206,7 +208,7 @@ func runAttempt(t *testing.T, g guest.Guest, col *artifacts.Collector, cat *arti
 		a.failed = a.failed || !r.Held
 		probes = append(probes, artifacts.Probe{Name: r.Name, Kind: env.Probes[r.Name].Kind, Held: r.Held, Message: r.Message})
 	}
-	a.result = col.After(ctx, g, a.dir, a.failed, since, artifacts.WithProgress(func(done, total int64) {
+	a.result = col.After(ctx, g, a.dir, a.failed, since, artifacts.WithWritten(w), artifacts.WithProgress(func(done, total int64) {
 		a.progress = append(a.progress, [2]int64{done, total})
 	}))
 	facts := a.result.Facts

@@ -3,8 +3,10 @@ package artifacts
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -60,8 +62,7 @@ func JobLabel(bundleID, short, build string) string {
 // snapshot records the app's state into sub (state/before or
 // state/after). What cannot be had is in s.missing; the rest is kept.
 func (s *session) snapshot(ctx context.Context, sub string) *State {
-	dir := filepath.Join(s.dir, filepath.FromSlash(sub))
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := mkdirs(s.dir, sub); err != nil {
 		s.miss(sub, fmt.Sprintf("create folder: %v", err))
 		return nil
 	}
@@ -108,6 +109,26 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 		}
 	}
 	return st
+}
+
+// mkdirs makes the folders of sub (forward slashes) under base, which
+// exists: one mkdir each, where os.MkdirAll would first stat every level.
+func mkdirs(base, sub string) error {
+	p := base
+	for part := range strings.SplitSeq(sub, "/") {
+		p = filepath.Join(p, part)
+		err := os.Mkdir(p, 0o755)
+		if errors.Is(err, fs.ErrExist) {
+			var st fs.FileInfo
+			if st, err = os.Stat(p); err == nil && !st.IsDir() {
+				err = fmt.Errorf("%s: not a folder", p)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jobLabels finds the extension's launchd jobs: those `launchctl list`
@@ -161,7 +182,7 @@ func (s *session) raw(ctx context.Context, sub, name, line string) (string, bool
 	if res.Cut {
 		s.miss(what, "output over the capture limit: only its tail was kept")
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, filepath.FromSlash(what)+".txt"), []byte(res.Stdout), 0o644); err != nil {
+	if err := s.o.written.WriteFile(s.dir, what+".txt", []byte(res.Stdout)); err != nil {
 		s.miss(what, fmt.Sprintf("write: %v", err))
 		return "", false
 	}
@@ -184,7 +205,7 @@ func capture[T any](ctx context.Context, s *session, sub, name, line string, par
 	}
 	b, err := plainjson.MarshalIndent(v, "", "  ")
 	if err == nil {
-		err = os.WriteFile(filepath.Join(s.dir, filepath.FromSlash(what)+".json"), append(b, '\n'), 0o644)
+		err = s.o.written.WriteFile(s.dir, what+".json", append(b, '\n'))
 	}
 	if err != nil {
 		s.miss(what+".json", fmt.Sprintf("write: %v", err))

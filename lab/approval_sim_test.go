@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/artifacts"
 )
 
 // demoConfig is config.yaml with time_scale 0, so the demo runs in
@@ -38,6 +40,9 @@ func TestDemoSendsNoSimOnlyCommand(t *testing.T) {
 		b, err := os.ReadFile(f)
 		require.NoError(t, err)
 		assert.NotContains(t, string(b), "sxlab-sim", "%s: a command the lab sent is the sim's own", f)
+		// The manifest's sums are taken as the files are written; read
+		// back, every file agrees with them.
+		assert.NoError(t, artifacts.VerifyManifest(filepath.Dir(f)), f)
 	}
 
 	require.Len(t, Finished(res.Records), 39)

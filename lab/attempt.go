@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -188,7 +189,10 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Error, fmt.Sprintf("create attempt folder: %v", err), nil
 	}
-	log, err := newStepLog(filepath.Join(dir, "steps.jsonl"))
+	// What the attempt writes into its folder is summed as it is written,
+	// so the manifest reads none of it back.
+	written := &artifacts.Written{}
+	log, err := newStepLog(dir, artifacts.StepsFile, written)
 	if err != nil {
 		return Error, err.Error(), nil
 	}
@@ -282,7 +286,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 	if err != nil {
 		rec.Missing = append(rec.Missing, artifacts.Missing{What: "logs window", Reason: err.Error() + "; logs since the last boot instead"})
 	}
-	verdict, reason, probes, cutOff := x.runScenario(ctx, slot, a, env, scenario, dir, rec, imageName, img)
+	verdict, reason, probes, cutOff := x.runScenario(ctx, slot, a, env, scenario, dir, written, rec, imageName, img)
 	if cutOff {
 		// Every command and every reconnect would wait out its timeout
 		// on the captured route: minutes for nothing.
@@ -290,7 +294,7 @@ func (x *Attempts) execute(ctx context.Context, slot Slot, a matrices.Attempt, t
 			Reason: "not collected: the guest is unreachable over " + rec.Channel + " while the VPN holds its routes"})
 		return verdict, reason, probes
 	}
-	x.collect(ctx, slot, a, conn, dir, since, verdict, probes, rec)
+	x.collect(ctx, slot, a, conn, dir, written, since, verdict, probes, rec)
 	return verdict, reason, probes
 }
 
@@ -362,7 +366,7 @@ func hostFault(err error, rec *Record) {
 // runScenario runs the steps, snapshotting the state right before the
 // first upgrade, and says what the probes made of it; cutOff says the
 // VPN under test took the lab's path to the guest (see vpnCutOff).
-func (x *Attempts) runScenario(ctx context.Context, slot Slot, a matrices.Attempt, env *steps.Env, scenario []steps.Step, dir string, rec *Record, imageName string, img vm.Image) (_ Verdict, _ string, _ []ProbeOutcome, cutOff bool) {
+func (x *Attempts) runScenario(ctx context.Context, slot Slot, a matrices.Attempt, env *steps.Env, scenario []steps.Step, dir string, written *artifacts.Written, rec *Record, imageName string, img vm.Image) (_ Verdict, _ string, _ []ProbeOutcome, cutOff bool) {
 	snapped := false
 	vpnUp := "" // the vpn start step that connected the VPN, while it is up
 	for _, st := range scenario {
@@ -377,7 +381,7 @@ func (x *Attempts) runScenario(ctx context.Context, slot Slot, a matrices.Attemp
 				// and the next step says why (vpnCutOff).
 				g = noReconnect{g}
 			}
-			rec.Missing = append(rec.Missing, x.Collect.Before(ctx, g, dir)...)
+			rec.Missing = append(rec.Missing, x.Collect.Before(ctx, g, dir, artifacts.WithWritten(written))...)
 		}
 		x.phase(slot, a, st.Kind())
 		if err := st.Run(ctx, env); err != nil {
@@ -440,14 +444,14 @@ func vpnCutOff(ctx context.Context, st steps.Step, vpnUp string, err error, serv
 
 // collect gathers the attempt's evidence (per the policy) and triages a
 // failure. Nothing here changes the verdict.
-func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g guest.Guest, dir string, since time.Time, v Verdict, probes []ProbeOutcome, rec *Record) {
+func (x *Attempts) collect(ctx context.Context, slot Slot, a matrices.Attempt, g guest.Guest, dir string, written *artifacts.Written, since time.Time, v Verdict, probes []ProbeOutcome, rec *Record) {
 	if x.Collect == nil {
 		return
 	}
 	if v != Pass {
 		_, _ = readClock(ctx, g, rec) // readings around the evidence place it on the host's clock; none is no loss
 	}
-	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) })}
+	opts := []artifacts.Option{artifacts.WithPhase(func(p string) { x.phase(slot, a, "collect "+p) }), artifacts.WithWritten(written)}
 	if x.Transfer != nil {
 		opts = append(opts, artifacts.WithProgress(x.Transfer(slot, a)))
 	}
@@ -524,30 +528,50 @@ func outcomes(rs []steps.ProbeResult) []ProbeOutcome {
 	return out
 }
 
-// stepLog writes steps.jsonl as steps run, so a crash keeps what happened
-// up to it.
+// stepLog writes steps.jsonl as steps run, a write(2) per line, so that a
+// crash or a kill -9 keeps every step up to it (the kernel has each line
+// once write returns; a buffer would lose the last steps, the ones that
+// say where it stopped). A line costs one system call, no file creation.
 type stepLog struct {
-	mu  sync.Mutex
-	f   *os.File
-	enc *json.Encoder
+	mu      sync.Mutex
+	f       *os.File
+	buf     bytes.Buffer
+	enc     *json.Encoder
+	name    string
+	written *artifacts.Written // nil once a write failed: the manifest reads the file
 }
 
-func newStepLog(path string) (*stepLog, error) {
-	f, err := os.Create(path)
+func newStepLog(dir, name string, written *artifacts.Written) (*stepLog, error) {
+	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("create steps log: %w", err)
 	}
-	return &stepLog{f: f, enc: plainjson.NewEncoder(f)}, nil
+	l := &stepLog{f: f, name: name, written: written}
+	l.enc = plainjson.NewEncoder(&l.buf)
+	return l, nil
 }
 
 func (l *stepLog) write(e steps.Entry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.f != nil {
-		_ = l.enc.Encode(e) // a lost log line must not change the verdict
+	if l.f == nil {
+		return
+	}
+	l.buf.Reset()
+	if l.enc.Encode(e) != nil {
+		return // a lost log line must not change the verdict
+	}
+	if _, err := l.f.Write(l.buf.Bytes()); err != nil {
+		if l.written != nil {
+			l.written.Forget(l.name) // the manifest reads whatever is there
+			l.written = nil
+		}
+		return
+	}
+	if l.written != nil {
+		l.written.Appended(l.name, l.buf.Bytes())
 	}
 }
-
 func (l *stepLog) close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
