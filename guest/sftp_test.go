@@ -248,3 +248,19 @@ func BenchmarkUpload(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRunShort is one short command, as the lab sends dozens per
+// attempt (the upload's shasum among them). Allocations include the test
+// server's.
+func BenchmarkRunShort(b *testing.B) {
+	s := newTestServer(b)
+	require.NoError(b, os.WriteFile(filepath.Join(s.root, "f"), []byte("probe\n"), 0o644))
+	c, err := Dial(context.Background(), s.endpoint(), Options{Keepalive: -1})
+	require.NoError(b, err)
+	defer c.Close()
+	for b.Loop() {
+		res, err := c.Run(context.Background(), Cmd{Line: "shasum -a 256 f"})
+		require.NoError(b, err)
+		require.Equal(b, 0, res.Exit)
+	}
+}
