@@ -131,3 +131,31 @@ func TestUploadDoesNotRememberAFileAsNewAsItsHashing(t *testing.T) {
 	require.ErrorIs(t, err, ErrChecksumMismatch)
 	assert.NotContains(t, err.Error(), rememberedNote, "hashed again, not remembered")
 }
+
+// A file written to while it is sent is not taken for the file that was
+// hashed, nor remembered.
+func TestUploadOfAFileChangedMidwayIsAnError(t *testing.T) {
+	noLeaks(t)
+	s := newTestServer(t)
+	o := testOptions(t)
+	o.FileSums = oldFileSums()
+	c := dialTest(t, s, o)
+	local := filepath.Join(t.TempDir(), "sxlab-probe")
+	require.NoError(t, os.WriteFile(local, randomBytes(16, 1<<20), 0o755))
+	require.NoError(t, c.Upload(context.Background(), local, "probe", nil)) // remembered
+
+	var once bool
+	err := c.Upload(context.Background(), local, "probe", func(done, total int64) {
+		if !once { // before the first byte is read: as if a build wrote it
+			once = true
+			f, err := os.OpenFile(local, os.O_WRONLY|os.O_APPEND, 0)
+			require.NoError(t, err)
+			_, err = f.Write([]byte("more"))
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		}
+	})
+	require.Error(t, err)
+	assert.ErrorContains(t, err, "the local file changed during the upload")
+	require.NoError(t, c.Upload(context.Background(), local, "probe", nil), "the next upload hashes the new file")
+}
