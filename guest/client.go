@@ -62,6 +62,10 @@ type Options struct {
 	// share it (one per run): the file is then read once, not once per
 	// connection. nil reads the file for each connection.
 	HostKeyCache *HostKeyCache
+	// FileSums keeps the sha256 of uploaded local files across the
+	// connections that share it (one per run), so a file uploaded in
+	// every attempt is hashed once. nil hashes every upload.
+	FileSums *FileSums
 	// HostKeyAlias is the name the host key is pinned under (the machine's
 	// clone name), so a guest whose IP changes across a reboot still
 	// matches. Default: the endpoint's address.

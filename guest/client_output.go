@@ -1,6 +1,8 @@
 package guest
 
 import (
+	"errors"
+	"io"
 	"sync"
 	"unicode/utf8"
 )
@@ -34,6 +36,33 @@ func (b *tailBuffer) Write(p []byte) (int, error) {
 		b.buf = b.buf[:k]
 	}
 	return n, nil
+}
+
+// ReadFrom is what io.Copy uses instead of its own 32 KiB buffer:
+// x/crypto/ssh copies each command's stdout and stderr with io.Copy, so
+// every command (the upload's shasum among them) allocated 64 KiB. Most
+// outputs are a line: reads start at 512 bytes and double, up to 32 KiB,
+// only while they come back full.
+func (b *tailBuffer) ReadFrom(r io.Reader) (int64, error) {
+	const first, most = 512, 32 << 10
+	buf := make([]byte, first)
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			total += int64(n)
+			_, _ = b.Write(buf[:n])
+			if n == len(buf) && len(buf) < most {
+				buf = make([]byte, 2*len(buf))
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // String is the kept tail. When the head was cut, a UTF-8 sequence split

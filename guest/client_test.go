@@ -3,10 +3,12 @@ package guest
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os/exec"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -228,6 +230,23 @@ func TestTailBuffer(t *testing.T) {
 	}
 	assert.Equal(t, "stuvwxyz", b.String())
 	assert.True(t, b.Cut())
+
+	// What io.Copy hands it (ReadFrom): a stream in reads of any size.
+	var full strings.Builder
+	for i := 0; full.Len() < 100000; i++ {
+		fmt.Fprintf(&full, "line %07d\n", i)
+	}
+	for _, r := range []io.Reader{strings.NewReader(full.String()), iotest.OneByteReader(strings.NewReader(full.String()[:3000])), iotest.HalfReader(strings.NewReader(full.String()))} {
+		rb := newTailBuffer(1000)
+		n, err := io.Copy(rb, r)
+		require.NoError(t, err)
+		require.Positive(t, n)
+		want := full.String()[:n]
+		assert.Equal(t, want[len(want)-min(1000, len(want)):], rb.String())
+	}
+	rb := newTailBuffer(10)
+	_, err := io.Copy(rb, iotest.TimeoutReader(strings.NewReader("0123456789abcdef")))
+	assert.ErrorIs(t, err, iotest.ErrTimeout, "a failed read is io.Copy's error")
 
 	u := newTailBuffer(5)
 	_, _ = u.Write([]byte("ab漢字")) // 2 + 3 + 3 bytes; the tail cuts 漢 in two

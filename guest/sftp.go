@@ -19,9 +19,10 @@ import (
 
 // Upload copies the local file to remote over SFTP (creating or
 // truncating it), then checks the guest's `shasum -a 256` of it against
-// the sha256 of what was read locally. p, when not nil, sees the bytes
-// sent, at most every Options.ProgressInterval, and always at the start
-// and the end.
+// the sha256 of the local file: hashed while it is read, or remembered
+// from an earlier upload of the same, unchanged file (Options.FileSums).
+// p, when not nil, sees the bytes sent, at most every
+// Options.ProgressInterval, and always at the start and the end.
 func (c *Client) Upload(ctx context.Context, local, remote string, p Progress) error {
 	err := c.upload(ctx, local, remote, p)
 	if err != nil {
@@ -40,6 +41,8 @@ func (c *Client) upload(ctx context.Context, local, remote string, p Progress) e
 	if err != nil {
 		return err
 	}
+	id, known := identity(info)
+	sum, remembered := c.o.FileSums.lookup(local, id, known)
 	cn, sc, err := c.sftpSession()
 	if err != nil {
 		return err
@@ -48,9 +51,15 @@ func (c *Client) upload(ctx context.Context, local, remote string, p Progress) e
 	if err != nil {
 		return c.transferErr(cn, sc, err)
 	}
-	h := sha256.New()
+	hashed := c.o.FileSums.start()
+	var src io.Reader = lf
+	var h hash.Hash
+	if !remembered {
+		h = sha256.New()
+		src = io.TeeReader(lf, h)
+	}
 	m := c.meter(p, 0, info.Size())
-	r := &ctxReader{ctx: ctx, r: io.TeeReader(lf, h), m: m}
+	r := &ctxReader{ctx: ctx, r: src, m: m}
 	// Concurrent writes keep many requests in flight; the hash check
 	// below catches what a failed concurrent write might leave.
 	_, err = rf.ReadFromWithConcurrency(r, c.o.SFTPConcurrency)
@@ -63,11 +72,29 @@ func (c *Client) upload(ctx context.Context, local, remote string, p Progress) e
 		}
 		return c.transferErr(cn, sc, err)
 	}
-	if m.done != info.Size() {
+	after, err := lf.Stat()
+	if err != nil {
+		return err
+	}
+	if idAfter, _ := identity(after); m.done != info.Size() || idAfter != id {
+		c.o.FileSums.forget(local)
 		return fmt.Errorf("read %d bytes of %d: the local file changed during the upload", m.done, info.Size())
 	}
 	m.finish()
-	return c.verify(ctx, remote, hex.EncodeToString(h.Sum(nil)))
+	if !remembered {
+		sum = hex.EncodeToString(h.Sum(nil))
+	}
+	err = c.verify(ctx, remote, sum)
+	switch {
+	case remembered && errors.Is(err, ErrChecksumMismatch):
+		// Most likely the bytes were damaged on the way; but the next
+		// upload hashes the file again rather than trust the sum.
+		c.o.FileSums.forget(local)
+		return fmt.Errorf("%w (the local sum was remembered from an earlier upload of the unchanged file; the next upload hashes it again)", err)
+	case err == nil && !remembered:
+		c.o.FileSums.remember(local, id, known, sum, hashed)
+	}
+	return err
 }
 
 // Download copies remote to local over SFTP, through local+".part": when

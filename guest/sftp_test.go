@@ -220,3 +220,47 @@ func BenchmarkDownload(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkUpload measures a verified upload of a file the size of the
+// shipped sxlab-probe (2.5 MB), as every probing attempt makes one, to the
+// test server over loopback: SFTP writes, the local sha256 and the
+// guest's shasum (the test server's, in this process). "hashed" hashes
+// the local file while sending it, as the first upload of a run does;
+// "remembered" takes its sum from the run's FileSums, as the later ones
+// do. Allocations include the test server's.
+func BenchmarkUpload(b *testing.B) {
+	s := newTestServer(b)
+	const size = 2522914
+	local := filepath.Join(b.TempDir(), "sxlab-probe")
+	require.NoError(b, os.WriteFile(local, randomBytes(8, size), 0o755))
+	for _, bc := range []struct {
+		name string
+		sums *FileSums
+	}{{"hashed", nil}, {"remembered", oldFileSums()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			c, err := Dial(context.Background(), s.endpoint(), Options{Keepalive: -1, FileSums: bc.sums})
+			require.NoError(b, err)
+			defer c.Close()
+			b.SetBytes(size)
+			for b.Loop() {
+				require.NoError(b, c.Upload(context.Background(), local, "sxlab-probe", nil))
+			}
+		})
+	}
+}
+
+// BenchmarkRunShort is one short command, as the lab sends dozens per
+// attempt (the upload's shasum among them). Allocations include the test
+// server's.
+func BenchmarkRunShort(b *testing.B) {
+	s := newTestServer(b)
+	require.NoError(b, os.WriteFile(filepath.Join(s.root, "f"), []byte("probe\n"), 0o644))
+	c, err := Dial(context.Background(), s.endpoint(), Options{Keepalive: -1})
+	require.NoError(b, err)
+	defer c.Close()
+	for b.Loop() {
+		res, err := c.Run(context.Background(), Cmd{Line: "shasum -a 256 f"})
+		require.NoError(b, err)
+		require.Equal(b, 0, res.Exit)
+	}
+}

@@ -27,6 +27,7 @@ func TestBuildsTheProbeOnceIntoTheCache(t *testing.T) {
 	p, err := b.Path(t.Context(), Probe)
 	require.NoError(t, err)
 	require.NoError(t, CheckExecutable(p), "the lab uploads only what a Mac runs")
+	requireShippable(t, p, ModulePath+"/cmd/sxlab-probe/main.go")
 	assert.Equal(t, cache, filepath.Dir(p))
 	assert.Contains(t, filepath.Base(p), "sxlab-probe-darwin-arm64-")
 	st, err := os.Stat(p)
@@ -78,7 +79,7 @@ func TestNoCheckoutSaysHowToProvideTheProgram(t *testing.T) {
 	_, err := b.Path(t.Context(), Probe)
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "no checkout of github.com/sxlab/sxlab")
-	assert.ErrorContains(t, err, "GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build ./cmd/sxlab-probe")
+	assert.ErrorContains(t, err, `GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" ./cmd/sxlab-probe`)
 }
 
 func TestPrebuiltMustBeAnArm64MachO(t *testing.T) {
@@ -178,5 +179,6 @@ func TestBuildsTheAgentForTheGuest(t *testing.T) {
 	p, err := b.Path(t.Context(), Agent)
 	require.NoError(t, err)
 	require.NoError(t, CheckExecutable(p), "a darwin/arm64 executable, as launchd will run it")
+	requireShippable(t, p, ModulePath+"/cmd/sxlab-agent/main.go")
 	assert.Contains(t, filepath.Base(p), "sxlab-agent-darwin-arm64-")
 }

@@ -197,10 +197,10 @@ func benchRunOptions(b *testing.B, hosts, paths, exclude string, repeat int, col
 		}
 		return timedProvider{Provider: p, t: t}, nil
 	}
-	keys := guest.NewHostKeyCache() // as cmd/sxlab dials
+	keys, sums := guest.NewHostKeyCache(), guest.NewFileSums() // as cmd/sxlab dials
 	o.Dial = func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (Conn, error) {
 		defer addElapsed(&t.connect, time.Now())
-		opts := guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys}
+		opts := guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys, FileSums: sums}
 		if d, ok := ctx.Deadline(); ok { // as cmd/sxlab dials
 			opts.ConnectTimeout = time.Until(d)
 		}

@@ -9,11 +9,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/guestbin"
 )
 
 // TestCrossBuildIsAnArm64MachO is issue 11's CI requirement: the probe
 // builds for darwin/arm64 without cgo, and the result is what a Mac
-// would execute. It reuses the build cache, so it costs a link.
+// would execute. It builds with the flags the lab ships it with
+// (guestbin.BuildFlags; guestbin's tests check the signature and the
+// pclntab of that build). It reuses the build cache, so it costs a link.
 func TestCrossBuildIsAnArm64MachO(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cross-builds the probe")
@@ -21,7 +25,8 @@ func TestCrossBuildIsAnArm64MachO(t *testing.T) {
 	goCmd, err := exec.LookPath("go")
 	require.NoError(t, err, "the go command builds the probe")
 	out := filepath.Join(t.TempDir(), "sxlab-probe")
-	cmd := exec.CommandContext(t.Context(), goCmd, "build", "-trimpath", "-o", out, ".")
+	args := append(append([]string{"build"}, guestbin.BuildFlags()...), "-o", out, ".")
+	cmd := exec.CommandContext(t.Context(), goCmd, args...)
 	cmd.Env = append(os.Environ(), "GOOS=darwin", "GOARCH=arm64", "CGO_ENABLED=0")
 	b, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", b)

@@ -113,10 +113,12 @@ func shutdownGuest(dial func(context.Context, guest.Endpoint) (lab.Conn, error))
 	}
 }
 
-// dialGuest dials for one run: keys keeps the run's known_hosts in memory.
+// dialGuest dials for one run: keys keeps the run's known_hosts in memory,
+// sums the sha256 of the files every attempt uploads (sxlab-probe).
 func dialGuest(keys *guest.HostKeyCache) func(context.Context, guest.Endpoint, string, string) (lab.Conn, error) {
+	sums := guest.NewFileSums()
 	return func(ctx context.Context, ep guest.Endpoint, knownHosts, alias string) (lab.Conn, error) {
-		return dialGuestWith(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys})
+		return dialGuestWith(ctx, ep, guest.Options{KnownHosts: knownHosts, HostKeyAlias: alias, HostKeyCache: keys, FileSums: sums})
 	}
 }
 
