@@ -38,7 +38,7 @@ func install(ctx context.Context, env *Env, label, ref string) error {
 		return fmt.Errorf("%s: version %q is not configured", label, id)
 	}
 	remote := path.Join(remoteDir, filepath.Base(v.Package))
-	if _, err := env.run(ctx, label, "prepare", guest.Join("mkdir", "-p", remoteDir)); err != nil {
+	if err := stagingDir(ctx, env, label); err != nil {
 		return err
 	}
 	if err := env.upload(ctx, label, v.Package, remote); err != nil {
@@ -356,6 +356,27 @@ func (s Reboot) Run(ctx context.Context, env *Env) error {
 	if err := env.Reconnect(ctx); err != nil {
 		return fmt.Errorf("%s: reconnect after reboot: %w", s.Label, err)
 	}
+	// macOS empties /tmp when it starts (reported, not documented by
+	// Apple; unverified on macOS), so nothing uploaded before is assumed
+	// to be there after.
+	env.staged, env.probeRemote = false, ""
+	return nil
+}
+
+// stagingDir makes sure remoteDir exists in the guest: once per boot of
+// the attempt's machine, not before every upload.
+func stagingDir(ctx context.Context, env *Env, label string) error {
+	if env.staged {
+		return nil
+	}
+	res, err := env.run(ctx, label, "prepare", guest.Join("mkdir", "-p", remoteDir))
+	if err != nil {
+		return err
+	}
+	if res.Exit != 0 {
+		return fmt.Errorf("%s: mkdir -p %s exited %d: %s", label, remoteDir, res.Exit, firstLine(res.Stderr, res.Stdout))
+	}
+	env.staged = true
 	return nil
 }
 

@@ -81,6 +81,8 @@ type Env struct {
 	// Set by the first guest probe of the attempt: where the probe was
 	// uploaded, and the console user's uid.
 	probeRemote, consoleUID string
+	// staged: remoteDir exists in the guest (since its last boot).
+	staged bool
 }
 
 // Entry is one line of steps.jsonl.

@@ -409,7 +409,7 @@ func uploadProbe(ctx context.Context, env *Env, step string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", step, err)
 	}
-	if _, err := env.run(ctx, step, "prepare", guest.Join("mkdir", "-p", remoteDir)); err != nil {
+	if err := stagingDir(ctx, env, step); err != nil {
 		return "", err
 	}
 	if err := env.upload(ctx, step, local, probePath); err != nil {

@@ -242,3 +242,50 @@ func TestMachEndpointOutcomes(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, EndpointNoActive, res.Observations["outcome"])
 }
+
+// The staging folder is made once per boot: install, upgrade and the
+// probe share it, and after a reboot (which empties /tmp on macOS) it is
+// made again and the probe uploaded again before it runs.
+func TestStagingFolderOncePerBoot(t *testing.T) {
+	g := probeGuest().on(lookupLine, report(t, schema.ProbeMachLookup, 0, "")).
+		on("sudo installer -pkg '/tmp/sxlab/Example VPN-2.pkg' -target /", ok("installer: The install was successful.\n")).
+		on("sudo installer -pkg '/tmp/sxlab/Example VPN-3.pkg' -target /", ok("installer: The upgrade was successful.\n")).
+		on("sudo shutdown -r now", ok(""))
+	env := probeEnv(g)
+	reconnects := 0
+	env.Reconnect = func(context.Context) error { reconnects++; return nil }
+	ctx := t.Context()
+	require.NoError(t, Install{Label: "install", Version: "2"}.Run(ctx, env))
+	require.NoError(t, Install{Label: "upgrade", Version: "3"}.Run(ctx, env))
+	_, err := Probe{Kind: "mach-lookup"}.Check(ctx, env)
+	require.NoError(t, err)
+	mkdirs := func() int {
+		n := 0
+		for _, l := range g.ran {
+			if l == "mkdir -p /tmp/sxlab" {
+				n++
+			}
+		}
+		return n
+	}
+	assert.Equal(t, 1, mkdirs(), "one mkdir before the first upload: %q", g.ran)
+	assert.Len(t, g.uploads, 3)
+
+	require.NoError(t, Reboot{Label: "reboot"}.Run(ctx, env))
+	require.Equal(t, 1, reconnects)
+	_, err = Probe{Kind: "mach-lookup"}.Check(ctx, env)
+	require.NoError(t, err)
+	assert.Equal(t, 2, mkdirs(), "the folder is made again after the reboot")
+	assert.Equal(t, "/cache/sxlab-probe-darwin-arm64 -> /tmp/sxlab/sxlab-probe", g.uploads[len(g.uploads)-1], "the probe is uploaded again")
+	assert.Len(t, g.uploads, 4)
+}
+
+// A staging folder the guest refuses to make is the lab's error, named.
+func TestStagingFolderRefused(t *testing.T) {
+	g := newFake().on("mkdir -p /tmp/sxlab", guest.Result{Exit: 1, Stderr: "mkdir: /tmp/sxlab: Read-only file system"})
+	err := Install{Label: "install", Version: "2"}.Run(t.Context(), testEnv(g))
+	require.Error(t, err)
+	assert.False(t, IsProductFailure(err))
+	assert.ErrorContains(t, err, "mkdir -p /tmp/sxlab exited 1: mkdir: /tmp/sxlab: Read-only file system")
+	assert.Empty(t, g.uploads)
+}
