@@ -54,7 +54,12 @@ type Options struct {
 
 // Provider makes simulated Macs: each machine is an in-process SSH
 // server with its own file tree.
-type Provider struct{ o Options }
+type Provider struct {
+	o Options
+	// blobs shares the bytes of the large files every machine is given
+	// (sxlab-probe, 3.7 MB an attempt) between the machines' trees.
+	blobs *shell.Blobs
+}
 
 var (
 	_ vm.Provider     = (*Provider)(nil)
@@ -81,7 +86,7 @@ func NewProvider(o Options) *Provider {
 	if o.TimeScale < 0 {
 		o.TimeScale = 0
 	}
-	return &Provider{o: o}
+	return &Provider{o: o, blobs: shell.NewBlobs()}
 }
 
 // Name is "sim".
@@ -169,7 +174,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 		return nil, fmt.Errorf("sim: clone %s: host key: %w", name, err)
 	}
 
-	tree := shell.NewFS()
+	tree := shell.NewSharedFS(p.blobs)
 	for _, d := range []string{"Applications", "Library", "Users/" + cfg.User, "tmp", "private/tmp", "var/log", "var/root"} {
 		if err := tree.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("sim: clone %s: %w", name, err)

@@ -1,8 +1,10 @@
 package shell
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"io/fs"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"weak"
 )
 
 // FS is a simulated machine's file tree, held in memory: folders,
@@ -36,9 +39,10 @@ import (
 // It is safe for concurrent use: SFTP, the shell and the model touch a
 // machine's tree at once.
 type FS struct {
-	mu   sync.RWMutex
-	root *node
-	now  func() time.Time
+	mu    sync.RWMutex
+	root  *node
+	now   func() time.Time
+	blobs *Blobs // nil: no sharing
 }
 
 // node is a folder, a regular file or a symlink. Hard links share a node.
@@ -46,7 +50,8 @@ type node struct {
 	mode   fs.FileMode // type bits and permissions
 	mtime  time.Time
 	atime  time.Time
-	data   []byte           // a regular file's bytes
+	data   content          // a regular file's bytes
+	blob   *blob            // data's owner when data is shared: copied before a write
 	target string           // a symlink's target, as written
 	kids   map[string]*node // a folder's entries
 }
@@ -61,8 +66,12 @@ const maxLinks = 32
 var errEscapes = errors.New("path escapes from parent")
 
 // NewFS returns an empty tree: just "/".
-func NewFS() *FS {
-	f := &FS{now: time.Now}
+func NewFS() *FS { return NewSharedFS(nil) }
+
+// NewSharedFS returns an empty tree whose large files share their bytes
+// with the identical files of other trees of blobs (nil: none).
+func NewSharedFS(blobs *Blobs) *FS {
+	f := &FS{now: time.Now, blobs: blobs}
 	f.root = f.newNode(fs.ModeDir | 0o755)
 	return f
 }
@@ -262,7 +271,7 @@ func (f *FS) OpenFile(name string, flag int, perm fs.FileMode) (*File, error) {
 	case n.mode.IsDir() && write:
 		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EISDIR}
 	case flag&os.O_TRUNC != 0 && write && n.mode.IsRegular():
-		n.data = nil
+		n.data, n.blob = content{}, nil
 		n.mtime = f.now()
 	}
 	base := r.base
@@ -283,7 +292,7 @@ func (f *FS) ReadFile(name string) ([]byte, error) {
 	if r.n.mode.IsDir() {
 		return nil, &fs.PathError{Op: "read", Path: name, Err: syscall.EISDIR}
 	}
-	return slices.Clone(r.n.data), nil
+	return r.n.data.bytes(), nil
 }
 
 // WriteFile writes data to name, creating it with perm (less the umask)
@@ -294,8 +303,9 @@ func (f *FS) WriteFile(name string, data []byte, perm fs.FileMode) error {
 		return err
 	}
 	f.mu.Lock()
-	w.n.data = slices.Clone(data)
+	w.n.data, w.n.blob = contentOf(data), nil
 	w.n.mtime = f.now()
+	f.share(w.n)
 	f.mu.Unlock()
 	return nil
 }
@@ -584,7 +594,7 @@ func (n *node) size() int64 {
 	if n.mode&fs.ModeSymlink != 0 {
 		return int64(len(n.target))
 	}
-	return int64(len(n.data))
+	return n.data.size
 }
 
 type fileInfo struct {
@@ -611,6 +621,7 @@ type File struct {
 	base   string
 	flag   int
 	dir    bool
+	wrote  bool       // offered to the tree's blobs on Close
 	mu     sync.Mutex // the offset
 	off    int64
 	dirOff int
@@ -672,13 +683,13 @@ func (w *File) readAt(op string, p []byte, off int64) (int, error) {
 	}
 	w.fs.mu.RLock()
 	defer w.fs.mu.RUnlock()
-	if off >= int64(len(w.n.data)) {
+	if off >= w.n.data.size {
 		if len(p) == 0 {
 			return 0, nil
 		}
 		return 0, io.EOF
 	}
-	return copy(p, w.n.data[off:]), nil
+	return w.n.data.readAt(p, off), nil
 }
 
 // Write writes at the file's offset, or at its end with O_APPEND.
@@ -688,7 +699,7 @@ func (w *File) Write(p []byte) (int, error) {
 	off := w.off
 	if w.flag&os.O_APPEND != 0 {
 		w.fs.mu.RLock()
-		off = int64(len(w.n.data))
+		off = w.n.data.size
 		w.fs.mu.RUnlock()
 	}
 	n, err := w.writeAt(p, off)
@@ -718,27 +729,11 @@ func (w *File) writeAt(p []byte, off int64) (int, error) {
 	}
 	w.fs.mu.Lock()
 	defer w.fs.mu.Unlock()
-	end := off + int64(len(p))
-	if end > int64(len(w.n.data)) {
-		w.n.data = growTo(w.n.data, end)
-	}
-	copy(w.n.data[off:], p)
+	w.n.unshare()
+	w.wrote = true
+	w.n.data.writeAt(p, off)
 	w.n.mtime = w.fs.now()
 	return len(p), nil
-}
-
-// growTo extends b to size bytes, zero-filled, with room to grow again
-// (uploads arrive in 32 KiB pieces).
-func growTo(b []byte, size int64) []byte {
-	if size <= int64(cap(b)) {
-		old := len(b)
-		b = b[:size]
-		clear(b[old:])
-		return b
-	}
-	nb := make([]byte, size, max(size, int64(cap(b))*2))
-	copy(nb, b)
-	return nb
 }
 
 // Truncate sets the file's size.
@@ -751,11 +746,9 @@ func (w *File) Truncate(size int64) error {
 	}
 	w.fs.mu.Lock()
 	defer w.fs.mu.Unlock()
-	if size <= int64(len(w.n.data)) {
-		w.n.data = w.n.data[:size:size]
-	} else {
-		w.n.data = growTo(w.n.data, size)
-	}
+	w.n.unshare()
+	w.wrote = true
+	w.n.data.truncate(size)
 	w.n.mtime = w.fs.now()
 	return nil
 }
@@ -772,7 +765,7 @@ func (w *File) Seek(offset int64, whence int) (int64, error) {
 		offset += w.off
 	case io.SeekEnd:
 		w.fs.mu.RLock()
-		offset += int64(len(w.n.data))
+		offset += w.n.data.size
 		w.fs.mu.RUnlock()
 	}
 	if offset < 0 {
@@ -830,5 +823,202 @@ func (w *File) Close() error {
 		return &fs.PathError{Op: "close", Path: w.name, Err: fs.ErrClosed}
 	}
 	w.closed = true
+	if w.wrote {
+		w.fs.mu.Lock()
+		w.fs.share(w.n)
+		w.fs.mu.Unlock()
+	}
 	return nil
+}
+
+// minShared is the size from which a file's bytes are shared between
+// trees: smaller files are not worth the hashing.
+const minShared = 256 << 10
+
+// Blobs shares the bytes of identical large files between the trees of
+// one provider. Every attempt of a night uploads the same sxlab-probe
+// (3.7 MB) to its machine; with the bytes shared, the machines alive at
+// once hold one copy. A tree writing to a shared file copies it first.
+// Entries are weak: bytes no tree holds any more are freed by the GC.
+type Blobs struct {
+	mu      sync.Mutex
+	seed    maphash.Seed
+	m       map[uint64][]weak.Pointer[blob]
+	sweepAt int
+}
+
+// blob is the bytes of one or more files, never written once shared.
+type blob struct{ c content }
+
+// NewBlobs returns an empty set of shared file contents.
+func NewBlobs() *Blobs {
+	return &Blobs{seed: maphash.MakeSeed(), m: map[uint64][]weak.Pointer[blob]{}, sweepAt: 64}
+}
+
+// share gives n's bytes to the tree's blobs, taking back the copy
+// already there when another tree holds the same bytes. Callers hold
+// f.mu.
+func (f *FS) share(n *node) {
+	if f.blobs == nil || n.blob != nil || n.data.size < minShared {
+		return
+	}
+	n.blob = f.blobs.intern(n.data)
+	n.data = n.blob.c
+}
+
+// unshare gives n bytes of its own before a write. Callers hold the
+// tree's mu.
+func (n *node) unshare() {
+	if n.blob != nil {
+		n.data, n.blob = n.data.clone(), nil
+	}
+}
+
+func (b *Blobs) intern(data content) *blob {
+	h := data.hash(b.seed)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var found *blob
+	live := b.m[h][:0]
+	for _, wp := range b.m[h] {
+		if v := wp.Value(); v != nil {
+			live = append(live, wp)
+			if found == nil && v.c.equal(&data) {
+				found = v
+			}
+		}
+	}
+	if found == nil {
+		found = &blob{c: data}
+		live = append(live, weak.Make(found))
+	}
+	b.m[h] = live
+	if len(b.m) > b.sweepAt {
+		for k, wps := range b.m {
+			if !slices.ContainsFunc(wps, func(wp weak.Pointer[blob]) bool { return wp.Value() != nil }) {
+				delete(b.m, k)
+			}
+		}
+		b.sweepAt = 2*len(b.m) + 64
+	}
+	return found
+}
+
+// chunkSize is the piece a file's bytes are kept in: an upload grows
+// by whole pieces, never by copying what arrived so far (a 3.7 MB
+// upload grown by doubling left 4 MB of garbage per attempt).
+const chunkSize = 64 << 10
+
+// content is a file's bytes: full chunks of chunkSize, the last one
+// shorter. Callers hold the tree's mu.
+type content struct {
+	chunks [][]byte
+	size   int64
+}
+
+func contentOf(data []byte) content {
+	var c content
+	c.writeAt(data, 0)
+	return c
+}
+
+func (c *content) readAt(p []byte, off int64) int {
+	n := 0
+	for n < len(p) && off < c.size {
+		k := copy(p[n:], c.chunks[off/chunkSize][off%chunkSize:])
+		n += k
+		off += int64(k)
+	}
+	return n
+}
+
+func (c *content) writeAt(p []byte, off int64) {
+	if end := off + int64(len(p)); end > c.size {
+		c.grow(end)
+	}
+	for len(p) > 0 {
+		k := copy(c.chunks[off/chunkSize][off%chunkSize:], p)
+		p = p[k:]
+		off += int64(k)
+	}
+}
+
+// grow extends c with zeros to size bytes. The first chunk grows as a
+// slice does (most files are small); a file past it is large, and gets
+// whole chunks.
+func (c *content) grow(size int64) {
+	for c.size < size {
+		last := len(c.chunks) - 1
+		if last < 0 || len(c.chunks[last]) == chunkSize {
+			capacity := chunkSize
+			if last < 0 {
+				capacity = int(min(size, chunkSize))
+			}
+			c.chunks = append(c.chunks, make([]byte, 0, capacity))
+			last++
+		}
+		ch := c.chunks[last]
+		add := int(min(int64(chunkSize-len(ch)), size-c.size))
+		if len(ch)+add <= cap(ch) {
+			ch = ch[:len(ch)+add]
+			clear(ch[len(ch)-add:])
+		} else {
+			nc := make([]byte, len(ch)+add, min(chunkSize, max(2*cap(ch), len(ch)+add)))
+			copy(nc, ch)
+			ch = nc
+		}
+		c.chunks[last] = ch
+		c.size += int64(add)
+	}
+}
+
+func (c *content) truncate(size int64) {
+	if size >= c.size {
+		c.grow(size)
+		return
+	}
+	keep := int((size + chunkSize - 1) / chunkSize)
+	clear(c.chunks[keep:])
+	c.chunks = c.chunks[:keep]
+	if keep > 0 {
+		c.chunks[keep-1] = c.chunks[keep-1][:size-int64(keep-1)*chunkSize]
+	}
+	c.size = size
+}
+
+func (c *content) bytes() []byte {
+	out := make([]byte, 0, c.size)
+	for _, ch := range c.chunks {
+		out = append(out, ch...)
+	}
+	return out
+}
+
+func (c *content) clone() content {
+	out := content{chunks: make([][]byte, len(c.chunks)), size: c.size}
+	for i, ch := range c.chunks {
+		out.chunks[i] = slices.Clone(ch)
+	}
+	return out
+}
+
+func (c *content) equal(d *content) bool {
+	if c.size != d.size || len(c.chunks) != len(d.chunks) {
+		return false
+	}
+	for i := range c.chunks {
+		if !bytes.Equal(c.chunks[i], d.chunks[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *content) hash(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for _, ch := range c.chunks {
+		h.Write(ch)
+	}
+	return h.Sum64()
 }

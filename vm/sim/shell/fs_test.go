@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -413,4 +414,74 @@ func TestClearGivesTheTreeBack(t *testing.T) {
 	des, err := f.ReadDir("/")
 	require.NoError(t, err)
 	assert.Empty(t, des)
+}
+
+func TestTreesShareTheBytesOfIdenticalLargeFiles(t *testing.T) {
+	blobs := NewBlobs()
+	a, b := NewSharedFS(blobs), NewSharedFS(blobs)
+	probe := make([]byte, 3<<20)
+	for i := range probe {
+		probe[i] = byte(i * 7)
+	}
+	upload := func(f *FS) {
+		w, err := f.OpenFile("/tmp-probe", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+		require.NoError(t, err)
+		for off := 0; off < len(probe); off += 32 << 10 { // as SFTP writes it
+			_, err := w.WriteAt(probe[off:min(off+32<<10, len(probe))], int64(off))
+			require.NoError(t, err)
+		}
+		require.NoError(t, w.Close())
+	}
+	upload(a)
+	upload(b)
+	na, _ := a.resolve("t", "/tmp-probe", true)
+	nb, _ := b.resolve("t", "/tmp-probe", true)
+	require.NotNil(t, na.n.blob)
+	require.NotEmpty(t, na.n.data.chunks)
+	for i := range na.n.data.chunks {
+		assert.Same(t, &na.n.data.chunks[i][0], &nb.n.data.chunks[i][0], "one copy of the probe for both machines")
+	}
+
+	// A write to one machine's copy is not seen by the other.
+	w, err := a.OpenFile("/tmp-probe", os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = w.WriteAt([]byte("changed"), 0)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	got, err := b.ReadFile("/tmp-probe")
+	require.NoError(t, err)
+	assert.Equal(t, probe, got)
+	got, err = a.ReadFile("/tmp-probe")
+	require.NoError(t, err)
+	assert.Equal(t, "changed", string(got[:7]))
+	assert.Equal(t, probe[7:], got[7:])
+	require.NoError(t, b.Truncate("/tmp-probe", 10))
+	got, _ = a.ReadFile("/tmp-probe")
+	assert.Len(t, got, len(probe), "truncating one copy leaves the other")
+}
+
+func TestLargeFilesReadAndWriteAcrossChunks(t *testing.T) {
+	f := NewFS()
+	want := make([]byte, 3*chunkSize+123)
+	for i := range want {
+		want[i] = byte(i % 251)
+	}
+	// Out of order, as a client with several writes in flight sends them.
+	w, err := f.OpenFile("/big", os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	for _, off := range []int{2 * chunkSize, 0, 3 * chunkSize, chunkSize} {
+		end := min(off+chunkSize, len(want))
+		_, err := w.WriteAt(want[off:end], int64(off))
+		require.NoError(t, err)
+	}
+	buf := make([]byte, 1000)
+	n, err := w.ReadAt(buf, chunkSize-500)
+	require.NoError(t, err)
+	assert.Equal(t, want[chunkSize-500:chunkSize+500], buf[:n], "a read across a chunk's end")
+	require.NoError(t, w.Truncate(chunkSize+1))
+	require.NoError(t, w.Truncate(chunkSize+5))
+	require.NoError(t, w.Close())
+	got, err := f.ReadFile("/big")
+	require.NoError(t, err)
+	assert.Equal(t, append(slices.Clone(want[:chunkSize+1]), 0, 0, 0, 0), got, "truncated, then extended with zeros")
 }
