@@ -866,6 +866,8 @@ func shErrText(err error) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return "No such file or directory"
+	case errors.Is(err, syscall.ENOTEMPTY): // before ErrExist, which ENOTEMPTY also matches
+		return "Directory not empty"
 	case errors.Is(err, fs.ErrExist):
 		return "File exists"
 	case errors.Is(err, fs.ErrPermission):
@@ -874,8 +876,6 @@ func shErrText(err error) string {
 		return "Not a directory"
 	case errors.Is(err, syscall.EISDIR):
 		return "Is a directory"
-	case errors.Is(err, syscall.ENOTEMPTY):
-		return "Directory not empty"
 	case errors.Is(err, syscall.EINVAL):
 		return "Invalid argument"
 	}

@@ -201,6 +201,7 @@ func TestShellBuiltins(t *testing.T) {
 		{line: `uname; uname -r; uname -m; uname -sr; hostname; hostname -s`, out: "Darwin\n24.3.0\narm64\nDarwin 24.3.0\nlab-1.local\nlab-1\n"},
 		{line: `mkdir -p /tmp/a/b && touch /tmp/a/b/f && ls /tmp/a/b; ls /tmp/a`, out: "f\nb\n"},
 		{line: `mkdir /tmp/x; mkdir /tmp/x`, err: "mkdir: /tmp/x: File exists\n", code: 1},
+		{line: `mkdir -p /tmp/full/inner; rmdir /tmp/full`, err: "rmdir: /tmp/full: Directory not empty\n", code: 1},
 		{line: `mkdir /tmp/no/such`, err: "mkdir: /tmp/no/such: No such file or directory\n", code: 1},
 		{line: `rm /tmp/nothing`, err: "rm: /tmp/nothing: No such file or directory\n", code: 1},
 		{line: `rm -f /tmp/nothing; mkdir -p /tmp/d/e; rm /tmp/d`, err: "rm: /tmp/d: is a directory\n", code: 1},
