@@ -33,8 +33,9 @@ import (
 // target is absolute, or climbs above the root, is refused.
 //
 // Permissions are kept and shown but not enforced: every guest account
-// acts as the host user did on the folders this tree replaced (no
-// command the lab sends depends on being refused by a mode).
+// may read and write everything, as root may (no command the lab sends
+// depends on being refused by a mode; a real folder refused only what
+// the host's own user could not do).
 //
 // It is safe for concurrent use: SFTP, the shell and the model touch a
 // machine's tree at once.
