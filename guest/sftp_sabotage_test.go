@@ -40,7 +40,7 @@ func TestSimDownloadCutMidwayResumes(t *testing.T) {
 	for i := range data {
 		data[i] = byte(r.Uint32())
 	}
-	require.NoError(t, os.WriteFile(m.FS().Path("/", "/tmp/sysdiagnose.tar.gz"), data, 0o644))
+	require.NoError(t, m.FS().WriteFile("/tmp/sysdiagnose.tar.gz", data, 0o644))
 	require.NoError(t, m.Start(ctx))
 	ep, err := m.Endpoint(ctx)
 	require.NoError(t, err)

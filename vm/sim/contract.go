@@ -26,7 +26,7 @@ import (
 	"github.com/sxlab/sxlab/vm/sim/shell"
 )
 
-// FS maps guest paths onto the machine's folder on the host.
+// FS is a machine's file tree, in memory; see shell.FS.
 type FS = shell.FS
 
 // Host is what the Mac model needs from the machine it runs in; Machine

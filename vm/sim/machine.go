@@ -32,7 +32,8 @@ type Options struct {
 	// Seed, with each machine's name, makes the model's random choices
 	// reproducible.
 	Seed int64
-	// BaseDir holds the machines' folders; default os.TempDir().
+	// BaseDir is where older sxlabs kept their machines' folders, which
+	// Reap removes; default os.TempDir(). Machines' trees are in memory.
 	BaseDir string
 	// Listen is the address every machine's sshd listens on; default
 	// 127.0.0.1:0 (a random port). A fixed port fits one machine only.
@@ -53,7 +54,12 @@ type Options struct {
 
 // Provider makes simulated Macs: each machine is an in-process SSH
 // server with its own file tree.
-type Provider struct{ o Options }
+type Provider struct {
+	o Options
+	// blobs shares the bytes of the large files every machine is given
+	// (sxlab-probe, 3.7 MB an attempt) between the machines' trees.
+	blobs *shell.Blobs
+}
 
 var (
 	_ vm.Provider     = (*Provider)(nil)
@@ -80,7 +86,7 @@ func NewProvider(o Options) *Provider {
 	if o.TimeScale < 0 {
 		o.TimeScale = 0
 	}
-	return &Provider{o: o}
+	return &Provider{o: o, blobs: shell.NewBlobs()}
 }
 
 // Name is "sim".
@@ -104,11 +110,13 @@ const (
 	defaultPassword       = "admin" // tart's public images use admin/admin
 	defaultProductVersion = "15.6"
 	defaultBuild          = "24G84"
-	machinePrefix         = "sxlab-sim-"
-	lockName              = ".lock"
-	treeName              = "root"
-	// reapMinAge protects a folder a Clone has just made but not yet
-	// locked.
+	// Before the trees moved into memory, each machine was a folder
+	// sxlab-sim-NAME-* under BaseDir holding a lock (held while the
+	// machine existed) and its tree in "root"; Reap still clears those.
+	machinePrefix = "sxlab-sim-"
+	lockName      = ".lock"
+	// reapMinAge protects a folder an older sxlab's Clone has just made
+	// but not yet locked.
 	reapMinAge = time.Minute
 	// rebootGrace is how long a reboot waits for running commands to end
 	// on their own before it drops the connections; it lets the command
@@ -116,9 +124,9 @@ const (
 	rebootGrace = 500 * time.Millisecond
 )
 
-// NewMachine makes a machine from img: a folder sxlab-sim-NAME-* under
-// BaseDir holding a lock (held while the machine exists) and the guest's
-// file tree, a fresh ed25519 host key, and the model.
+// NewMachine makes a machine from img: the guest's file tree in memory
+// (it lives as long as the machine, or the process), a fresh ed25519
+// host key, and the model.
 func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*Machine, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("sim: clone %s: %w", name, err)
@@ -166,43 +174,15 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 		return nil, fmt.Errorf("sim: clone %s: host key: %w", name, err)
 	}
 
-	if err := os.MkdirAll(p.o.BaseDir, 0o755); err != nil {
-		return nil, fmt.Errorf("sim: clone %s: %w", name, err)
-	}
-	dir, err := os.MkdirTemp(p.o.BaseDir, machinePrefix+dirSafe(name)+"-*")
-	if err != nil {
-		return nil, fmt.Errorf("sim: clone %s: %w", name, err)
-	}
-	lock := flock.New(filepath.Join(dir, lockName))
-	locked, err := lock.TryLock()
-	if err == nil && !locked {
-		err = errors.New("lock held by another process")
-	}
-	if err != nil {
-		removeTree(dir)
-		return nil, fmt.Errorf("sim: clone %s: lock %s: %w", name, dir, err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = lock.Unlock()
-			_ = lock.Close()
-			removeTree(dir)
-		}
-	}()
-	tree := filepath.Join(dir, treeName)
+	tree := shell.NewSharedFS(p.blobs)
 	for _, d := range []string{"Applications", "Library", "Users/" + cfg.User, "tmp", "private/tmp", "var/log", "var/root"} {
-		if err := os.MkdirAll(filepath.Join(tree, filepath.FromSlash(d)), 0o755); err != nil {
+		if err := tree.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("sim: clone %s: %w", name, err)
 		}
 	}
-	root, err := os.OpenRoot(tree)
-	if err != nil {
-		return nil, fmt.Errorf("sim: clone %s: %w", name, err)
-	}
 
 	m := &Machine{
-		name: name, dir: dir, fs: shell.NewFS(tree), root: root, lock: lock, signer: signer,
+		name: name, fs: tree, signer: signer,
 		user: cfg.User, password: password, keyFile: img.KeyFile, listen: p.o.Listen,
 		clock: newClock(p.o.TimeScale), logf: p.o.Logf,
 		sabotage: sab, cutter: sshd.NewCutter(sab.CutSFTPAfter, sab.CutSFTPTimes),
@@ -210,15 +190,13 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	}
 	m.model = p.o.NewModel(cfg, m, m.fs)
 	if m.model == nil {
-		root.Close()
 		return nil, fmt.Errorf("sim: clone %s: NewModel returned no model", name)
 	}
 	m.shell = shell.New(shell.Config{
-		FS: m.fs, Root: root, Programs: m.model, Clock: m, User: cfg.User,
+		FS: m.fs, Programs: m.model, Clock: m, User: cfg.User,
 		Hostname: shell.LocalHostname(cfg.Name), Release: macos.KernelRelease(cfg.ProductVersion), Logf: p.o.Logf,
 	})
 	m.sshConfig = sshd.ServerConfig(signer, cfg.User, sshdPassword, keys, p.o.Logf)
-	ok = true
 	return m, nil
 }
 
@@ -264,7 +242,9 @@ func publicKeyOf(keyFile string) (ssh.PublicKey, error) {
 }
 
 // Reap removes machine folders in BaseDir whose lock nobody holds: the
-// leftovers of processes that died without deleting their machines.
+// leftovers of older sxlabs (which kept each machine's tree in a
+// folder) that died without deleting their machines. Machines of this
+// one leave nothing on disk: their trees are in memory.
 func (p *Provider) Reap(ctx context.Context) error {
 	dirs, err := filepath.Glob(filepath.Join(p.o.BaseDir, machinePrefix+"*"))
 	if err != nil {
@@ -303,25 +283,6 @@ func (p *Provider) Reap(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// removeTree removes dir even where the guest made folders read-only.
-func removeTree(dir string) error {
-	if err := clearTree(dir); err == nil {
-		if err := os.Remove(dir); err == nil || errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-	}
-	if err := os.RemoveAll(dir); err == nil {
-		return nil
-	}
-	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			_ = os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	return os.RemoveAll(dir)
-}
-
 type machineState int
 
 const (
@@ -336,10 +297,7 @@ const (
 // boots the model again.
 type Machine struct {
 	name      string
-	dir       string // the machine's folder: lock and tree
 	fs        *FS
-	root      *os.Root
-	lock      *flock.Flock
 	signer    ssh.Signer
 	sshConfig *ssh.ServerConfig
 	user      string
@@ -428,7 +386,7 @@ func (m *Machine) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.srv = sshd.New(runCtx, sshd.Config{
-		Listener: ln, SSH: m.sshConfig, Shell: m.shell, Root: m.root,
+		Listener: ln, SSH: m.sshConfig, Shell: m.shell, FS: m.fs,
 		Home: m.shell.Home(m.user), WG: &m.wg, Logf: m.logf,
 		Hang: m.sabotage.Hang, Cutter: m.cutter, Route: m.route,
 	})
@@ -611,7 +569,7 @@ func (m *Machine) Stop(ctx context.Context) error {
 	return err
 }
 
-// Delete stops the machine and removes its folder.
+// Delete stops the machine and drops its file tree.
 func (m *Machine) Delete(ctx context.Context) error {
 	stopErr := m.Stop(ctx)
 	m.mu.Lock()
@@ -621,12 +579,8 @@ func (m *Machine) Delete(ctx context.Context) error {
 	}
 	m.state = machineDeleted
 	m.mu.Unlock()
-	errs := []error{stopErr}
-	_ = m.root.Close()
-	if err := removeTree(m.dir); err != nil {
-		errs = append(errs, fmt.Errorf("sim: delete %s: %w", m.name, err))
-	}
-	_ = m.lock.Unlock()
-	_ = m.lock.Close()
-	return errors.Join(errs...)
+	// Whoever still holds the machine (a kept list, a late SFTP
+	// handler) no longer holds its installed apps and uploads.
+	m.fs.Clear()
+	return stopErr
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,7 +90,7 @@ func (f *fakeModel) Program(guestPath string) (shell.Command, bool) {
 	if guestPath != fakeAppBinary {
 		return nil, false
 	}
-	if _, err := os.Stat(f.fs.Path("/", guestPath)); err != nil {
+	if _, err := f.fs.Stat(guestPath); err != nil {
 		return nil, false
 	}
 	return func(_ context.Context, p *shell.Proc) int {
@@ -242,11 +243,11 @@ func TestStopLeavesNoGoroutinesAndDeleteRemovesTheFolder(t *testing.T) {
 	_, err = m.Endpoint(ctx)
 	assert.Error(t, err)
 
-	dir := m.dir
-	require.DirExists(t, dir)
+	require.NoError(t, m.FS().WriteFile("/tmp/upload", make([]byte, 1<<20), 0o644))
 	require.NoError(t, m.Delete(ctx))
 	require.NoError(t, m.Delete(ctx), "Delete twice")
-	assert.NoDirExists(t, dir)
+	_, err = m.FS().Stat("/tmp/upload")
+	assert.ErrorIs(t, err, fs.ErrNotExist, "a deleted machine's tree is given back")
 	assert.Error(t, m.Start(ctx), "a deleted machine does not start")
 }
 
@@ -257,7 +258,6 @@ func TestStopAndDeleteWithoutStart(t *testing.T) {
 	require.NoError(t, err)
 	assert.NoError(t, m.Stop(context.Background()))
 	assert.NoError(t, m.Delete(context.Background()))
-	assert.NoDirExists(t, m.dir)
 }
 
 func TestRestartKeepsHostKeyAndPort(t *testing.T) {
@@ -283,6 +283,13 @@ func TestReapRemovesOnlyDeadMachines(t *testing.T) {
 	require.NoError(t, err)
 	defer live.Delete(context.Background())
 
+	// Machines of this sxlab leave nothing on disk: their trees are in
+	// memory.
+	left, err := os.ReadDir(base)
+	require.NoError(t, err)
+	assert.Empty(t, left, "a live machine has no folder")
+
+	// The folders older sxlabs kept their machines in.
 	// a machine of a process that died: its lock file is there, unheld
 	dead := filepath.Join(base, "sxlab-sim-dead-123")
 	require.NoError(t, os.MkdirAll(filepath.Join(dead, "root", "Applications"), 0o755))
@@ -290,20 +297,25 @@ func TestReapRemovesOnlyDeadMachines(t *testing.T) {
 	// a folder a Clone made a moment ago and has not locked yet
 	fresh := filepath.Join(base, "sxlab-sim-fresh-456")
 	require.NoError(t, os.Mkdir(fresh, 0o755))
+	// a machine an older sxlab still runs: it holds the lock
+	running := filepath.Join(base, "sxlab-sim-running-789")
+	require.NoError(t, os.MkdirAll(filepath.Join(running, "root"), 0o755))
+	lock := flock.New(filepath.Join(running, ".lock"))
+	ok, err := lock.TryLock()
+	require.NoError(t, err)
+	require.True(t, ok)
+	defer lock.Close()
 	// not ours
 	other := filepath.Join(base, "something-else")
 	require.NoError(t, os.Mkdir(other, 0o755))
 
 	require.NoError(t, p.Reap(context.Background()))
 	assert.NoDirExists(t, dead)
-	assert.DirExists(t, live.dir)
+	assert.DirExists(t, running)
 	assert.DirExists(t, fresh)
 	assert.DirExists(t, other)
-
-	// the live machine's lock really is held
-	ok, err := flock.New(filepath.Join(live.dir, ".lock")).TryLock()
-	require.NoError(t, err)
-	assert.False(t, ok)
+	_, err = live.FS().Stat("/Applications")
+	assert.NoError(t, err, "reaping leaves live machines alone")
 }
 
 func TestCloneAcceptsTheImageKey(t *testing.T) {
@@ -339,6 +351,9 @@ func TestConcurrentMachinesAreIndependent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	_, err := os.Stat(a.FS().Path("/", "/tmp/x"))
+	data, err := a.FS().ReadFile("/tmp/x")
+	assert.NoError(t, err)
+	assert.Equal(t, "hi\n", string(data))
+	_, err = b.FS().Stat("/tmp/x")
 	assert.NoError(t, err)
 }

@@ -1,61 +1,23 @@
 package sim
 
 import (
-	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-
-	"golang.org/x/sys/unix"
+	"path/filepath"
 )
 
-// clearTree empties dir with one unlinkat per entry, relative to its
-// folder's descriptor, choosing file or folder removal from the type the
-// directory listing already gives. os.RemoveAll tries every folder as a
-// file first, and resolves whole paths each time; a machine's tree is
-// removed once per attempt, so that doubled the unlinkat calls of the
-// sim (bench/README.md). Anything unusual (a read-only folder, a tree
-// that changes meanwhile) returns an error and the caller falls back to
-// os.RemoveAll.
-func clearTree(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
+// removeTree removes a machine folder left by an older sxlab, even where
+// its guest made folders read-only. Machines of this sxlab have no
+// folder: their trees are in memory (shell.FS).
+func removeTree(dir string) error {
+	if err := os.RemoveAll(dir); err == nil {
+		return nil
 	}
-	defer f.Close()
-	return clearDir(f)
-}
-
-func clearDir(d *os.File) error {
-	entries, err := d.ReadDir(-1)
-	if err != nil {
-		return err
-	}
-	dfd := int(d.Fd())
-	for _, e := range entries {
-		name := e.Name()
-		if !e.IsDir() {
-			if err := unix.Unlinkat(dfd, name, 0); err != nil {
-				return fmt.Errorf("remove %s: %w", name, err)
-			}
-			continue
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			_ = os.Chmod(p, 0o700)
 		}
-		fd, err := unix.Openat(dfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("open %s: %w", name, err)
-		}
-		sub := os.NewFile(uintptr(fd), name)
-		err = clearDir(sub)
-		sub.Close()
-		if err != nil {
-			return err
-		}
-		if err := unix.Unlinkat(dfd, name, unix.AT_REMOVEDIR); err != nil {
-			return fmt.Errorf("remove %s: %w", name, err)
-		}
-	}
-	return nil
+		return nil
+	})
+	return os.RemoveAll(dir)
 }

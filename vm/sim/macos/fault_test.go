@@ -194,7 +194,7 @@ func TestRegistrationRaceRateIsTheReportsFigure(t *testing.T) {
 		t.Skip("runs 1000 machines")
 	}
 	const machines = 1000
-	fs := shell.NewFS(t.TempDir())
+	fs := shell.NewFS()
 	broken := 0
 	for seed := int64(1); seed <= machines; seed++ {
 		if raceOutcome(t, fs, seed, "race") {
@@ -206,7 +206,7 @@ func TestRegistrationRaceRateIsTheReportsFigure(t *testing.T) {
 }
 
 func TestRegistrationRaceIsDeterministic(t *testing.T) {
-	fs := shell.NewFS(t.TempDir())
+	fs := shell.NewFS()
 	var first, again []bool
 	for seed := int64(1); seed <= 40; seed++ {
 		first = append(first, raceOutcome(t, fs, seed, "mac-a"))
@@ -224,7 +224,7 @@ func TestRegistrationRaceIsDeterministic(t *testing.T) {
 }
 
 func TestRegistrationRaceSymptomsAndRebootCure(t *testing.T) {
-	fs := shell.NewFS(t.TempDir())
+	fs := shell.NewFS()
 	seed := int64(0)
 	for s := int64(1); s < 200; s++ {
 		if raceOutcome(t, fs, s, "race") {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/xml"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,10 +30,7 @@ var noAutoLogin = withGolden(func(g *Golden) { g.AutoLogin = false })
 // included.
 func (s *simMac) shellRun(line string) result {
 	s.t.Helper()
-	root, err := os.OpenRoot(s.fs.Root())
-	require.NoError(s.t, err)
-	defer root.Close()
-	sh := shell.New(shell.Config{FS: s.fs, Root: root, Programs: s.m, Clock: s.host, User: "admin", Hostname: "sim-test-1.local", Release: "24.3.0"})
+	sh := shell.New(shell.Config{FS: s.fs, Programs: s.m, Clock: s.host, User: "admin", Hostname: "sim-test-1.local", Release: "24.3.0"})
 	var out, errb bytes.Buffer
 	code := sh.Run(context.Background(), line, nil, shell.IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 	return result{out.String(), errb.String(), code}

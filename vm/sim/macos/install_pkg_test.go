@@ -1,6 +1,7 @@
 package macos
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -30,7 +31,7 @@ func TestInstallerInstallsRealPackage(t *testing.T) {
 	files := s.ok(false, "pkgutil --files com.example.vpn.pkg")
 	assert.Contains(t, files, "Example VPN.app/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel\n")
 
-	plist, err := os.ReadFile(s.fs.Path("/", appPath+"/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/Info.plist"))
+	plist, err := s.fs.ReadFile(appPath + "/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/Info.plist")
 	require.NoError(t, err)
 	assert.Contains(t, string(plist), "<string>"+id.Extension.MachService+"</string>")
 
@@ -46,10 +47,10 @@ func TestInstallerInstallsRealPackage(t *testing.T) {
 
 	// The staged copy's executable carries the LC_UUIDs read from the
 	// package's Mach-O.
-	staged, err := filepath.Glob(s.fs.Path("/", "/Library/SystemExtensions/*/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel"))
+	staged, err := fs.Glob(s.fs.IOFS(), "Library/SystemExtensions/*/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel")
 	require.NoError(t, err)
 	require.Len(t, staged, 1)
-	exe, err := os.ReadFile(staged[0])
+	exe, err := s.fs.ReadFile(staged[0])
 	require.NoError(t, err)
 	assert.Contains(t, string(exe), "LC_UUID arm64 "+id.Extension.UUIDs["arm64"]+"\n")
 	assert.Contains(t, string(exe), "LC_UUID x86_64 "+id.Extension.UUIDs["x86_64"]+"\n")
@@ -91,10 +92,10 @@ func TestInstallerRefusesWhatTheReaderRejects(t *testing.T) {
 		assert.Equal(t, "installer: Error - the package path specified was invalid: '"+gp+"'.\n", r.err, gp)
 		assert.Empty(t, r.out, gp)
 	}
-	log, err := os.ReadFile(s.fs.Path("/", "/var/log/install.log"))
+	log, err := s.fs.ReadFile("/var/log/install.log")
 	require.NoError(t, err)
 	assert.Contains(t, string(log), "/Users/admin/truncated.pkg could not be read: /Users/admin/truncated.pkg: ")
-	assert.NotContains(t, string(log), s.fs.Path("/", "/"), "host paths stay out of the guest")
+	assert.NotContains(t, string(log), os.TempDir(), "host paths stay out of the guest")
 	assert.False(t, s.m.exists(appPath), "nothing was installed")
 	r := s.run("pkgutil --pkg-info com.example.vpn.pkg")
 	assert.Equal(t, 1, r.code)

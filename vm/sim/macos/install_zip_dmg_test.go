@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -129,10 +130,10 @@ func TestHdiutilAndDittoInstallADiskImage(t *testing.T) {
 	s.launch()
 	s.approve()
 	assert.Equal(t, []string{"4.0/400 activated enabled"}, s.extStates())
-	staged, err := filepath.Glob(s.fs.Path("/", "/Library/SystemExtensions/*/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel"))
+	staged, err := fs.Glob(s.fs.IOFS(), "Library/SystemExtensions/*/com.example.vpn.tunnel.systemextension/Contents/MacOS/com.example.vpn.tunnel")
 	require.NoError(t, err)
 	require.Len(t, staged, 1)
-	exe, err := os.ReadFile(staged[0])
+	exe, err := s.fs.ReadFile(staged[0])
 	require.NoError(t, err)
 	assert.Contains(t, string(exe), fmt.Sprintf("LC_UUID arm64 %s\n", zipUUIDText), "the LC_UUID of the image's Mach-O")
 

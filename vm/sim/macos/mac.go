@@ -451,27 +451,25 @@ func (m *Mac) logf(p process, sender string, typ msgType, subsystem, category, f
 // --- files --------------------------------------------------------------
 
 func (m *Mac) exists(guestPath string) bool {
-	_, err := os.Stat(m.fs.Path("/", guestPath))
+	_, err := m.fs.Stat(guestPath)
 	return err == nil
 }
 
 func (m *Mac) writeFile(guestPath, content string) error {
-	host := m.fs.Path("/", guestPath)
-	if err := os.MkdirAll(path.Dir(host), 0o755); err != nil {
+	if err := m.fs.MkdirAll(path.Dir(shell.Clean("/", guestPath)), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", path.Dir(guestPath), err)
 	}
-	if err := os.WriteFile(host, []byte(content), 0o644); err != nil {
+	if err := m.fs.WriteFile(guestPath, []byte(content), 0o644); err != nil {
 		return fmt.Errorf("write %s: %w", guestPath, err)
 	}
 	return nil
 }
 
 func (m *Mac) appendFile(guestPath, content string) error {
-	host := m.fs.Path("/", guestPath)
-	if err := os.MkdirAll(path.Dir(host), 0o755); err != nil {
+	if err := m.fs.MkdirAll(path.Dir(shell.Clean("/", guestPath)), 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", path.Dir(guestPath), err)
 	}
-	f, err := os.OpenFile(host, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	f, err := m.fs.OpenFile(guestPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", guestPath, err)
 	}
@@ -489,7 +487,7 @@ func (m *Mac) removeAll(guestPath string) error {
 	if shell.Clean("/", guestPath) == "/" {
 		return fmt.Errorf("refusing to remove the root of the simulated Mac")
 	}
-	if err := os.RemoveAll(m.fs.Path("/", guestPath)); err != nil {
+	if err := m.fs.RemoveAll(guestPath); err != nil {
 		return fmt.Errorf("remove %s: %w", guestPath, err)
 	}
 	return nil

@@ -132,12 +132,12 @@ func TestInstaller(t *testing.T) {
 	t.Run("install, then upgrade", func(t *testing.T) {
 		assert.Equal(t, "installer: Package name is Example VPN\ninstaller: Installing at base path /\ninstaller: The install was successful.\n", s.install(2))
 		assert.Equal(t, "installer: Package name is Example VPN\ninstaller: Upgrading at base path /\ninstaller: The upgrade was successful.\n", s.install(3))
-		plist, err := os.ReadFile(s.fs.Path("/", appPath+"/Contents/Info.plist"))
+		plist, err := s.fs.ReadFile(appPath + "/Contents/Info.plist")
 		require.NoError(t, err)
 		assert.Contains(t, string(plist), "<key>CFBundleShortVersionString</key>\n\t<string>3.0</string>")
-		_, err = os.Stat(s.fs.Path("/", appPath+"/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/Info.plist"))
+		_, err = s.fs.Stat(appPath + "/Contents/Library/SystemExtensions/com.example.vpn.tunnel.systemextension/Contents/Info.plist")
 		assert.NoError(t, err)
-		logData, err := os.ReadFile(s.fs.Path("/", "/var/log/install.log"))
+		logData, err := s.fs.ReadFile("/var/log/install.log")
 		require.NoError(t, err)
 		assert.Regexp(t, `(?m)^2025-07-27 \d\d:\d\d:\d\d-04 sim-test-1 installer\[\d+\]: Upgrading at base path /$`, string(logData))
 		assert.Equal(t, "com.example.vpn.pkg\n", s.ok(false, "pkgutil --pkgs"))
@@ -176,7 +176,7 @@ func TestOpenAndTheAppBinary(t *testing.T) {
 	assert.Equal(t, exitUsage, r.code)
 
 	// A deleted bundle is gone, as after the preinstall's rm -rf.
-	require.NoError(t, os.RemoveAll(s.fs.Path("/", appPath)))
+	require.NoError(t, s.fs.RemoveAll(appPath))
 	_, ok = s.m.Program(appExec)
 	assert.False(t, ok)
 	s.quitApp()
@@ -201,7 +201,7 @@ func TestSysdiagnoseWritesAReadableArchive(t *testing.T) {
 	assert.Contains(t, out, "Output available at '/var/tmp/diag/sxlab-cell.tar.gz'.")
 	assert.GreaterOrEqual(t, s.host.Now().Sub(before), 3*time.Minute, "takes the image's sysdiagnose time")
 
-	f, err := os.Open(s.fs.Path("/", "/var/tmp/diag/sxlab-cell.tar.gz"))
+	f, err := s.fs.Open("/var/tmp/diag/sxlab-cell.tar.gz")
 	require.NoError(t, err)
 	defer f.Close()
 	gz, err := gzip.NewReader(f)
@@ -249,7 +249,7 @@ func TestCancelledCommandsLeaveTheMacConsistent(t *testing.T) {
 	assert.Equal(t, exitInterrupted, s.m.Commands()["open"](ctx, p))
 	p = &shell.Proc{Args: []string{"sysdiagnose", "-f", "/tmp", "-A", "x"}, Root: true, Stdout: io.Discard, Stderr: io.Discard, FS: s.fs}
 	assert.Equal(t, exitInterrupted, s.m.Commands()["sysdiagnose"](ctx, p))
-	_, err := os.Stat(s.fs.Path("/", "/tmp/x.tar.gz"))
+	_, err := s.fs.Stat("/tmp/x.tar.gz")
 	assert.True(t, os.IsNotExist(err))
 	s.launch()
 	assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates())

@@ -3,6 +3,7 @@ package macos
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -64,12 +65,11 @@ func (m *Mac) hdiutilAttach(p *shell.Proc, args []string) int {
 		return exitFailure
 	}
 	gp := guestPath(p, image)
-	host := m.fs.Path("/", gp)
-	if _, err := os.Stat(host); err != nil {
+	if _, err := m.fs.Stat(gp); err != nil {
 		fmt.Fprintln(stderr(p), "hdiutil: attach failed - No such file or directory")
 		return exitFailure
 	}
-	pl, err := m.readReal(host, gp, "dmg")
+	pl, err := m.readReal(gp, "dmg")
 	if err != nil {
 		// Reading a .dmg off macOS needs 7z on the host: a limit of the
 		// simulation, not something macOS would say.
@@ -157,8 +157,7 @@ func (m *Mac) cmdDitto(ctx context.Context, p *shell.Proc) int {
 		return exitFailure
 	}
 	src, dst := guestPath(p, operands[0]), guestPath(p, operands[1])
-	host := m.fs.Path("/", src)
-	if _, err := os.Stat(host); err != nil {
+	if _, err := m.fs.Stat(src); err != nil {
 		fmt.Fprintf(stderr(p), "ditto: %s: No such file or directory\n", operands[0])
 		return exitFailure
 	}
@@ -167,7 +166,7 @@ func (m *Mac) cmdDitto(ctx context.Context, p *shell.Proc) int {
 			fmt.Fprintln(stderr(p), "sim: unsupported: ditto -x of a cpio archive (the simulated Mac extracts PKZip archives: -x -k)")
 			return 127
 		}
-		pl, err := m.readReal(host, src, "zip")
+		pl, err := m.readReal(src, "zip")
 		if err != nil {
 			// ditto's words for a file that is not a PKZip archive
 			// (unverified on macOS for every kind of damage).
@@ -196,8 +195,8 @@ func (m *Mac) cmdDitto(ctx context.Context, p *shell.Proc) int {
 			return exitOK
 		}
 	}
-	if st, err := os.Stat(host); err == nil && !st.IsDir() {
-		data, err := os.ReadFile(host)
+	if st, err := m.fs.Stat(src); err == nil && !st.IsDir() {
+		data, err := m.fs.ReadFile(src)
 		if err == nil {
 			err = m.writeFile(dst, string(data))
 		}
@@ -207,9 +206,49 @@ func (m *Mac) cmdDitto(ctx context.Context, p *shell.Proc) int {
 		}
 		return exitOK
 	}
-	if err := os.CopyFS(m.fs.Path("/", dst), os.DirFS(host)); err != nil {
-		fmt.Fprintf(stderr(p), "ditto: %s: %v\n", operands[1], strings.ReplaceAll(err.Error(), m.fs.Path("/", "/"), "/"))
+	if err := m.copyTree(src, dst); err != nil {
+		fmt.Fprintf(stderr(p), "ditto: %s: %v\n", operands[1], err)
 		return exitFailure
 	}
 	return exitOK
+}
+
+// copyTree copies the folder src to dst inside the tree, as os.CopyFS
+// did when the tree was a host folder: folders merge, an existing file
+// is not overwritten, symlinks are copied as links.
+func (m *Mac) copyTree(src, dst string) error {
+	return fs.WalkDir(m.fs.IOFS(), shell.Rel(src), func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel := strings.TrimPrefix(strings.TrimPrefix(name, shell.Rel(src)), "/")
+		to := path.Join(dst, rel)
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return m.fs.MkdirAll(to, 0o777)
+		case info.Mode()&fs.ModeSymlink != 0:
+			target, err := m.fs.Readlink(name)
+			if err == nil {
+				err = m.fs.Symlink(target, to)
+			}
+			return err
+		}
+		data, err := m.fs.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		w, err := m.fs.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666|info.Mode().Perm())
+		if err != nil {
+			return err
+		}
+		_, err = w.Write(data)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
 }

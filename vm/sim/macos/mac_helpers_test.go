@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,7 +85,7 @@ func withVersion(v, build string) macOption {
 
 func newSimMac(t testing.TB, opts ...macOption) *simMac {
 	t.Helper()
-	return newSimMacIn(t, shell.NewFS(t.TempDir()), opts...)
+	return newSimMacIn(t, shell.NewFS(), opts...)
 }
 
 // newSimMacIn makes a Mac on an existing file tree. Tests that run many
@@ -102,7 +103,7 @@ func newSimMacIn(t testing.TB, fs *shell.FS, opts ...macOption) *simMac {
 	m.Boot()
 	s := &simMac{t: t, m: m, host: host, fs: fs}
 	for n := 1; n <= 4; n++ {
-		if _, err := os.Stat(fs.Path("/", "/Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json")); err == nil {
+		if _, err := fs.Stat("/Users/admin/example-vpn-" + string(rune('0'+n)) + ".simpkg.json"); err == nil {
 			continue
 		}
 		s.addPackage(filepath.Join("testdata", "simpkg", "example-vpn-"+string(rune('0'+n))+".simpkg.json"), "/Users/admin/example-vpn-"+string(rune('0'+n))+".simpkg.json")
@@ -110,7 +111,7 @@ func newSimMacIn(t testing.TB, fs *shell.FS, opts ...macOption) *simMac {
 	// The demo's real packages (examples/pkg), made by the generator.
 	for n := 1; n <= 5; n++ {
 		gp := "/Users/admin/example-vpn-" + string(rune('0'+n)) + ".pkg"
-		if _, err := os.Stat(fs.Path("/", gp)); err == nil {
+		if _, err := fs.Stat(gp); err == nil {
 			continue
 		}
 		s.addPackage(filepath.Join("..", "..", "..", "examples", "pkg", "example-vpn-"+string(rune('0'+n))+".pkg"), gp)
@@ -128,9 +129,8 @@ func (s *simMac) addPackage(hostPath, guestPath string) {
 
 func (s *simMac) put(guestPath string, data []byte) {
 	s.t.Helper()
-	p := s.fs.Path("/", guestPath)
-	require.NoError(s.t, os.MkdirAll(filepath.Dir(p), 0o755))
-	require.NoError(s.t, os.WriteFile(p, data, 0o644))
+	require.NoError(s.t, s.fs.MkdirAll(path.Dir(guestPath), 0o755))
+	require.NoError(s.t, s.fs.WriteFile(guestPath, data, 0o644))
 }
 
 // variant writes a copy of example package n with edit applied to its

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -122,46 +123,90 @@ func (m *Mac) cmdInstaller(ctx context.Context, p *shell.Proc) int {
 
 // readPackage reads the package at guest path gp.
 func (m *Mac) readPackage(gp string) (pkgPayload, error) {
-	host := m.fs.Path("/", gp)
-	if _, err := os.Stat(host); err != nil {
+	if _, err := m.fs.Stat(gp); err != nil {
 		return pkgPayload{}, fmt.Errorf("read package %s: %w", gp, fs.ErrNotExist)
 	}
 	if strings.HasSuffix(gp, ".simpkg.json") {
-		pkg, err := readManifest(host, gp)
+		pkg, err := m.readManifest(gp)
 		if err != nil {
 			return pkgPayload{}, err
 		}
 		return payloadFromManifest(pkg), nil
 	}
-	return m.readReal(host, gp, "pkg")
+	return m.readReal(gp, "pkg")
 }
 
-// readReal reads a real package of the given kind with the packages
-// reader; its errors name the guest path, never the host's.
-func (m *Mac) readReal(host, gp, kind string) (pkgPayload, error) {
-	pkg, err := packages.OpenAs(host, kind, packages.Limits{})
+// readReal reads a real package of the given kind at guest path gp with
+// the packages reader; its errors name the guest path, never the
+// host's. A flat .pkg is read from the tree's memory; the reader opens
+// a .zip or .dmg by host path (7-Zip reads the image), so those are
+// copied to a host file for the read.
+func (m *Mac) readReal(gp, kind string) (pkgPayload, error) {
+	pkg, err := m.openReal(gp, kind)
 	if err != nil {
-		return pkgPayload{}, errors.New(strings.ReplaceAll(err.Error(), host, gp))
+		return pkgPayload{}, err
 	}
 	pl, err := payloadFromPackage(pkg)
 	if err != nil {
-		return pkgPayload{}, fmt.Errorf("%s: %s", gp, strings.ReplaceAll(err.Error(), host, gp))
+		return pkgPayload{}, fmt.Errorf("%s: %s", gp, err.Error())
 	}
 	return pl, nil
+}
+
+func (m *Mac) openReal(gp, kind string) (*packages.Package, error) {
+	if kind == "pkg" {
+		f, err := m.fs.Open(gp)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", gp, err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", gp, err)
+		}
+		if fi.IsDir() {
+			return nil, fmt.Errorf("%s: is a directory (a bundle-style .pkg is not supported; flat packages only)", gp)
+		}
+		pkg, err := packages.ReadPkg(f, fi.Size(), packages.Limits{})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", gp, err)
+		}
+		pkg.File = gp
+		return pkg, nil
+	}
+	data, err := m.fs.ReadFile(gp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", gp, err)
+	}
+	tmp, err := os.MkdirTemp("", "sxlab-sim-read-")
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", gp, err)
+	}
+	defer os.RemoveAll(tmp)
+	host := filepath.Join(tmp, path.Base(gp))
+	if err := os.WriteFile(host, data, 0o600); err != nil {
+		return nil, fmt.Errorf("%s: %w", gp, err)
+	}
+	pkg, err := packages.OpenAs(host, kind, packages.Limits{})
+	if err != nil {
+		return nil, errors.New(strings.ReplaceAll(err.Error(), host, gp))
+	}
+	pkg.File = gp
+	return pkg, nil
 }
 
 // maxManifestSize bounds what installer reads of a test manifest.
 const maxManifestSize = 1 << 20
 
-func readManifest(host, gp string) (SimPkg, error) {
-	info, err := os.Stat(host)
+func (m *Mac) readManifest(gp string) (SimPkg, error) {
+	info, err := m.fs.Stat(gp)
 	if err != nil {
 		return SimPkg{}, fmt.Errorf("read package %s: %w", gp, err)
 	}
 	if info.IsDir() || info.Size() > maxManifestSize {
 		return SimPkg{}, fmt.Errorf("read package %s: not a simulated package manifest", gp)
 	}
-	data, err := os.ReadFile(host)
+	data, err := m.fs.ReadFile(gp)
 	if err != nil {
 		return SimPkg{}, fmt.Errorf("read package %s: %w", gp, err)
 	}

@@ -95,7 +95,7 @@ func runDemoCell(t *testing.T, fs *shell.FS, c demoCell, attempt int) []string {
 // package 3's extension executable under 5.0/500) behaves as 2->3: the
 // sim does not model what TN3178 says a shared LC_UUID does.
 func TestDemoMatrixPredictions(t *testing.T) {
-	fs := shell.NewFS(t.TempDir())
+	fs := shell.NewFS()
 	var cells []demoCell
 	for _, image := range []string{"macos-15.3", "macos-15.4"} {
 		for _, path := range [][2]int{{2, 3}, {1, 3}, {3, 5}} {

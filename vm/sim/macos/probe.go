@@ -6,8 +6,8 @@ import (
 	"debug/macho"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
-	"os"
 	"strings"
 	"time"
 
@@ -24,16 +24,14 @@ import (
 // isArm64Executable is the rule the lab's own check applies: a thin
 // Mach-O with Cpu arm64 and Type exec, or a universal file with such a
 // slice.
-func isArm64Executable(hostPath string) bool {
-	if f, err := macho.Open(hostPath); err == nil {
-		defer f.Close()
+func isArm64Executable(r io.ReaderAt) bool {
+	if f, err := macho.NewFile(r); err == nil {
 		return f.Cpu == macho.CpuArm64 && f.Type == macho.TypeExec
 	}
-	ff, err := macho.OpenFat(hostPath)
+	ff, err := macho.NewFatFile(r)
 	if err != nil {
 		return false
 	}
-	defer ff.Close()
 	for _, a := range ff.Arches {
 		if a.Cpu == macho.CpuArm64 && a.Type == macho.TypeExec {
 			return true
@@ -45,12 +43,16 @@ func isArm64Executable(hostPath string) bool {
 // uploadedProgram is the command for an executable file in the tree that
 // the model can answer for: an arm64 Mach-O (the probe).
 func (m *Mac) uploadedProgram(guestPath string) (shell.Command, bool) {
-	host := m.fs.Path("/", guestPath)
-	fi, err := os.Stat(host)
+	fi, err := m.fs.Stat(guestPath)
 	if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 || fi.Mode()&fs.ModeSymlink != 0 {
 		return nil, false
 	}
-	if !isArm64Executable(host) {
+	f, err := m.fs.Open(guestPath)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	if !isArm64Executable(f) {
 		return nil, false
 	}
 	return m.cmdProbe, true

@@ -118,6 +118,9 @@ func TestAGoBuiltDarwinProgramIsAnArm64MachO(t *testing.T) {
 		cmd.Env = append(os.Environ(), "GOOS=darwin", "GOARCH="+target.goarch, "CGO_ENABLED=0", "GOFLAGS=")
 		b, err := cmd.CombinedOutput()
 		require.NoError(t, err, "%s", b)
-		assert.Equal(t, target.want, isArm64Executable(out), target.goarch)
+		f, err := os.Open(out)
+		require.NoError(t, err)
+		assert.Equal(t, target.want, isArm64Executable(f), target.goarch)
+		f.Close()
 	}
 }

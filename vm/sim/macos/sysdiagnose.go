@@ -7,7 +7,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 	"time"
@@ -124,7 +123,7 @@ func (m *Mac) sysdiagnoseMembers() ([]tarMember, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode the model state: %w", err)
 	}
-	installLog, err := os.ReadFile(m.fs.Path("/", "/var/log/install.log"))
+	installLog, err := m.fs.ReadFile("/var/log/install.log")
 	if err != nil {
 		installLog = nil // no install yet
 	}

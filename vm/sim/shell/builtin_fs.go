@@ -20,8 +20,8 @@ import (
 	"time"
 )
 
-// The file builtins work on the machine's tree through os.Root, so no
-// path or symlink reaches outside it.
+// The file builtins work on the machine's tree (FS), where no path or
+// symlink reaches outside it.
 
 // open opens a guest file for reading; "-" is stdin.
 func (st *shState) open(p *Proc, name string) (io.ReadCloser, error) {
@@ -31,15 +31,15 @@ func (st *shState) open(p *Proc, name string) (io.ReadCloser, error) {
 	if Clean(p.Dir, name) == "/dev/null" {
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	return st.sh.root.Open(Rel(Clean(p.Dir, name)))
+	return st.sh.fs.Open(Rel(Clean(p.Dir, name)))
 }
 
 func (st *shState) stat(p *Proc, name string, follow bool) (fs.FileInfo, error) {
 	rel := Rel(Clean(p.Dir, name))
 	if follow {
-		return st.sh.root.Stat(rel)
+		return st.sh.fs.Stat(rel)
 	}
-	return st.sh.root.Lstat(rel)
+	return st.sh.fs.Lstat(rel)
 }
 
 func shUnsupportedOpts(p *Proc, o *shOpts, flags string) bool {
@@ -157,7 +157,7 @@ func biLs(_ context.Context, st *shState, p *Proc) int {
 }
 
 func (st *shState) readDir(guest string, all, almostAll bool) ([]shEntry, error) {
-	f, err := st.sh.root.Open(Rel(guest))
+	f, err := st.sh.fs.Open(Rel(guest))
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +169,7 @@ func (st *shState) readDir(guest string, all, almostAll bool) ([]shEntry, error)
 	var out []shEntry
 	if all {
 		for _, dot := range []string{".", ".."} {
-			if fi, err := st.sh.root.Stat(Rel(path.Join(guest, dot))); err == nil {
+			if fi, err := st.sh.fs.Stat(Rel(path.Join(guest, dot))); err == nil {
 				out = append(out, shEntry{name: dot, guest: path.Join(guest, dot), fi: fi})
 			}
 		}
@@ -319,7 +319,7 @@ func (st *shState) lsPrint(p *Proc, es []shEntry, o *shOpts, isDir bool) {
 		}
 		name := e.name
 		if e.fi.Mode()&fs.ModeSymlink != 0 {
-			if t, err := st.sh.root.Readlink(Rel(e.guest)); err == nil {
+			if t, err := st.sh.fs.Readlink(Rel(e.guest)); err == nil {
 				name += " -> " + t
 			}
 		}
@@ -366,13 +366,13 @@ func biRm(_ context.Context, st *shState, p *Proc) int {
 		}
 		switch {
 		case fi.IsDir() && (o.set['r'] || o.set['R']):
-			err = st.sh.root.RemoveAll(Rel(gp))
+			err = st.sh.fs.RemoveAll(Rel(gp))
 		case fi.IsDir() && !o.set['d']:
 			fmt.Fprintf(p.Stderr, "rm: %s: is a directory\n", name)
 			status = 1
 			continue
 		default:
-			err = st.sh.root.Remove(Rel(gp))
+			err = st.sh.fs.Remove(Rel(gp))
 		}
 		if err != nil {
 			fmt.Fprintf(p.Stderr, "rm: %s: %s\n", name, shErrText(err))
@@ -399,7 +399,7 @@ func biRmdir(_ context.Context, st *shState, p *Proc) int {
 			err = &fs.PathError{Op: "rmdir", Path: name, Err: syscall.ENOTDIR}
 		}
 		if err == nil {
-			err = st.sh.root.Remove(Rel(Clean(p.Dir, name)))
+			err = st.sh.fs.Remove(Rel(Clean(p.Dir, name)))
 		}
 		if err != nil {
 			fmt.Fprintf(p.Stderr, "rmdir: %s: %s\n", name, shErrText(err))
@@ -428,17 +428,17 @@ func biMkdir(_ context.Context, st *shState, p *Proc) int {
 		rel := Rel(Clean(p.Dir, name))
 		var err error
 		if o.set['p'] {
-			err = st.sh.root.MkdirAll(rel, perm)
+			err = st.sh.fs.MkdirAll(rel, perm)
 			if err == nil {
-				if fi, serr := st.sh.root.Stat(rel); serr == nil && !fi.IsDir() {
+				if fi, serr := st.sh.fs.Stat(rel); serr == nil && !fi.IsDir() {
 					err = fs.ErrExist
 				}
 			}
 		} else {
-			err = st.sh.root.Mkdir(rel, perm)
+			err = st.sh.fs.Mkdir(rel, perm)
 		}
 		if err == nil && o.set['m'] {
-			err = st.sh.root.Chmod(rel, perm)
+			err = st.sh.fs.Chmod(rel, perm)
 		}
 		if err != nil {
 			fmt.Fprintf(p.Stderr, "mkdir: %s: %s\n", name, shErrText(err))
@@ -725,7 +725,7 @@ func (st *shState) statBSD(e shEntry, format string) string {
 		case 'T':
 			b.WriteString(shFileType(e.fi.Mode(), true))
 		case 'Y':
-			if t, err := st.sh.root.Readlink(Rel(e.guest)); err == nil {
+			if t, err := st.sh.fs.Readlink(Rel(e.guest)); err == nil {
 				b.WriteString(t)
 			}
 		default:
@@ -933,11 +933,11 @@ func biMv(_ context.Context, st *shState, p *Proc) int {
 	status := 0
 	for _, pr := range pairs {
 		if o.set['n'] {
-			if _, err := st.sh.root.Lstat(Rel(pr[1])); err == nil {
+			if _, err := st.sh.fs.Lstat(Rel(pr[1])); err == nil {
 				continue
 			}
 		}
-		if err := st.sh.root.Rename(Rel(pr[0]), Rel(pr[1])); err != nil {
+		if err := st.sh.fs.Rename(Rel(pr[0]), Rel(pr[1])); err != nil {
 			fmt.Fprintf(p.Stderr, "mv: rename %s to %s: %s\n", pr[0], pr[1], shErrText(err))
 			status = 1
 			continue
@@ -966,7 +966,7 @@ func biCp(_ context.Context, st *shState, p *Proc) int {
 	status := 0
 	for _, pr := range pairs {
 		src, dst := pr[0], pr[1]
-		fi, err := st.sh.root.Lstat(Rel(src))
+		fi, err := st.sh.fs.Lstat(Rel(src))
 		switch {
 		case err != nil:
 			fmt.Fprintf(p.Stderr, "cp: %s: %s\n", src, shErrText(err))
@@ -982,7 +982,7 @@ func biCp(_ context.Context, st *shState, p *Proc) int {
 			continue
 		}
 		if o.set['n'] {
-			if _, err := st.sh.root.Lstat(Rel(dst)); err == nil {
+			if _, err := st.sh.fs.Lstat(Rel(dst)); err == nil {
 				continue
 			}
 		}
@@ -1000,8 +1000,8 @@ func biCp(_ context.Context, st *shState, p *Proc) int {
 
 // copyTree copies a file, symlink or directory inside the machine's tree.
 func (st *shState) copyTree(src, dst string) error {
-	root := st.sh.root
-	return fs.WalkDir(root.FS(), Rel(src), func(name string, d fs.DirEntry, err error) error {
+	root := st.sh.fs
+	return fs.WalkDir(root.IOFS(), Rel(src), func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("%s: %s", "/"+name, shErrText(err))
 		}
@@ -1038,12 +1038,12 @@ func (st *shState) copyTree(src, dst string) error {
 }
 
 func (st *shState) copyFile(from, to string, perm fs.FileMode) error {
-	in, err := st.sh.root.Open(from)
+	in, err := st.sh.fs.Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	out, err := st.sh.root.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	out, err := st.sh.fs.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
@@ -1054,7 +1054,7 @@ func (st *shState) copyFile(from, to string, perm fs.FileMode) error {
 	if err := out.Close(); err != nil {
 		return err
 	}
-	return st.sh.root.Chmod(to, perm)
+	return st.sh.fs.Chmod(to, perm)
 }
 
 func biTouch(_ context.Context, st *shState, p *Proc) int {
@@ -1069,11 +1069,11 @@ func biTouch(_ context.Context, st *shState, p *Proc) int {
 	status := 0
 	for _, name := range o.rest {
 		rel := Rel(Clean(p.Dir, name))
-		if _, err := st.sh.root.Stat(rel); err != nil {
+		if _, err := st.sh.fs.Stat(rel); err != nil {
 			if o.set['c'] {
 				continue
 			}
-			f, err := st.sh.root.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o644)
+			f, err := st.sh.fs.OpenFile(rel, os.O_WRONLY|os.O_CREATE, 0o644)
 			if err != nil {
 				fmt.Fprintf(p.Stderr, "touch: %s: %s\n", name, shErrText(err))
 				status = 1
@@ -1081,7 +1081,7 @@ func biTouch(_ context.Context, st *shState, p *Proc) int {
 			}
 			f.Close()
 		}
-		if err := st.sh.root.Chtimes(rel, now, now); err != nil {
+		if err := st.sh.fs.Chtimes(rel, now, now); err != nil {
 			fmt.Fprintf(p.Stderr, "touch: %s: %s\n", name, shErrText(err))
 			status = 1
 		}
@@ -1103,14 +1103,14 @@ func biChmod(_ context.Context, st *shState, p *Proc) int {
 			status = 1
 			return
 		}
-		if err := st.sh.root.Chmod(rel, mode); err != nil {
+		if err := st.sh.fs.Chmod(rel, mode); err != nil {
 			fmt.Fprintf(p.Stderr, "chmod: %s: %s\n", shown, shErrText(err))
 			status = 1
 		}
 	}
 	for _, name := range o.rest[1:] {
 		rel := Rel(Clean(p.Dir, name))
-		fi, err := st.sh.root.Stat(rel)
+		fi, err := st.sh.fs.Stat(rel)
 		if err != nil {
 			fmt.Fprintf(p.Stderr, "chmod: %s: %s\n", name, shErrText(err))
 			status = 1
@@ -1120,7 +1120,7 @@ func biChmod(_ context.Context, st *shState, p *Proc) int {
 			apply(rel, name, fi)
 			continue
 		}
-		fs.WalkDir(st.sh.root.FS(), rel, func(n string, d fs.DirEntry, err error) error {
+		fs.WalkDir(st.sh.fs.IOFS(), rel, func(n string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return nil
 			}

@@ -3,7 +3,6 @@ package shell
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 )
 
@@ -55,7 +54,7 @@ func (f *fakePrograms) Program(guestPath string) (Command, bool) {
 	if guestPath != fakeAppBinary {
 		return nil, false
 	}
-	if _, err := os.Stat(f.fs.Path("/", guestPath)); err != nil {
+	if _, err := f.fs.Stat(guestPath); err != nil {
 		return nil, false
 	}
 	return func(_ context.Context, p *Proc) int {

@@ -21,8 +21,7 @@ import (
 // Shell runs command lines inside one simulated machine: what `zsh -c`
 // is to OpenSSH's exec requests.
 type Shell struct {
-	fs       *FS
-	root     *os.Root // the machine's tree; every file access goes through it
+	fs       *FS // the machine's tree; every file access goes through it
 	programs Programs
 	clock    Clock
 	user     string // the login user
@@ -34,8 +33,7 @@ type Shell struct {
 
 // Config is what a Shell runs on.
 type Config struct {
-	FS       *FS
-	Root     *os.Root // FS's tree, opened; every file access goes through it
+	FS       *FS      // the machine's tree; every file access goes through it
 	Programs Programs // may be nil: builtins only
 	Clock    Clock
 	User     string // the login user, "admin" by default
@@ -72,7 +70,7 @@ func New(cfg Config) *Shell {
 		user = "admin"
 	}
 	return &Shell{
-		fs: cfg.FS, root: cfg.Root, programs: cfg.Programs, clock: cfg.Clock, user: user,
+		fs: cfg.FS, programs: cfg.Programs, clock: cfg.Clock, user: user,
 		hostname: cfg.Hostname, release: cfg.Release, logf: logf,
 		builtins: shBuiltins(),
 	}
@@ -477,7 +475,7 @@ func (st *shState) execPath(ctx context.Context, p *Proc, viaSudo bool) int {
 			return run(ctx, p)
 		}
 	}
-	fi, err := st.sh.root.Stat(Rel(gp))
+	fi, err := st.sh.fs.Stat(Rel(gp))
 	switch {
 	case err != nil && viaSudo:
 		fmt.Fprintf(p.Stderr, "sudo: %s: command not found\n", name)
@@ -505,7 +503,7 @@ func (st *shState) execPath(ctx context.Context, p *Proc, viaSudo bool) int {
 
 // isScript says whether an executable file starts with #!.
 func (st *shState) isScript(gp string) bool {
-	f, err := st.sh.root.Open(Rel(gp))
+	f, err := st.sh.fs.Open(Rel(gp))
 	if err != nil {
 		return false
 	}
@@ -601,7 +599,7 @@ func (st *shState) cd(args []string, sio shIO) int {
 		target = st.vars["OLDPWD"]
 	}
 	gp := Clean(st.dir, target)
-	fi, err := st.sh.root.Stat(Rel(gp))
+	fi, err := st.sh.fs.Stat(Rel(gp))
 	switch {
 	case err != nil:
 		fmt.Fprintf(sio.err, "cd: %s: %s\n", strings.ToLower(shErrText(err)), target)
@@ -850,7 +848,7 @@ func (st *shState) openRedirect(target string, op shRedirOp, fds [3]any) (any, e
 	case shRedirAppend, shRedirBothAppend:
 		flag = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
-	f, err := st.sh.root.OpenFile(Rel(gp), flag, 0o644)
+	f, err := st.sh.fs.OpenFile(Rel(gp), flag, 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -868,6 +866,8 @@ func shErrText(err error) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return "No such file or directory"
+	case errors.Is(err, syscall.ENOTEMPTY): // before ErrExist, which ENOTEMPTY also matches
+		return "Directory not empty"
 	case errors.Is(err, fs.ErrExist):
 		return "File exists"
 	case errors.Is(err, fs.ErrPermission):
@@ -876,8 +876,6 @@ func shErrText(err error) string {
 		return "Not a directory"
 	case errors.Is(err, syscall.EISDIR):
 		return "Is a directory"
-	case errors.Is(err, syscall.ENOTEMPTY):
-		return "Directory not empty"
 	case errors.Is(err, syscall.EINVAL):
 		return "Invalid argument"
 	}

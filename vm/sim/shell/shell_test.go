@@ -3,9 +3,7 @@ package shell
 import (
 	"context"
 	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -41,25 +39,21 @@ func (c *testClock) Sleep(ctx context.Context, d time.Duration) error {
 type testShell struct {
 	*Shell
 	host *testClock
-	tree string
+	fs   *FS
 }
 
 func newTestShell(t *testing.T) *testShell {
 	t.Helper()
-	tree := t.TempDir()
+	fsys := NewFS()
 	for _, d := range []string{"Users/admin", "tmp", "Applications"} {
-		require.NoError(t, os.MkdirAll(filepath.Join(tree, d), 0o755))
+		require.NoError(t, fsys.MkdirAll(d, 0o755))
 	}
-	root, err := os.OpenRoot(tree)
-	require.NoError(t, err)
-	t.Cleanup(func() { root.Close() })
-	fsys := NewFS(tree)
 	clock := &testClock{now: time.Now()} // ls shows recent files with their time, as the tree has them
 	sh := New(Config{
-		FS: fsys, Root: root, Programs: &fakePrograms{fs: fsys}, Clock: clock,
+		FS: fsys, Programs: &fakePrograms{fs: fsys}, Clock: clock,
 		User: "admin", Hostname: LocalHostname("lab 1"), Release: "24.3.0", Logf: t.Logf,
 	})
-	return &testShell{Shell: sh, host: clock, tree: tree}
+	return &testShell{Shell: sh, host: clock, fs: fsys}
 }
 
 func (ts *testShell) run(line string) (stdout, stderr string, code int) {
@@ -199,14 +193,15 @@ func TestShellSyntaxErrors(t *testing.T) {
 
 func TestShellBuiltins(t *testing.T) {
 	ts := newTestShell(t)
-	require.NoError(t, os.MkdirAll(filepath.Join(ts.tree, "Applications/Example.app/Contents/MacOS"), 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(ts.tree, "Applications/Example.app/Contents/MacOS/Example"), []byte("binary"), 0o755))
+	require.NoError(t, ts.fs.MkdirAll("/Applications/Example.app/Contents/MacOS", 0o755))
+	require.NoError(t, ts.fs.WriteFile("/Applications/Example.app/Contents/MacOS/Example", []byte("binary"), 0o755))
 	runCasesOn(t, ts, []shCase{
 		{line: `echo -n a; echo b; echo 'a\tb'; echo -E 'a\tb'; echo - -n`, out: "ab\na\tb\na\\tb\n-n\n"},
 		{line: `printf '%s-%d\n' a 1 b 2; printf '%5s|%-3s|%03d|%x\n' ab c 7 255`, out: "a-1\nb-2\n   ab|c  |007|ff\n"},
 		{line: `uname; uname -r; uname -m; uname -sr; hostname; hostname -s`, out: "Darwin\n24.3.0\narm64\nDarwin 24.3.0\nlab-1.local\nlab-1\n"},
 		{line: `mkdir -p /tmp/a/b && touch /tmp/a/b/f && ls /tmp/a/b; ls /tmp/a`, out: "f\nb\n"},
 		{line: `mkdir /tmp/x; mkdir /tmp/x`, err: "mkdir: /tmp/x: File exists\n", code: 1},
+		{line: `mkdir -p /tmp/full/inner; rmdir /tmp/full`, err: "rmdir: /tmp/full: Directory not empty\n", code: 1},
 		{line: `mkdir /tmp/no/such`, err: "mkdir: /tmp/no/such: No such file or directory\n", code: 1},
 		{line: `rm /tmp/nothing`, err: "rm: /tmp/nothing: No such file or directory\n", code: 1},
 		{line: `rm -f /tmp/nothing; mkdir -p /tmp/d/e; rm /tmp/d`, err: "rm: /tmp/d: is a directory\n", code: 1},

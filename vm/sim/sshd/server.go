@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"regexp"
 	"sync"
 	"sync/atomic"
@@ -99,8 +98,8 @@ type Config struct {
 	Listener net.Listener
 	SSH      *ssh.ServerConfig // see ServerConfig
 	Shell    Shell
-	Root     *os.Root // the tree SFTP serves
-	Home     string   // guest path where SFTP starts
+	FS       *shell.FS // the tree SFTP serves
+	Home     string    // guest path where SFTP starts
 	// WG counts the server's goroutines; the machine waits on it at Stop.
 	// Serve's own count must be added before Serve is started.
 	WG   *sync.WaitGroup
@@ -123,7 +122,7 @@ type Server struct {
 	ln     net.Listener
 	config *ssh.ServerConfig
 	sh     Shell
-	root   *os.Root
+	root   *shell.FS
 	home   string // where sftp starts
 	wg     *sync.WaitGroup
 	logf   func(string, ...any)
@@ -147,7 +146,7 @@ func New(ctx context.Context, cfg Config) *Server {
 		logf = func(string, ...any) {}
 	}
 	return &Server{
-		ctx: ctx, ln: cfg.Listener, config: cfg.SSH, sh: cfg.Shell, root: cfg.Root, home: cfg.Home,
+		ctx: ctx, ln: cfg.Listener, config: cfg.SSH, sh: cfg.Shell, root: cfg.FS, home: cfg.Home,
 		wg: cfg.WG, logf: logf, hang: cfg.Hang, cutter: cfg.Cutter, route: cfg.Route,
 		booting: true, conns: map[*sshdConn]struct{}{},
 	}

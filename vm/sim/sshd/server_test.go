@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -38,12 +36,10 @@ func (echoShell) Interactive(_ context.Context, _ map[string]string, sio shell.I
 	return 0
 }
 
-func startServer(t *testing.T) (*ssh.Client, string) {
+func startServer(t *testing.T) (*ssh.Client, *shell.FS) {
 	t.Helper()
-	tree := t.TempDir()
-	require.NoError(t, os.MkdirAll(filepath.Join(tree, "Users", "admin"), 0o755))
-	root, err := os.OpenRoot(tree)
-	require.NoError(t, err)
+	tree := shell.NewFS()
+	require.NoError(t, tree.MkdirAll("/Users/admin", 0o755))
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	require.NoError(t, err)
 	signer, err := ssh.NewSignerFromKey(priv)
@@ -54,7 +50,7 @@ func startServer(t *testing.T) (*ssh.Client, string) {
 	var wg sync.WaitGroup
 	srv := New(ctx, Config{
 		Listener: ln, SSH: ServerConfig(signer, "admin", "pw", nil, t.Logf), Shell: echoShell{},
-		Root: root, Home: "/Users/admin", WG: &wg, Logf: t.Logf,
+		FS: tree, Home: "/Users/admin", WG: &wg, Logf: t.Logf,
 	})
 	wg.Add(1)
 	go srv.Serve()
@@ -63,7 +59,6 @@ func startServer(t *testing.T) (*ssh.Client, string) {
 		cancel()
 		srv.Close()
 		wg.Wait()
-		root.Close()
 	})
 	c, err := ssh.Dial("tcp", ln.Addr().String(), &ssh.ClientConfig{
 		User: "admin", Auth: []ssh.AuthMethod{ssh.Password("pw")},
@@ -109,7 +104,7 @@ func TestSFTPServesTheTreeFromHome(t *testing.T) {
 	_, err = f.Write([]byte("{}"))
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-	data, err := os.ReadFile(filepath.Join(tree, "Users", "admin", "pkg.simpkg.json"))
+	data, err := tree.ReadFile("/Users/admin/pkg.simpkg.json")
 	require.NoError(t, err)
 	assert.Equal(t, "{}", string(data))
 	_, err = sc.Stat("/../../etc/passwd")

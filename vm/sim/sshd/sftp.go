@@ -12,18 +12,18 @@ import (
 	"github.com/sxlab/sxlab/vm/sim/shell"
 )
 
-// sftpFS serves SFTP requests from the machine's tree. Every access goes
-// through os.Root, which refuses paths and symlinks that lead outside it;
-// new symlinks must be relative and free of "..". A sabotaged machine's
+// sftpFS serves SFTP requests from the machine's tree, which refuses
+// paths and symlinks that lead outside it; new symlinks must be relative
+// and free of "..". A sabotaged machine's
 // files are served through its cutter (nil: none), which calls cut to drop
 // the connection.
 type sftpFS struct {
-	root   *os.Root
+	root   *shell.FS
 	cutter *Cutter
 	cut    func()
 }
 
-func sftpHandlers(root *os.Root, cutter *Cutter, cut func()) sftp.Handlers {
+func sftpHandlers(root *shell.FS, cutter *Cutter, cut func()) sftp.Handlers {
 	h := &sftpFS{root: root, cutter: cutter, cut: cut}
 	return sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h}
 }
@@ -154,12 +154,7 @@ func (h *sftpFS) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	name := shell.Rel(r.Filepath)
 	switch r.Method {
 	case "List":
-		d, err := h.root.Open(name)
-		if err != nil {
-			return nil, err
-		}
-		defer d.Close()
-		des, err := d.ReadDir(-1)
+		des, err := h.root.ReadDir(name)
 		if err != nil {
 			return nil, err
 		}
