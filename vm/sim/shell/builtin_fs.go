@@ -883,11 +883,17 @@ func biShasum(_ context.Context, st *shState, p *Proc) int {
 	for _, name := range files {
 		f, err := st.open(p, name)
 		if err == nil {
-			h := newHash()
-			_, err = io.Copy(h, f)
+			var sum []byte
+			if tf, ok := f.(*File); ok {
+				sum, err = tf.Sum(alg, newHash)
+			} else {
+				h := newHash()
+				_, err = io.Copy(h, f)
+				sum = h.Sum(nil)
+			}
 			f.Close()
 			if err == nil {
-				fmt.Fprintf(p.Stdout, "%s%s%s\n", hex.EncodeToString(h.Sum(nil)), sep, name)
+				fmt.Fprintf(p.Stdout, "%s%s%s\n", hex.EncodeToString(sum), sep, name)
 				continue
 			}
 		}

@@ -1,6 +1,9 @@
 package shell
 
 import (
+	"context"
+	"crypto/sha1"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -484,4 +487,49 @@ func TestLargeFilesReadAndWriteAcrossChunks(t *testing.T) {
 	got, err := f.ReadFile("/big")
 	require.NoError(t, err)
 	assert.Equal(t, append(slices.Clone(want[:chunkSize+1]), 0, 0, 0, 0), got, "truncated, then extended with zeros")
+}
+
+// shasum of a large file shared between machines answers from the digest
+// kept with the shared bytes; what it prints must be the digest of the
+// bytes each machine holds, also after one machine changed its copy.
+func TestShasumOfSharedBytesIsTheirDigest(t *testing.T) {
+	blobs := NewBlobs()
+	big := make([]byte, minShared+12345)
+	for i := range big {
+		big[i] = byte(i * 13)
+	}
+	shells := make([]*Shell, 2)
+	trees := make([]*FS, 2)
+	for i := range shells {
+		trees[i] = NewSharedFS(blobs)
+		require.NoError(t, trees[i].MkdirAll("tmp", 0o755))
+		require.NoError(t, trees[i].WriteFile("/tmp/probe", big, 0o755))
+		shells[i] = New(Config{FS: trees[i], Clock: &testClock{now: time.Now()}})
+	}
+	shasum := func(sh *Shell, alg string) string {
+		var out, errb shBuffer
+		code := sh.Run(context.Background(), "shasum -a "+alg+" /tmp/probe", nil, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+		require.Equal(t, 0, code, errb.String())
+		return out.String()
+	}
+	want256 := fmt.Sprintf("%x  /tmp/probe\n", sha256.Sum256(big))
+	want1 := fmt.Sprintf("%x  /tmp/probe\n", sha1.Sum(big))
+	for range 2 {
+		for _, sh := range shells {
+			assert.Equal(t, want256, shasum(sh, "256"))
+			assert.Equal(t, want1, shasum(sh, "1"), "each algorithm its own digest")
+		}
+	}
+	require.NoError(t, trees[0].WriteFile("/tmp/probe", append(slices.Clone(big), 'x'), 0o755))
+	assert.Equal(t, fmt.Sprintf("%x  /tmp/probe\n", sha256.Sum256(append(slices.Clone(big), 'x'))), shasum(shells[0], "256"))
+	assert.Equal(t, want256, shasum(shells[1], "256"), "the other machine's copy is unchanged")
+
+	w, err := trees[1].OpenFile("/tmp/probe", os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = w.WriteAt([]byte("changed"), 0)
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	changed := slices.Clone(big)
+	copy(changed, "changed")
+	assert.Equal(t, fmt.Sprintf("%x  /tmp/probe\n", sha256.Sum256(changed)), shasum(shells[1], "256"), "a write in place")
 }
