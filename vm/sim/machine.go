@@ -59,6 +59,8 @@ type Provider struct {
 	// blobs shares the bytes of the large files every machine is given
 	// (sxlab-probe, 3.7 MB an attempt) between the machines' trees.
 	blobs *shell.Blobs
+	// packages keeps what the Macs read of the packages they install.
+	packages *macos.PackageCache
 }
 
 var (
@@ -86,7 +88,7 @@ func NewProvider(o Options) *Provider {
 	if o.TimeScale < 0 {
 		o.TimeScale = 0
 	}
-	return &Provider{o: o, blobs: shell.NewBlobs()}
+	return &Provider{o: o, blobs: shell.NewBlobs(), packages: macos.NewPackageCache()}
 }
 
 // Name is "sim".
@@ -137,6 +139,7 @@ func (p *Provider) NewMachine(ctx context.Context, img vm.Image, name string) (*
 	cfg := MacConfig{
 		Name: name, User: img.User, ProductVersion: img.Sim.ProductVersion, Build: img.Sim.Build,
 		Faults: img.Sim.Faults, Seed: p.o.Seed, Golden: goldenOf(img.Sim.Golden),
+		Packages: p.packages,
 	}
 	if cfg.User == "" {
 		cfg.User = defaultUser

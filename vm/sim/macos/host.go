@@ -52,6 +52,9 @@ type Config struct {
 	Password string
 	// Golden is how the golden was prepared; nil: DefaultGolden.
 	Golden *Golden
+	// Packages, when set, keeps what installer read of a package for the
+	// other Macs of one provider; nil reads every package afresh.
+	Packages *PackageCache
 }
 
 // KernelRelease maps a macOS product version to its kernel release:

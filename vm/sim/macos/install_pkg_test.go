@@ -100,3 +100,29 @@ func TestInstallerRefusesWhatTheReaderRejects(t *testing.T) {
 	r := s.run("pkgutil --pkg-info com.example.vpn.pkg")
 	assert.Equal(t, 1, r.code)
 }
+
+// Macs sharing a package cache install what their own package holds: a
+// second Mac installing the same bytes gets the same result, and one
+// given other bytes at the same path (package 5 where package 3 was)
+// installs those, not what the cache kept.
+func TestPackageCacheInstallsWhatEachMacWasGiven(t *testing.T) {
+	cache := NewPackageCache()
+	shared := func(c *Config) { c.Packages = cache }
+	const gp = "/Users/admin/upgrade.pkg"
+	install := func(n int) *simMac {
+		s := newSimMac(t, shared)
+		data, err := os.ReadFile(filepath.Join("..", "..", "..", "examples", "pkg", "example-vpn-"+string(rune('0'+n))+".pkg"))
+		require.NoError(t, err)
+		require.NoError(t, s.fs.WriteFile(gp, data, 0o644))
+		assert.Contains(t, s.installPath(gp), "installer: The install was successful.\n")
+		return s
+	}
+	for _, n := range []int{3, 3, 5, 3} {
+		s := install(n)
+		assert.Contains(t, s.ok(false, "pkgutil --pkg-info com.example.vpn.pkg"), "version: "+string(rune('0'+n))+".0\n", "package %d", n)
+		s.launch()
+		s.approve()
+		assert.Equal(t, []string{string(rune('0'+n)) + ".0/" + string(rune('0'+n)) + "00 activated enabled"}, s.extStates(), "package %d", n)
+	}
+	assert.Len(t, cache.m, 2, "one entry per package read")
+}

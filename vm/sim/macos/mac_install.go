@@ -2,6 +2,7 @@ package macos
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sxlab/sxlab/packages"
@@ -142,6 +144,16 @@ func (m *Mac) readPackage(gp string) (pkgPayload, error) {
 // a .zip or .dmg by host path (7-Zip reads the image), so those are
 // copied to a host file for the read.
 func (m *Mac) readReal(gp, kind string) (pkgPayload, error) {
+	var key packageKey
+	if m.cfg.Packages != nil {
+		data, err := m.fs.ReadFile(gp)
+		if err == nil {
+			key = packageKey{kind: kind, path: gp, sum: sha256.Sum256(data)}
+			if pl, ok := m.cfg.Packages.get(key); ok {
+				return pl, nil
+			}
+		}
+	}
 	pkg, err := m.openReal(gp, kind)
 	if err != nil {
 		return pkgPayload{}, err
@@ -150,7 +162,51 @@ func (m *Mac) readReal(gp, kind string) (pkgPayload, error) {
 	if err != nil {
 		return pkgPayload{}, fmt.Errorf("%s: %s", gp, err.Error())
 	}
+	if key.kind != "" {
+		m.cfg.Packages.put(key, pl)
+	}
 	return pl, nil
+}
+
+// PackageCache keeps what the Macs of one provider read of their
+// packages: every attempt of a night uploads the same few packages to
+// a fresh Mac, and reading one (xar, payload, Mach-O, signatures) was 5 %
+// of a 2,400-attempt run. The key is the bytes' sha256 with the guest
+// path (which the payload's messages name) and the kind, so a changed
+// package is read again. Safe for concurrent use.
+type PackageCache struct {
+	mu sync.Mutex
+	m  map[packageKey]pkgPayload
+}
+
+type packageKey struct {
+	kind, path string
+	sum        [sha256.Size]byte
+}
+
+// maxCachedPackages bounds the cache: a lab has a few versions.
+const maxCachedPackages = 64
+
+// NewPackageCache returns an empty cache.
+func NewPackageCache() *PackageCache {
+	return &PackageCache{m: map[packageKey]pkgPayload{}}
+}
+
+func (c *PackageCache) get(k packageKey) (pkgPayload, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	pl, ok := c.m[k]
+	return pl, ok
+}
+
+// put keeps pl, whose slices and strings the installer only reads.
+func (c *PackageCache) put(k packageKey, pl pkgPayload) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedPackages {
+		clear(c.m)
+	}
+	c.m[k] = pl
 }
 
 func (m *Mac) openReal(gp, kind string) (*packages.Package, error) {
