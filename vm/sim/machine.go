@@ -507,9 +507,26 @@ func (m *Machine) Reboot() {
 		case <-ctx.Done():
 			return
 		}
+		m.emptyTmp()
 		m.model.Boot()
 		m.finishBoot(ctx, srv, ready)
 	}()
+}
+
+// emptyTmp is a restart's clearing of /tmp (docs/macos-behaviour.md rule
+// 26): what a step uploaded there before a reboot is gone after it.
+func (m *Machine) emptyTmp() {
+	for _, dir := range []string{"/tmp", "/private/tmp"} {
+		entries, err := m.fs.ReadDir(dir)
+		if err != nil {
+			continue // no such folder: nothing to empty
+		}
+		for _, e := range entries {
+			if err := m.fs.RemoveAll(dir + "/" + e.Name()); err != nil {
+				m.logf("sim: %s: reboot: empty %s: %v", m.name, dir, err)
+			}
+		}
+	}
 }
 
 // Stop shuts the machine down: no goroutine of it survives. A command

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io/fs"
 	"io"
 	"net"
 	"strings"
@@ -328,4 +329,29 @@ func TestOtherChannelsAndSubsystemsAreRefused(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	assert.Error(t, s.RequestSubsystem("netconf"))
+}
+
+// A restart empties /tmp (docs/macos-behaviour.md rule 26); other
+// folders keep what they had.
+func TestRebootEmptiesTmp(t *testing.T) {
+	noLeaks(t)
+	m := startMachine(t)
+	require.NoError(t, m.FS().MkdirAll("/tmp/sxlab", 0o755))
+	require.NoError(t, m.FS().WriteFile("/tmp/sxlab/sxlab-probe", []byte("probe"), 0o755))
+	require.NoError(t, m.FS().WriteFile("/private/tmp/left", []byte("x"), 0o644))
+	require.NoError(t, m.FS().WriteFile("/Users/admin/kept", []byte("kept"), 0o644))
+	m.Reboot()
+	ep, err := m.Endpoint(context.Background())
+	require.NoError(t, err)
+	_, _, code := run(t, dial(t, ep), "hello")
+	require.Equal(t, 0, code)
+	for _, gone := range []string{"/tmp/sxlab/sxlab-probe", "/tmp/sxlab", "/private/tmp/left"} {
+		_, err := m.FS().Stat(gone)
+		assert.ErrorIs(t, err, fs.ErrNotExist, gone)
+	}
+	_, err = m.FS().Stat("/tmp")
+	assert.NoError(t, err, "the folder itself stays")
+	data, err := m.FS().ReadFile("/Users/admin/kept")
+	require.NoError(t, err)
+	assert.Equal(t, "kept", string(data))
 }
