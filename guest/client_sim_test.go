@@ -92,7 +92,7 @@ func TestSimSwVers(t *testing.T) {
 
 // TestSimTransfersAndReboot: files cross both ways verified by the sim's
 // shasum; a reboot step drops the connection and Reconnect finds the
-// same pinned host key.
+// same pinned host key; the home folder keeps its files, /tmp does not.
 func TestSimTransfersAndReboot(t *testing.T) {
 	simNoLeaks(t)
 	c := simGuest(t)
@@ -102,9 +102,10 @@ func TestSimTransfersAndReboot(t *testing.T) {
 	local := filepath.Join(dir, "Example VPN.pkg")
 	require.NoError(t, os.WriteFile(local, data, 0o644))
 
+	require.NoError(t, c.Upload(ctx, local, "/Users/admin/Example VPN.pkg", nil))
 	require.NoError(t, c.Upload(ctx, local, "/tmp/Example VPN.pkg", nil))
 	back := filepath.Join(dir, "back.pkg")
-	require.NoError(t, c.Download(ctx, "/tmp/Example VPN.pkg", back, nil))
+	require.NoError(t, c.Download(ctx, "/Users/admin/Example VPN.pkg", back, nil))
 	got, err := os.ReadFile(back)
 	require.NoError(t, err)
 	assert.True(t, bytes.Equal(data, got))
@@ -116,7 +117,10 @@ func TestSimTransfersAndReboot(t *testing.T) {
 		require.Equal(t, 0, res.Exit, res.Stderr)
 	}
 	require.NoError(t, c.Reconnect(ctx))
-	res, err = c.Run(ctx, guest.Cmd{Line: "cat " + guest.Quote("/tmp/Example VPN.pkg") + " | wc -c"})
+	res, err = c.Run(ctx, guest.Cmd{Line: "cat " + guest.Quote("/Users/admin/Example VPN.pkg") + " | wc -c"})
 	require.NoError(t, err)
 	assert.Equal(t, "1200000", strings.TrimSpace(res.Stdout), "what is on disk survives the reboot")
+	res, err = c.Run(ctx, guest.Cmd{Line: "ls " + guest.Quote("/tmp/Example VPN.pkg")})
+	require.NoError(t, err)
+	assert.NotEqual(t, 0, res.Exit, "a restart empties /tmp (docs/macos-behaviour.md rule 26)")
 }
