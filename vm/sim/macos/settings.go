@@ -44,7 +44,7 @@ var settingsURLs = map[string]string{
 // Extensions in macOS 15 (Apple macOS User Guide mtusr003/15.0, cited in
 // thealpa/SaneSideButtons PR 36), so 13 and 14 title that pane "Login
 // Items". Unverified on macOS: the titles of Login Items (& Extensions).
-// Callers hold mu.
+// docs/macos-behaviour.md rule 27. Callers hold mu.
 func (m *Mac) windowName() string {
 	if m.settingsPane == paneLoginItems && m.majorVersion() < 15 {
 		return "Login Items"
