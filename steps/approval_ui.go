@@ -17,10 +17,16 @@ import (
 //
 // Three outcomes are kept apart:
 //   - approved;
-//   - no approval control (System Events answers -1728 "Can't get …"):
-//     macOS offers nothing to click, the product/OS problem of the field
-//     report approval-dialog-missing. It is noted and the scenario goes
-//     on, so the probes record the state it leaves;
+//   - no approval control (System Events answers -1728 "Can't get …"
+//     for every control while System Settings' window is titled after
+//     the pane the script opened): macOS offers nothing to click, the
+//     product/OS problem of the field report approval-dialog-missing. It
+//     is noted and the scenario goes on, so the probes record the state
+//     it leaves;
+//   - a script that does not match this macOS (the clicks answer -1728
+//     but the window is another pane, or none): the lab's error, never
+//     "no approval control", or every pending cell on that version would
+//     read as a product failure;
 //   - cannot script (-1719, -1743, -609, no GUI session, a sheet that
 //     does not come up or does not take the password): the lab's error,
 //     naming the grant or setting the golden lacks.
@@ -34,7 +40,8 @@ import (
 type uiScript struct {
 	major int
 	// pane is the x-apple.systempreferences: URL of the pane with the
-	// approval control, paneName what System Settings calls it.
+	// approval control, paneName what System Settings calls it: the
+	// name of its window while it shows the pane (the landmark).
 	pane, paneName string
 	// controls are the references to try, in order, for the app's
 	// extension: the first that exists is clicked.
@@ -102,6 +109,17 @@ func appleString(s string) string {
 func settingsClick(ref string) string {
 	return `tell application "System Events" to tell process "System Settings" to click ` + ref + ` of window 1`
 }
+
+// settingsWindowName is the System Events line that prints the name of
+// System Settings' front window. System Settings titles its window after
+// the pane it shows: scripts wait for `name of window 1 of process
+// "System Settings"` to become "Accessibility" after opening
+// …security?Privacy_Accessibility (adrienm7/ergopti
+// tools/diagnostics/hs274_accessibility.py) and address `window
+// "Privacy & Security" of application process "System Settings"`
+// (Ryan-the-hito/Shameplant). That Login Items & Extensions titles it so
+// on 15 and 26 is unverified on macOS.
+const settingsWindowName = `tell application "System Events" to get name of window 1 of process "System Settings"`
 
 // macOSMajor is the guest's major version, from `sw_vers -productVersion`.
 func macOSMajor(ctx context.Context, env *Env, step string) (int, error) {
@@ -201,12 +219,18 @@ func approveUI(ctx context.Context, env *Env, label, what string) error {
 		missing = append(missing, ref)
 	}
 	if clicked == "" {
+		// Nothing to click. Only when System Settings shows the pane the
+		// script meant is that macOS's doing (approval-dialog-missing);
+		// otherwise the script is looking at the wrong thing.
+		if err := settingsLandmark(ctx, env, label, sc, missing); err != nil {
+			return err
+		}
 		// macOS offers nothing to click for the waiting copy: the
 		// product/OS problem of approval-dialog-missing. The probes
 		// record the state it leaves.
 		env.record(Entry{Step: label, Kind: "approve", Started: time.Now(), Note: fmt.Sprintf(
-			"no approval control: %s shows no %s for %s %s (%s, -1728); %s; the extension stays %q",
-			sc.paneName, strings.Join(missing, " or "), waiting.BundleID, rowVersion(*waiting), sc.pane, unverified, waiting.State)})
+			"no approval control: %s shows no %s for %s %s (%s, -1728; its window is %q); %s; the extension stays %q",
+			sc.paneName, strings.Join(missing, " or "), waiting.BundleID, rowVersion(*waiting), sc.pane, sc.paneName, unverified, waiting.State)})
 		return nil
 	}
 
@@ -263,6 +287,42 @@ func approveUI(ctx context.Context, env *Env, label, what string) error {
 			return err
 		}
 	}
+}
+
+// settingsLandmark asks System Events, as the user, for the name of
+// System Settings' front window after every click found nothing (-1728),
+// and returns nil only when it is the pane the script opened. Anything
+// else (another pane, no window, no name) is the lab's error: the
+// built-in script may not match this macOS's UI, and reporting its miss
+// as "no approval control" would turn every pending cell of the version
+// into a product failure.
+func settingsLandmark(ctx context.Context, env *Env, label string, sc uiScript, missing []string) error {
+	res, err := runAsUser(ctx, env, label, "query", "osascript", "-e", settingsWindowName)
+	if err != nil {
+		return err
+	}
+	name := strings.TrimSpace(res.Stdout)
+	if res.Exit == 0 && name == sc.paneName {
+		return nil
+	}
+	if why := scriptError(res.Stderr); why != "" {
+		return fmt.Errorf("%s: cannot script System Settings: %s", label, why)
+	}
+	var found string
+	switch {
+	case res.Exit == 0 && name == "":
+		found = "a window with no name"
+	case res.Exit == 0:
+		found = fmt.Sprintf("%q", name)
+	case errCode(res.Stderr) == "-1728":
+		found = "no window (-1728: " + firstLine(res.Stderr) + ")"
+	default:
+		found = fmt.Sprintf("unknown (exit %d: %s)", res.Exit, firstLine(res.Stderr, res.Stdout))
+	}
+	return fmt.Errorf("%s: System Settings has no %s (-1728), but its front window is %s, not %q as after opening %s: "+
+		"the built-in macOS %d script may not match this macOS's UI (unverified on macOS %d), so this is the lab's error, not a missing approval control. "+
+		"Compare the element names with the accessibility tree scripts/mac-acceptance.sh saves for the pane (figures.txt), or approve with approve: command",
+		label, strings.Join(missing, " or "), found, sc.paneName, sc.pane, sc.major, sc.major)
 }
 
 // vpnAlertProcess shows "“App” Would Like to Add VPN Configurations" after

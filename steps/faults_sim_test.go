@@ -204,6 +204,7 @@ func TestSimApprovalCoalesced(t *testing.T) {
 			assert.Contains(t, l.ran(), "sudo launchctl asuser 501 sudo -u admin osascript -e "+guest.Quote(`tell application "System Events" to tell process "System Settings" to click checkbox "Example VPN" of window 1`), "the ui step looked for the switch")
 			assert.Contains(t, l.notes(), "no approval control: Login Items & Extensions shows no checkbox \"Example VPN\" or checkbox \"com.example.vpn.tunnel\" for com.example.vpn.tunnel 3.0/300",
 				"found through the missing control")
+			assert.Contains(t, l.notes(), `its window is "Login Items & Extensions"`, "on the pane the script opened: the miss is macOS's, not the lab's")
 
 			rs := l.lastProbes()
 			assert.Equal(t, map[string]bool{"extension-state": false, "mach-endpoint": false, "xpc": false}, held(rs))

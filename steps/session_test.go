@@ -144,6 +144,7 @@ const (
 	sheetLine  = userPrefix + `osascript -e 'tell application "System Events"' -e 'tell process "System Settings"' -e 'set value of text field 1 of sheet 1 of window 1 to "s3cret"' -e 'click button "Modify Settings" of sheet 1 of window 1' -e 'end tell' -e 'end tell'`
 	missing    = "76:110: execution error: System Events got an error: Can’t get checkbox \"Example VPN\" of window 1 of process \"System Settings\". (-1728)\n"
 	noAssist   = "0:110: execution error: System Events got an error: osascript is not allowed assistive access. (-1719)\n"
+	windowName = userPrefix + `osascript -e 'tell application "System Events" to get name of window 1 of process "System Settings"'`
 )
 
 func uiFake() *fakeGuest {
@@ -178,13 +179,58 @@ func TestApproveUIApproves(t *testing.T) {
 
 func TestApproveUIWithNoControlGoesOn(t *testing.T) {
 	g := uiFake().on(listLine, ok(waitingRow)).
-		on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing})
+		on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing}).
+		on(windowName, ok("Login Items & Extensions\n"))
 	env, entries := uiEnv(g)
 	require.NoError(t, Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env), "no control is the product's state: the probes judge it")
 	last := (*entries)[len(*entries)-1]
 	assert.Contains(t, last.Note, "no approval control")
+	assert.Contains(t, last.Note, `its window is "Login Items & Extensions"`)
 	assert.Contains(t, last.Note, "activated waiting for user")
+	assert.Contains(t, g.ran, windowName, "the landmark is read as the user")
 	assert.NotContains(t, g.ran, sheetLine)
+}
+
+// TestApproveUIOnTheWrongPaneIsTheLabsError: when every click misses but
+// System Settings does not show the pane the script opened, the script
+// does not match this macOS: an error the lab retries and names, never
+// "no approval control", which the probes would turn into a product fail.
+func TestApproveUIOnTheWrongPaneIsTheLabsError(t *testing.T) {
+	for name, tt := range map[string]struct {
+		answer guest.Result
+		found  string
+	}{
+		"another pane":    {ok("Privacy & Security\n"), `front window is "Privacy & Security"`},
+		"no window":       {guest.Result{Exit: 1, Stderr: "57:88: execution error: System Events got an error: Can’t get window 1 of process \"System Settings\". Invalid index. (-1728)\n"}, "front window is no window (-1728"},
+		"no name":         {ok("\n"), "front window is a window with no name"},
+		"something else":  {guest.Result{Exit: 1, Stderr: "0:88: execution error: System Events got an error: AppleEvent timed out. (-1712)\n"}, "front window is unknown (exit 1"},
+		"not yet a title": {ok("System Settings\n"), `front window is "System Settings"`},
+	} {
+		g := uiFake().on(listLine, ok(waitingRow)).
+			on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing}).
+			on(windowName, tt.answer)
+		env, entries := uiEnv(g)
+		err := Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env)
+		require.Error(t, err, name)
+		assert.False(t, IsProductFailure(err), "%s: a script that misses is the lab's problem", name)
+		assert.ErrorContains(t, err, tt.found, name)
+		assert.ErrorContains(t, err, `not "Login Items & Extensions"`, "%s: names what it expected", name)
+		assert.ErrorContains(t, err, "may not match this macOS's UI", name)
+		assert.ErrorContains(t, err, "scripts/mac-acceptance.sh", name)
+		assert.ErrorContains(t, err, "approve: command", name)
+		for _, e := range *entries {
+			assert.NotContains(t, e.Note, "no approval control", "%s: never noted as macOS offering nothing", name)
+		}
+	}
+
+	g := uiFake().on(listLine, ok(waitingRow)).
+		on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing}).
+		on(windowName, guest.Result{Exit: 1, Stderr: noAssist})
+	env, _ := uiEnv(g)
+	err := Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env)
+	require.Error(t, err)
+	assert.False(t, IsProductFailure(err))
+	assert.ErrorContains(t, err, "needs the Accessibility grant", "-1719 on the landmark stays the cannot-script error")
 }
 
 func TestApproveUICannotScript(t *testing.T) {

@@ -247,6 +247,7 @@ func TestTheDocumentedCommandLines(t *testing.T) {
 				"pkgutil --pkg-info com.example.vpn.pkg",
 				asUser + `open -a "/Applications/Example VPN.app"`,
 				asUser + `open "` + v.pane + `"`,
+				asUser + `osascript -e '` + windowNameQuery + `'`,
 				asUser + `osascript -e '` + v.click + `'`,
 				asUser + `osascript -e 'tell application "System Events"' -e 'tell process "System Settings"' -e 'set value of text field 1 of sheet 1 of window 1 to "admin"' -e 'click button "OK" of sheet 1 of window 1' -e 'end tell' -e 'end tell'`,
 				asUser + `osascript -e 'quit app id "com.example.vpn"'`,

@@ -36,6 +36,22 @@ var settingsURLs = map[string]string{
 	"x-apple.systempreferences:com.apple.LoginItems-Settings.extension?Extensions": paneLoginItems,
 }
 
+// windowName is the title of System Settings' window while it shows
+// pane: the pane's name, as scripts that wait for `name of window 1 of
+// process "System Settings"` to become the pane find it (adrienm7/ergopti
+// tools/diagnostics/hs274_accessibility.py; `window "Privacy & Security"`
+// in Ryan-the-hito/Shameplant). Login Items became Login Items &
+// Extensions in macOS 15 (Apple macOS User Guide mtusr003/15.0, cited in
+// thealpa/SaneSideButtons PR 36), so 13 and 14 title that pane "Login
+// Items". Unverified on macOS: the titles of Login Items (& Extensions).
+// docs/macos-behaviour.md rule 27. Callers hold mu.
+func (m *Mac) windowName() string {
+	if m.settingsPane == paneLoginItems && m.majorVersion() < 15 {
+		return "Login Items"
+	}
+	return m.settingsPane
+}
+
 // approvalPane is where this macOS version offers the approval control.
 func (m *Mac) approvalPane() string {
 	if m.majorVersion() >= 15 {
@@ -82,14 +98,17 @@ func (m *Mac) approvalRow() *extRow {
 var (
 	clickTarget  = regexp.MustCompile(`(?i)\bclick\s+((?:button|checkbox|switch|toggle)\s+"([^"]*)"[^\n]*?)(?:\s+of\s+(?:process|application)\s+"[^"]*")?\s*(?:\n|$|\bend\b)`)
 	anyClick     = regexp.MustCompile(`(?i)\bclick\b`)
+	windowQuery  = regexp.MustCompile(`(?i)\bname\s+of\s+(?:window\s+1|front\s+window|first\s+window)\b`)
 	passwordText = regexp.MustCompile(`(?i)\b(?:set\s+value\s+of\s+text\s+field\s+[^\n]*?\bto\s+|keystroke\s+)"([^"]*)"`)
 )
 
 // settingsScript runs a UI script against System Settings: a click on the
 // approval control (Allow, or the extension's switch), then the password
 // sheet (a password typed or set, and Modify Settings / OK / Unlock
-// clicked), in one script or several. A control that is not there fails
-// as System Events does (-1728). Callers do not hold mu.
+// clicked), in one script or several; or a query of its window's name,
+// which prints the pane's title (windowName). A control that is not there
+// fails as System Events does (-1728), and so does any query while System
+// Settings is not open. Callers do not hold mu.
 func (m *Mac) settingsScript(ctx context.Context, p *shell.Proc, script string) int {
 	m.begin()
 	gen := m.bootGen
@@ -103,6 +122,16 @@ func (m *Mac) settingsScript(ctx context.Context, p *shell.Proc, script string) 
 		m.mu.Unlock()
 		fmt.Fprintf(stderr(p), "sim: unsupported: a click in System Settings the sim does not understand (it understands click button|checkbox|switch \"NAME\" [of …])\n")
 		return 127
+	}
+	if windowQuery.MatchString(script) {
+		name := m.windowName()
+		m.mu.Unlock()
+		if len(clicks) > 0 {
+			fmt.Fprintf(stderr(p), "sim: unsupported: the sim answers the name of window 1 of System Settings in a script of its own, without clicks\n")
+			return 127
+		}
+		fmt.Fprintln(stdout(p), name)
+		return exitOK
 	}
 	typed := ""
 	if t := passwordText.FindStringSubmatch(script); t != nil {
