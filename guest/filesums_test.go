@@ -58,11 +58,7 @@ func TestUploadRemembersTheSumOfAnUnchangedFile(t *testing.T) {
 // `touch -r` or a copy that keeps times leaves it), or replaced by
 // another, is hashed again: a stale sum would fail the guest's check.
 func TestUploadHashesAnEditedFileAgain(t *testing.T) {
-	noLeaks(t)
-	s := newTestServer(t)
-	o := testOptions(t)
-	o.FileSums = oldFileSums()
-	c := dialTest(t, s, o)
+	s, c := dialRemembering(t)
 	dir := t.TempDir()
 	local := filepath.Join(dir, "example-vpn-2.pkg")
 	first := randomBytes(12, 200<<10)
@@ -135,11 +131,7 @@ func TestUploadDoesNotRememberAFileAsNewAsItsHashing(t *testing.T) {
 // A file written to while it is sent is not taken for the file that was
 // hashed, nor remembered.
 func TestUploadOfAFileChangedMidwayIsAnError(t *testing.T) {
-	noLeaks(t)
-	s := newTestServer(t)
-	o := testOptions(t)
-	o.FileSums = oldFileSums()
-	c := dialTest(t, s, o)
+	_, c := dialRemembering(t)
 	local := filepath.Join(t.TempDir(), "sxlab-probe")
 	require.NoError(t, os.WriteFile(local, randomBytes(16, 1<<20), 0o755))
 	require.NoError(t, c.Upload(context.Background(), local, "probe", nil)) // remembered
@@ -158,4 +150,15 @@ func TestUploadOfAFileChangedMidwayIsAnError(t *testing.T) {
 	require.Error(t, err)
 	assert.ErrorContains(t, err, "the local file changed during the upload")
 	require.NoError(t, c.Upload(context.Background(), local, "probe", nil), "the next upload hashes the new file")
+}
+
+// dialRemembering is a client of a fresh test server whose FileSums
+// remembers files at once (oldFileSums), as every upload test needs.
+func dialRemembering(t *testing.T) (*testServer, *Client) {
+	t.Helper()
+	noLeaks(t)
+	s := newTestServer(t)
+	o := testOptions(t)
+	o.FileSums = oldFileSums()
+	return s, dialTest(t, s, o)
 }
