@@ -146,9 +146,8 @@ func (m *Mac) readPackage(gp string) (pkgPayload, error) {
 func (m *Mac) readReal(gp, kind string) (pkgPayload, error) {
 	var key packageKey
 	if m.cfg.Packages != nil {
-		data, err := m.fs.ReadFile(gp)
-		if err == nil {
-			key = packageKey{kind: kind, path: gp, sum: sha256.Sum256(data)}
+		if sum, err := m.packageSum(gp); err == nil {
+			key = packageKey{kind: kind, path: gp, sum: sum}
 			if pl, ok := m.cfg.Packages.get(key); ok {
 				return pl, nil
 			}
@@ -166,6 +165,23 @@ func (m *Mac) readReal(gp, kind string) (pkgPayload, error) {
 		m.cfg.Packages.put(key, pl)
 	}
 	return pl, nil
+}
+
+// packageSum is the sha256 of the package at gp, through the tree's own
+// digest (kept with bytes shared between Macs), without a copy of it.
+func (m *Mac) packageSum(gp string) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	f, err := m.fs.Open(gp)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	b, err := f.Sum("256", sha256.New)
+	if err != nil {
+		return sum, err
+	}
+	copy(sum[:], b)
+	return sum, nil
 }
 
 // PackageCache keeps what the Macs of one provider read of their
