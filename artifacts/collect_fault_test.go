@@ -67,13 +67,15 @@ func TestDyingGuestKeepsWhatWasCollected(t *testing.T) {
 
 	require.NotEmpty(t, res.Sysdiagnose)
 	assert.FileExists(t, filepath.Join(dir, res.Sysdiagnose))
-	assert.FileExists(t, filepath.Join(dir, artifacts.AfterDir, "sw_vers.txt"))
+	transcript := readFile(t, filepath.Join(dir, "state", "after.txt"))
+	assert.Contains(t, transcript, "\n$ sw_vers\nProductName:", "what the guest said before it died is kept")
+	assert.Contains(t, transcript, "\n$ systemextensionsctl list\n# not run: ", "the command it died under says so")
 	assert.Len(t, g.runs, 4, "nothing is tried once the guest is gone: %q; missing %+v", g.runs, res.Missing)
 
 	what := missingWhat(res.Missing)
-	assert.Equal(t, "state/after/systemextensionsctl-list", what[0])
+	assert.Equal(t, "state/after.txt (systemextensionsctl-list)", what[0])
 	assert.Contains(t, res.Missing[0].Reason, "systemextensionsctl list", "the reason names the command the guest died under")
-	assert.Contains(t, what, "state/after/scutil-nc-list")
+	assert.Contains(t, what, "state/after.txt (scutil-nc-list)")
 	assert.Contains(t, what, "logs")
 	for _, m := range res.Missing[1:] {
 		assert.True(t, strings.HasPrefix(m.Reason, "skipped: "), "%+v", m)
@@ -89,7 +91,8 @@ func TestDyingGuestKeepsWhatWasCollected(t *testing.T) {
 		listed[e.Path] = true
 	}
 	assert.True(t, listed[res.Sysdiagnose])
-	assert.True(t, listed["state/after/sw_vers.txt"])
+	assert.True(t, listed["state/after.txt"])
+	assert.True(t, listed["state/after.json"], "what was read is parsed, though the rest is missing")
 	assert.True(t, listed[artifacts.StepsFile])
 	require.NoError(t, artifacts.VerifyManifest(dir))
 }

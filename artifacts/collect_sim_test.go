@@ -114,22 +114,35 @@ func TestSimFailedAttemptFolder(t *testing.T) {
 	assert.Equal(t, info.Size(), last[1])
 	assert.NoFileExists(t, filepath.Join(a.dir, a.result.Sysdiagnose+".part"))
 
-	// The snapshots: raw and parsed, before and after.
+	// The snapshots: one transcript and one parsed file each, before and after.
+	files, err := os.ReadDir(filepath.Join(a.dir, "state"))
+	require.NoError(t, err)
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name())
+	}
+	assert.Equal(t, []string{"after.json", "after.txt", "before.json", "before.txt"}, names)
 	for _, sub := range []string{artifacts.BeforeDir, artifacts.AfterDir} {
-		for _, f := range []string{"sw_vers", "systemextensionsctl-list", "scutil-nc-list", "scutil-nc-status", "pkgutil-pkg-info-com.example.vpn.pkg"} {
-			assert.FileExists(t, filepath.Join(a.dir, sub, f+".txt"))
-			assert.FileExists(t, filepath.Join(a.dir, sub, f+".json"))
+		transcript := readFile(t, filepath.Join(a.dir, sub+".txt"))
+		for _, line := range []string{"sw_vers", "systemextensionsctl list", "scutil --nc list", "scutil --nc status 'Example VPN' 2>&1", "sudo launchctl list", "pkgutil --pkg-info com.example.vpn.pkg"} {
+			assert.Contains(t, transcript, "\n$ "+line+"\n", "%s ran %s", sub, line)
 		}
-		assert.FileExists(t, filepath.Join(a.dir, sub, "launchctl-list.txt"))
+		assert.Regexp(t, `\n\$ sw_vers\nProductName:\s+macOS\nProductVersion:\s+15\.3\n`, transcript, "the output as the guest printed it")
+		assert.Contains(t, transcript, "\n# exit 0\n")
 	}
 	// Before the upgrade: version 2's job, with its endpoint. After: version 3's, without.
-	assert.FileExists(t, filepath.Join(a.dir, artifacts.BeforeDir, "launchctl-print-NetworkExtension.com.example.vpn.tunnel.2.0.200.json"))
-	var job guest.LaunchdJob
-	readJSON(t, filepath.Join(a.dir, artifacts.AfterDir, "launchctl-print-NetworkExtension.com.example.vpn.tunnel.3.0.300.json"), &job)
-	assert.False(t, job.HasEndpointsBlock())
-	var sw guest.SwVers
-	readJSON(t, filepath.Join(a.dir, artifacts.AfterDir, "sw_vers.json"), &sw)
-	assert.Equal(t, "15.3", sw.ProductVersion)
+	before, err := artifacts.ReadState(a.dir, artifacts.BeforeDir)
+	require.NoError(t, err)
+	require.Len(t, before.Jobs, 1)
+	assert.Equal(t, "NetworkExtension.com.example.vpn.tunnel.2.0.200", before.Jobs[0].Label)
+	assert.True(t, before.Jobs[0].Job.HasEndpointsBlock())
+	assert.Contains(t, readFile(t, filepath.Join(a.dir, "state", "before.txt")), "\n$ sudo launchctl print system/NetworkExtension.com.example.vpn.tunnel.2.0.200\n")
+	var onDisk artifacts.State
+	readJSON(t, filepath.Join(a.dir, "state", "after.json"), &onDisk)
+	require.Len(t, onDisk.Jobs, 1)
+	assert.Equal(t, "NetworkExtension.com.example.vpn.tunnel.3.0.300", onDisk.Jobs[0].Label)
+	assert.False(t, onDisk.Jobs[0].Job.HasEndpointsBlock())
+	assert.Equal(t, "15.3", onDisk.SwVers.ProductVersion)
 	after := a.result.Facts.After
 	require.NotNil(t, after)
 	assert.Equal(t, "Connected", after.VPNStatus.Status, "the tunnel works; only XPC is broken")
@@ -188,8 +201,8 @@ func TestSimPolicy(t *testing.T) {
 			a := runAttempt(t, mac.client, demoCollector(tc.on), cat, tc.cell, img)
 			assert.Empty(t, a.result.Missing)
 			assert.Equal(t, tc.wantLogs, fileExists(filepath.Join(a.dir, artifacts.LogsFile)), "logs")
-			assert.Equal(t, tc.wantLogs, fileExists(filepath.Join(a.dir, artifacts.AfterDir, "sw_vers.txt")), "after-state")
-			assert.Equal(t, tc.wantBefore, fileExists(filepath.Join(a.dir, artifacts.BeforeDir, "sw_vers.txt")), "before-state")
+			assert.Equal(t, tc.wantLogs, fileExists(filepath.Join(a.dir, artifacts.AfterDir+".txt")), "after-state")
+			assert.Equal(t, tc.wantBefore, fileExists(filepath.Join(a.dir, artifacts.BeforeDir+".json")), "before-state")
 			assert.Equal(t, tc.sysdiagnose, a.result.Sysdiagnose != "")
 			require.NoError(t, artifacts.VerifyManifest(a.dir))
 		})
@@ -285,4 +298,11 @@ func walkFiles(t *testing.T, dir string) []string {
 	}))
 	slices.Sort(out)
 	return out
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return string(b)
 }

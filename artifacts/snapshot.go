@@ -19,8 +19,21 @@ import (
 	"github.com/sxlab/sxlab/internal/plainjson"
 )
 
-// Files of a state snapshot (state/before/, state/after/): each command's
-// output as NAME.txt and, parsed by the guest package, as NAME.json.
+// A state snapshot (state/before, state/after) is two files: NAME.txt,
+// the transcript of its commands in the order they ran — each as "$ "
+// and the line sent, what it printed, and "# exit N" — and NAME.json,
+// what the guest package made of them (State). One file per snapshot
+// rather than one per command: an attempt folder is created on every
+// attempt, and file creation is most of what the lab itself costs there.
+// Older run folders hold a folder per snapshot with a NAME.txt and
+// NAME.json per command; ReadState reads both layouts.
+const (
+	TranscriptExt = ".txt"
+	StateExt      = ".json"
+)
+
+// Section names of a snapshot's commands (Missing.What, and the files of
+// the older layout).
 const (
 	SwVersFile       = "sw_vers"
 	ExtensionsFile   = "systemextensionsctl-list"
@@ -39,7 +52,7 @@ const stateCmdTimeout = 2 * time.Minute
 type State struct {
 	Taken      time.Time          `json:"taken"` // the guest's clock (the host's when unreadable) as the snapshot began
 	SwVers     *guest.SwVers      `json:"sw_vers,omitempty"`
-	Extensions []guest.Extension  `json:"extensions,omitempty"` // the app's extension's rows only (bundle and team id)
+	Extensions []guest.Extension  `json:"extensions"` // the app's extension's rows only (bundle and team id); null when unread
 	VPNs       []guest.VPNService `json:"vpns,omitempty"`
 	VPNStatus  *guest.VPNStatus   `json:"vpn_status,omitempty"`
 	Jobs       []Job              `json:"jobs,omitempty"`
@@ -49,8 +62,7 @@ type State struct {
 // Job is one launchd job of the extension.
 type Job struct {
 	Label string            `json:"label"`
-	File  string            `json:"file"` // raw output's name in the snapshot folder
-	Job   *guest.LaunchdJob `json:"job"`  // nil when launchd had no such job
+	Job   *guest.LaunchdJob `json:"job"` // nil when launchd had no such job
 }
 
 // JobLabel is the launchd label of a running NE provider:
@@ -59,54 +71,64 @@ func JobLabel(bundleID, short, build string) string {
 	return fmt.Sprintf("NetworkExtension.%s.%s.%s", bundleID, short, build)
 }
 
-// snapshot records the app's state into sub (state/before or
-// state/after). What cannot be had is in s.missing; the rest is kept.
+// snapshot records the app's state as sub.txt and sub.json (sub is
+// state/before or state/after). What cannot be had is in s.missing; the
+// rest is kept, the transcript command by command as it comes.
 func (s *session) snapshot(ctx context.Context, sub string) *State {
-	if err := mkdirs(s.dir, sub); err != nil {
-		s.miss(sub, fmt.Sprintf("create folder: %v", err))
+	tr := s.transcript(sub)
+	if tr == nil {
 		return nil
 	}
+	defer tr.close()
 	// The guest's clock, so that state and log lines share one timeline.
 	st := &State{Taken: time.Now().UTC()}
-	if res, ok := s.run(ctx, path.Join(sub, "clock"), guestClockLine, stateCmdTimeout); ok && res.Exit == 0 {
+	if res, ok := tr.run(ctx, "clock", guestClockLine); ok && res.Exit == 0 {
 		if t, err := time.Parse(time.RFC3339, strings.TrimSpace(res.Stdout)); err == nil {
 			st.Taken = t
 		}
 	}
 	app := s.c.App
 
-	if v, ok := capture(ctx, s, sub, SwVersFile, "sw_vers", guest.ParseSwVers); ok {
+	if v, ok := capture(ctx, tr, SwVersFile, "sw_vers", guest.ParseSwVers); ok {
 		st.SwVers = &v
 	}
-	rows, _ := capture(ctx, s, sub, ExtensionsFile, "systemextensionsctl list", guest.ParseExtensions)
-	for _, r := range rows {
-		if r.BundleID == app.ExtensionBundleID && (app.TeamID == "" || r.TeamID == app.TeamID) {
-			st.Extensions = append(st.Extensions, r)
+	if rows, ok := capture(ctx, tr, ExtensionsFile, "systemextensionsctl list", guest.ParseExtensions); ok {
+		st.Extensions = []guest.Extension{} // read, though perhaps without a row of the app
+		for _, r := range rows {
+			if r.BundleID == app.ExtensionBundleID && (app.TeamID == "" || r.TeamID == app.TeamID) {
+				st.Extensions = append(st.Extensions, r)
+			}
 		}
 	}
-	st.VPNs, _ = capture(ctx, s, sub, vpnListFile, "scutil --nc list", guest.ParseVPNList)
+	st.VPNs, _ = capture(ctx, tr, vpnListFile, "scutil --nc list", guest.ParseVPNList)
 	if app.VPNService != "" {
 		// "No service" (before the app made its configuration) is an
 		// answer, which scutil may print on stderr with exit 1.
 		line := guest.Join("scutil", "--nc", "status", app.VPNService) + " 2>&1"
-		if v, ok := capture(ctx, s, sub, vpnStatusFile, line, guest.ParseVPNStatus); ok {
+		if v, ok := capture(ctx, tr, vpnStatusFile, line, guest.ParseVPNStatus); ok {
 			st.VPNStatus = &v
 		}
 	}
 	if app.ExtensionBundleID != "" {
-		for _, label := range s.jobLabels(ctx, sub, st.Extensions) {
-			file := launchdPrintFile + FileSafe(label)
-			j := Job{Label: label, File: file + ".txt"}
-			if job, ok := capture(ctx, s, sub, file, guest.Join("sudo", "launchctl", "print", "system/"+label), guest.ParseLaunchdJob); ok {
+		for _, label := range s.jobLabels(ctx, tr, st.Extensions) {
+			j := Job{Label: label}
+			if job, ok := capture(ctx, tr, launchdPrintFile+FileSafe(label), guest.Join("sudo", "launchctl", "print", "system/"+label), guest.ParseLaunchdJob); ok {
 				j.Job = &job
 			}
 			st.Jobs = append(st.Jobs, j)
 		}
 	}
-	for _, id := range s.packageIDs(ctx, sub) {
-		if info, ok := capture(ctx, s, sub, pkgInfoFile+FileSafe(id), guest.Join("pkgutil", "--pkg-info", id), guest.ParsePkgInfo); ok {
+	for _, id := range s.packageIDs(ctx, tr) {
+		if info, ok := capture(ctx, tr, pkgInfoFile+FileSafe(id), guest.Join("pkgutil", "--pkg-info", id), guest.ParsePkgInfo); ok {
 			st.Packages = append(st.Packages, info)
 		}
+	}
+	b, err := plainjson.MarshalIndent(st, "", "  ")
+	if err == nil {
+		err = s.o.written.WriteFile(s.dir, sub+StateExt, append(b, '\n'))
+	}
+	if err != nil {
+		s.miss(sub+StateExt, fmt.Sprintf("write: %v", err))
 	}
 	return st
 }
@@ -133,10 +155,10 @@ func mkdirs(base, sub string) error {
 
 // jobLabels finds the extension's launchd jobs: those `launchctl list`
 // shows under its label prefix, and those its enabled rows imply.
-func (s *session) jobLabels(ctx context.Context, sub string, rows []guest.Extension) []string {
+func (s *session) jobLabels(ctx context.Context, tr *transcript, rows []guest.Extension) []string {
 	prefix := "NetworkExtension." + s.c.App.ExtensionBundleID + "."
 	var labels []string
-	if out, ok := s.raw(ctx, sub, launchdListFile, "sudo launchctl list"); ok {
+	if out, ok := tr.raw(ctx, launchdListFile, "sudo launchctl list"); ok {
 		for line := range strings.Lines(out) {
 			f := strings.Fields(line)
 			if len(f) > 0 && strings.HasPrefix(f[len(f)-1], prefix) {
@@ -155,60 +177,130 @@ func (s *session) jobLabels(ctx context.Context, sub string, rows []guest.Extens
 
 // packageIDs are the configured package ids or, when none are, the
 // receipts whose id starts with the app's bundle id.
-func (s *session) packageIDs(ctx context.Context, sub string) []string {
+func (s *session) packageIDs(ctx context.Context, tr *transcript) []string {
 	if len(s.c.App.Packages) > 0 || s.c.App.BundleID == "" {
 		return s.c.App.Packages
 	}
-	res, ok := s.run(ctx, path.Join(sub, "pkgutil-pkgs"), guest.Join("pkgutil", "--pkgs=^"+regexp.QuoteMeta(s.c.App.BundleID)), stateCmdTimeout)
+	res, ok := tr.run(ctx, "pkgutil-pkgs", guest.Join("pkgutil", "--pkgs=^"+regexp.QuoteMeta(s.c.App.BundleID)))
 	if !ok || res.Exit != 0 {
 		return nil
 	}
 	return strings.Fields(res.Stdout)
 }
 
-// raw runs line and keeps its output as NAME.txt.
-func (s *session) raw(ctx context.Context, sub, name, line string) (string, bool) {
-	what := path.Join(sub, name)
-	res, ok := s.run(ctx, what, line, stateCmdTimeout)
+// transcript is a snapshot's NAME.txt, appended to command by command,
+// its sum kept as it grows (Written.Appended).
+type transcript struct {
+	s      *session
+	sub    string // state/before
+	rel    string // state/before.txt
+	f      *os.File
+	failed bool // a write failed: the manifest reads what is there
+}
+
+// transcript creates sub's transcript (and its folder) with its header;
+// nil, with the reason in s.missing, when it cannot be written.
+func (s *session) transcript(sub string) *transcript {
+	tr := &transcript{s: s, sub: sub, rel: sub + TranscriptExt}
+	err := mkdirs(s.dir, path.Dir(sub))
+	if err == nil {
+		s.o.written.Forget(tr.rel)
+		tr.f, err = os.OpenFile(filepath.Join(s.dir, filepath.FromSlash(tr.rel)), os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
+	}
+	if err != nil {
+		s.miss(tr.rel, fmt.Sprintf("create: %v", err))
+		return nil
+	}
+	tr.write("# sxlab state snapshot " + path.Base(sub) + ": each command as sent to the guest after \"$ \", what it printed, and its exit status\n")
+	return tr
+}
+
+func (tr *transcript) write(text string) {
+	if tr.failed {
+		return
+	}
+	b := []byte(text)
+	if _, err := tr.f.Write(b); err != nil {
+		tr.failed = true
+		tr.s.o.written.Forget(tr.rel)
+		tr.s.miss(tr.rel, fmt.Sprintf("write: %v", err))
+		return
+	}
+	tr.s.o.written.Appended(tr.rel, b)
+}
+
+func (tr *transcript) close() {
+	if err := tr.f.Close(); err != nil && !tr.failed {
+		tr.s.o.written.Forget(tr.rel)
+		tr.s.miss(tr.rel, fmt.Sprintf("close: %v", err))
+	}
+}
+
+// what names a command's part of the snapshot: "state/after.txt
+// (sw_vers)".
+func (tr *transcript) what(name string) string { return tr.rel + " (" + name + ")" }
+
+// run runs line and adds it to the transcript with what it printed.
+func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result, bool) {
+	res, ok := tr.s.run(ctx, tr.what(name), line, stateCmdTimeout)
+	var b strings.Builder
+	b.WriteString("\n$ " + line + "\n")
+	if !ok {
+		b.WriteString("# not run: " + tr.s.missing[len(tr.s.missing)-1].Reason + "\n")
+		tr.write(b.String())
+		return res, false
+	}
+	if res.Cut {
+		b.WriteString("# over the capture limit: only the output's tail is here\n")
+	}
+	section(&b, res.Stdout)
+	if strings.TrimSpace(res.Stderr) != "" {
+		b.WriteString("# stderr:\n")
+		section(&b, res.Stderr)
+	}
+	fmt.Fprintf(&b, "# exit %d\n", res.Exit)
+	tr.write(b.String())
+	return res, true
+}
+
+// section adds out, ending it with a newline when it has none.
+func section(b *strings.Builder, out string) {
+	b.WriteString(out)
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		b.WriteByte('\n')
+	}
+}
+
+// raw runs line into the transcript and returns its output: stdout, or
+// nothing (with the reason in s.missing) when it could not be had.
+func (tr *transcript) raw(ctx context.Context, name, line string) (string, bool) {
+	res, ok := tr.run(ctx, name, line)
 	if !ok {
 		return "", false
 	}
 	// Some answers come with a non-zero exit and are still the state
 	// (scutil's "No service"); output on stdout is kept and parsed.
 	if res.Exit != 0 && strings.TrimSpace(res.Stdout) == "" {
-		s.miss(what, fmt.Sprintf("%s exited %d: %s", line, res.Exit, firstLine(res.Stderr, res.Stdout)))
+		tr.s.miss(tr.what(name), fmt.Sprintf("%s exited %d: %s", line, res.Exit, firstLine(res.Stderr, res.Stdout)))
 		return "", false
 	}
 	if res.Cut {
-		s.miss(what, "output over the capture limit: only its tail was kept")
-	}
-	if err := s.o.written.WriteFile(s.dir, what+".txt", []byte(res.Stdout)); err != nil {
-		s.miss(what, fmt.Sprintf("write: %v", err))
-		return "", false
+		tr.s.miss(tr.what(name), "output over the capture limit: only its tail was kept")
 	}
 	return res.Stdout, true
 }
 
-// capture runs line, keeps its output as NAME.txt and what parse makes
-// of it as NAME.json.
-func capture[T any](ctx context.Context, s *session, sub, name, line string, parse func(io.Reader) (T, error)) (T, bool) {
+// capture runs line into the transcript and parses its output.
+func capture[T any](ctx context.Context, tr *transcript, name, line string, parse func(io.Reader) (T, error)) (T, bool) {
 	var zero T
-	out, ok := s.raw(ctx, sub, name, line)
+	out, ok := tr.raw(ctx, name, line)
 	if !ok {
 		return zero, false
 	}
-	what := path.Join(sub, name)
 	v, err := parse(strings.NewReader(out))
 	if err != nil {
-		s.miss(what+".json", err.Error())
+		tr.s.miss(tr.what(name), "not read: "+err.Error())
 		return zero, false
-	}
-	b, err := plainjson.MarshalIndent(v, "", "  ")
-	if err == nil {
-		err = s.o.written.WriteFile(s.dir, what+".json", append(b, '\n'))
-	}
-	if err != nil {
-		s.miss(what+".json", fmt.Sprintf("write: %v", err))
 	}
 	return v, true
 }

@@ -3,7 +3,6 @@ package artifacts
 import (
 	"cmp"
 	"fmt"
-	"path"
 	"slices"
 	"time"
 
@@ -15,7 +14,7 @@ const (
 	LogsFile     = "logs.ndjson"
 	StepsFile    = "steps.jsonl" // written by the lab; probes are recorded there
 	ManifestFile = "manifest.json"
-	BeforeDir    = "state/before"
+	BeforeDir    = "state/before" // the snapshots: + TranscriptExt, + StateExt
 	AfterDir     = "state/after"
 )
 
@@ -290,7 +289,7 @@ func checkNoEndpoints(st *State) []Evidence {
 		}
 		out = append(out, Evidence{Time: st.Taken, Process: "launchd",
 			Message: fmt.Sprintf("launchctl print system/%s: no endpoints block (state = %s)", j.Label, j.Job.State),
-			Source:  path.Join(AfterDir, j.File)})
+			Source:  AfterDir + TranscriptExt})
 	}
 	return out
 }
@@ -314,7 +313,7 @@ func extensionRows(st *State, state string) []Evidence {
 		}
 		out = append(out, Evidence{Time: st.Taken, Process: "systemextensionsctl",
 			Message: fmt.Sprintf("%s %s (%s/%s) [%s]", e.TeamID, e.BundleID, e.ShortVersion, e.Build, e.State),
-			Source:  path.Join(AfterDir, ExtensionsFile+".txt")})
+			Source:  AfterDir + TranscriptExt})
 	}
 	return out
 }

@@ -121,11 +121,11 @@ func TestTriageEndpointLostNeedsStateAndProbe(t *testing.T) {
 	c := catalog(t)
 	taken := time.Date(2025, 7, 27, 20, 0, 0, 0, time.UTC)
 	noEndpoints := &artifacts.State{Taken: taken, Jobs: []artifacts.Job{{
-		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", File: "launchctl-print-NetworkExtension.com.example.vpn.tunnel.3.0.300.txt",
+		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300",
 		Job: &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{}},
 	}}}
 	withEndpoints := &artifacts.State{Taken: taken, Jobs: []artifacts.Job{{
-		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", File: "x.txt",
+		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300",
 		Job: &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{"endpoints": map[string]any{}}},
 	}}}
 	// The message is sxlab-probe's report summary (schema.Report.Summary).
@@ -160,7 +160,7 @@ func TestTriageEndpointLostNeedsStateAndProbe(t *testing.T) {
 			assert.Equal(t, []string{"endpoint-lost", "replacement-path", "bootstrap-lookup-failed"}, labelIDs(tr))
 			ev := tr.Labels[0].Evidence
 			require.Len(t, ev, 2)
-			assert.Equal(t, "state/after/launchctl-print-NetworkExtension.com.example.vpn.tunnel.3.0.300.txt", ev[0].Source)
+			assert.Equal(t, "state/after.txt", ev[0].Source, "the snapshot's transcript")
 			assert.Equal(t, taken, ev[0].Time)
 			assert.Contains(t, ev[1].Message, "BOOTSTRAP_UNKNOWN_SERVICE")
 			assert.Equal(t, artifacts.StepsFile, ev[1].Source)

@@ -33,12 +33,17 @@ func (e Event) Snapshot() bool {
 	return e.Ev != nil && strings.HasPrefix(e.Ev.Source, "state/")
 }
 
-// SnapshotName is the snapshot's folder (state/after) for a snapshot event.
+// SnapshotName is the snapshot (state/after) of a snapshot event: its
+// transcript's name without .txt, or in older run folders the folder of
+// the command's file.
 func (e Event) SnapshotName() string {
 	if !e.Snapshot() {
 		return ""
 	}
-	return path.Dir(e.Ev.Source)
+	if dir := path.Dir(e.Ev.Source); dir != "state" {
+		return dir
+	}
+	return strings.TrimSuffix(e.Ev.Source, path.Ext(e.Ev.Source))
 }
 
 // Events merges an attempt's steps and its timed evidence onto one

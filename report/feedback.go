@@ -529,8 +529,8 @@ func (fb *feedback) miss(what, reason string) {
 // configured version, said to be so.
 func (fb *feedback) guestOS(attemptDir, image string) guestOS {
 	for _, sub := range []string{artifacts.AfterDir, artifacts.BeforeDir} {
-		var v guest.SwVers
-		if readJSONFile(filepath.Join(attemptDir, filepath.FromSlash(sub), artifacts.SwVersFile+".json"), &v) == nil && v.ProductVersion != "" {
+		if st, err := artifacts.ReadState(attemptDir, sub); err == nil && st.SwVers != nil && st.SwVers.ProductVersion != "" {
+			v := st.SwVers
 			ver := v.ProductVersion
 			if v.ProductVersionExtra != "" {
 				ver += " " + v.ProductVersionExtra
@@ -731,11 +731,13 @@ func (fb *feedback) guestVersions(attemptDir string) {
 		sub string
 		v   *appVersion
 	}{{artifacts.BeforeDir, fb.From}, {artifacts.AfterDir, fb.To}} {
-		dir := filepath.Join(attemptDir, filepath.FromSlash(side.sub))
-		var rows []guest.Extension
-		if readJSONFile(filepath.Join(dir, artifacts.ExtensionsFile+".json"), &rows) == nil {
+		st, err := artifacts.ReadState(attemptDir, side.sub)
+		if err != nil {
+			continue
+		}
+		if st.Extensions != nil {
 			var shown []string
-			for _, row := range rows {
+			for _, row := range st.Extensions {
 				if ext == "" || row.BundleID == ext {
 					shown = append(shown, fmt.Sprintf("%s/%s [%s]", row.ShortVersion, row.Build, row.State))
 				}
@@ -745,12 +747,9 @@ func (fb *feedback) guestVersions(attemptDir string) {
 			}
 			side.v.Guest = strings.Join(shown, "; ") + " (" + side.sub + ")"
 		}
-		matches, _ := filepath.Glob(filepath.Join(dir, "pkgutil-pkg-info-*.json"))
-		sort.Strings(matches)
 		var receipts []string
-		for _, m := range matches {
-			var info guest.PkgInfo
-			if readJSONFile(m, &info) == nil && info.PackageID != "" {
+		for _, info := range st.Packages {
+			if info.PackageID != "" {
 				receipts = append(receipts, info.PackageID+" "+info.Version)
 			}
 		}
@@ -1039,9 +1038,9 @@ func (fb *feedback) files(a *Attempt, attemptDir string) {
 			what = "every step: command, exit, duration, output tail"
 		case f.Name == artifacts.ManifestFile:
 			what = "the attempt's files with size and sha256, as collected"
-		case strings.HasPrefix(f.Name, artifacts.BeforeDir+"/"):
+		case strings.HasPrefix(f.Name, artifacts.BeforeDir+"/"), strings.HasPrefix(f.Name, artifacts.BeforeDir+"."):
 			what, state = "state before the upgrade", true
-		case strings.HasPrefix(f.Name, artifacts.AfterDir+"/"):
+		case strings.HasPrefix(f.Name, artifacts.AfterDir+"/"), strings.HasPrefix(f.Name, artifacts.AfterDir+"."):
 			what, state = "state after the probes", true
 		}
 		fb.Files = append(fb.Files, BundleFile{Name: f.Name, What: what, Size: f.Size, SHA256: sums[f.Name],

@@ -57,12 +57,17 @@ func TestFeedbackOnAFailingDemoCell(t *testing.T) {
 	assert.Contains(t, text, "2 of 2 attempts of this configuration failed: 100%, 95% Wilson interval 34–100%")
 	assert.Contains(t, text, "### `endpoint-lost` (the finding)")
 	assert.Contains(t, text, "no endpoints block")
+	// The guest's own word, read from the snapshots' parsed files.
+	assert.Contains(t, text, "| macOS (guest) | 15.3 (24D60), from sw_vers in the guest (state/after) |")
+	assert.Contains(t, text, "`2.0/200 [activated enabled] (state/before)`")
+	assert.Contains(t, text, "`com.example.vpn.pkg 3.0 (state/after)`")
+	assert.Contains(t, text, "| `state/after` | state snapshot [endpoint-lost]: `launchd showed: launchctl print", "the evidence is shown as the snapshot's")
 
 	bundle := filepath.Dir(md[1])
 	sysdiagnoses, err := filepath.Glob(filepath.Join(bundle, "sysdiagnose_*.tar.gz"))
 	require.NoError(t, err)
 	assert.Len(t, sysdiagnoses, 1)
-	for _, f := range []string{"packages/example-vpn-2.pkg", "packages/example-vpn-3.pkg", "logs.ndjson", "state/before/sw_vers.txt", "state/after/systemextensionsctl-list.txt"} {
+	for _, f := range []string{"packages/example-vpn-2.pkg", "packages/example-vpn-3.pkg", "logs.ndjson", "state/before.txt", "state/before.json", "state/after.txt", "state/after.json"} {
 		assert.FileExists(t, filepath.Join(bundle, filepath.FromSlash(f)))
 	}
 
