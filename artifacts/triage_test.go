@@ -122,11 +122,11 @@ func TestTriageEndpointLostNeedsStateAndProbe(t *testing.T) {
 	taken := time.Date(2025, 7, 27, 20, 0, 0, 0, time.UTC)
 	noEndpoints := &artifacts.State{Taken: taken, Jobs: []artifacts.Job{{
 		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300",
-		Job: &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{}},
+		Job:   &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{}},
 	}}}
 	withEndpoints := &artifacts.State{Taken: taken, Jobs: []artifacts.Job{{
 		Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300",
-		Job: &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{"endpoints": map[string]any{}}},
+		Job:   &guest.LaunchdJob{Label: "NetworkExtension.com.example.vpn.tunnel.3.0.300", State: "running", Fields: map[string]any{"endpoints": map[string]any{}}},
 	}}}
 	// The message is sxlab-probe's report summary (schema.Report.Summary).
 	const lookupFailed = "xpc-connect ABCDE12345.com.example.vpn.tunnel: lookup failed: no Mach service of that name is registered in this user's bootstrap namespace (BOOTSTRAP_UNKNOWN_SERVICE); the XPC connection saw connection-invalid [bootstrap_look_up BOOTSTRAP_UNKNOWN_SERVICE (1102): Unknown service name] [xpc connection-invalid: Connection invalid]"
