@@ -50,15 +50,17 @@ func missingWhat(ms []artifacts.Missing) []string {
 }
 
 // TestDyingGuestKeepsWhatWasCollected: the guest dies after the
-// sysdiagnose and part of the after-state; what was collected stays,
-// the rest is missing with its reason, nothing else is tried, and the
-// manifest is still written.
+// sysdiagnose and the after-state, under log show; what was collected
+// stays, the rest is missing with its reason, nothing else is tried,
+// and the manifest is still written.
 func TestDyingGuestKeepsWhatWasCollected(t *testing.T) {
 	simNoLeaks(t)
 	img := image153()
 	mac := bootSim(t, img, 1, "dying")
-	// Runs: 1 sysdiagnose, 2 the clock, 3 sw_vers, 4 systemextensionsctl.
-	g := &dyingGuest{Guest: mac.client, m: mac.m, dieAt: 4}
+	// Runs: 1 sysdiagnose, 2 the snapshot's commands in one session (the
+	// clock, sw_vers, systemextensionsctl, scutil, launchctl list,
+	// pkgutil; no job of the app is found, so no second session), 3 log show.
+	g := &dyingGuest{Guest: mac.client, m: mac.m, dieAt: 3}
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, artifacts.StepsFile), []byte("{}\n"), 0o644))
 	since := time.Now()
@@ -69,17 +71,12 @@ func TestDyingGuestKeepsWhatWasCollected(t *testing.T) {
 	assert.FileExists(t, filepath.Join(dir, res.Sysdiagnose))
 	transcript := readFile(t, filepath.Join(dir, "state", "after.txt"))
 	assert.Contains(t, transcript, "\n$ sw_vers\nProductName:", "what the guest said before it died is kept")
-	assert.Contains(t, transcript, "\n$ systemextensionsctl list\n# not run: ", "the command it died under says so")
-	assert.Len(t, g.runs, 4, "nothing is tried once the guest is gone: %q; missing %+v", g.runs, res.Missing)
+	assert.Contains(t, transcript, "\n$ systemextensionsctl list\n0 extension(s)\n# exit 0\n")
+	assert.Len(t, g.runs, 3, "nothing is tried once the guest is gone: %q; missing %+v", g.runs, res.Missing)
 
 	what := missingWhat(res.Missing)
-	assert.Equal(t, "state/after.txt (systemextensionsctl-list)", what[0])
-	assert.Contains(t, res.Missing[0].Reason, "systemextensionsctl list", "the reason names the command the guest died under")
-	assert.Contains(t, what, "state/after.txt (scutil-nc-list)")
 	assert.Contains(t, what, "logs")
-	for _, m := range res.Missing[1:] {
-		assert.True(t, strings.HasPrefix(m.Reason, "skipped: "), "%+v", m)
-	}
+	assert.NotContains(t, strings.Join(what, " "), "systemextensionsctl", "the snapshot was whole")
 	assert.Nil(t, res.Facts.Logs)
 	require.NotNil(t, res.Facts.After)
 	assert.Equal(t, "15.3", res.Facts.After.SwVers.ProductVersion)
@@ -92,8 +89,37 @@ func TestDyingGuestKeepsWhatWasCollected(t *testing.T) {
 	}
 	assert.True(t, listed[res.Sysdiagnose])
 	assert.True(t, listed["state/after.txt"])
-	assert.True(t, listed["state/after.json"], "what was read is parsed, though the rest is missing")
+	assert.True(t, listed["state/after.json"])
 	assert.True(t, listed[artifacts.StepsFile])
+	require.NoError(t, artifacts.VerifyManifest(dir))
+}
+
+// TestGuestDyingUnderTheSnapshot: the guest dies as the snapshot's
+// session is sent. Each command is tried once more alone (the connection
+// may have been the trouble, not the guest), and once the guest is found
+// gone, every one is in the transcript and in missing with why, the
+// first naming its command.
+func TestGuestDyingUnderTheSnapshot(t *testing.T) {
+	simNoLeaks(t)
+	img := image153()
+	mac := bootSim(t, img, 1, "dying")
+	g := &dyingGuest{Guest: mac.client, m: mac.m, dieAt: 2} // 1 sysdiagnose, 2 the snapshot
+	dir := t.TempDir()
+
+	res := demoCollector(artifacts.OnFailure).After(context.Background(), g, dir, true, time.Now())
+
+	require.NotEmpty(t, res.Sysdiagnose, "what came before stays")
+	assert.Len(t, g.runs, 3, "the batch, then its first command alone; the rest is skipped: %q", g.runs)
+	what := missingWhat(res.Missing)
+	require.NotEmpty(t, what)
+	assert.Equal(t, "state/after.txt (clock)", what[0])
+	assert.Contains(t, what, "state/after.txt (systemextensionsctl-list)")
+	assert.Contains(t, what, "logs")
+	for _, m := range res.Missing[1:] {
+		assert.True(t, strings.HasPrefix(m.Reason, "skipped: "), "%+v", m)
+	}
+	transcript := readFile(t, filepath.Join(dir, "state", "after.txt"))
+	assert.Contains(t, transcript, "\n$ systemextensionsctl list\n# no answer: skipped: ")
 	require.NoError(t, artifacts.VerifyManifest(dir))
 }
 

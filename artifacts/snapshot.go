@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,25 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 		return nil
 	}
 	defer tr.close()
+	app := s.c.App
+	vpnStatusLine := guest.Join("scutil", "--nc", "status", app.VPNService) + " 2>&1"
+	// What needs no earlier answer goes in one round trip; the rest
+	// (launchctl print of the jobs found, receipts found) in a second.
+	first := []string{guestClockLine, "sw_vers", "systemextensionsctl list", "scutil --nc list"}
+	if app.VPNService != "" {
+		first = append(first, vpnStatusLine)
+	}
+	if app.ExtensionBundleID != "" {
+		first = append(first, launchdListLine)
+	}
+	if ids, listed := s.packageIDsKnown(); listed {
+		for _, id := range ids {
+			first = append(first, pkgInfoLine(id))
+		}
+	} else {
+		first = append(first, s.pkgsLine())
+	}
+	tr.batch(ctx, first)
 	// The guest's clock, so that state and log lines share one timeline.
 	st := &State{Taken: time.Now().UTC()}
 	if res, ok := tr.run(ctx, "clock", guestClockLine); ok && res.Exit == 0 {
@@ -87,8 +107,6 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 			st.Taken = t
 		}
 	}
-	app := s.c.App
-
 	if v, ok := capture(ctx, tr, SwVersFile, "sw_vers", guest.ParseSwVers); ok {
 		st.SwVers = &v
 	}
@@ -104,22 +122,37 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 	if app.VPNService != "" {
 		// "No service" (before the app made its configuration) is an
 		// answer, which scutil may print on stderr with exit 1.
-		line := guest.Join("scutil", "--nc", "status", app.VPNService) + " 2>&1"
-		if v, ok := capture(ctx, tr, vpnStatusFile, line, guest.ParseVPNStatus); ok {
+		if v, ok := capture(ctx, tr, vpnStatusFile, vpnStatusLine, guest.ParseVPNStatus); ok {
 			st.VPNStatus = &v
 		}
 	}
+	var labels, ids []string
 	if app.ExtensionBundleID != "" {
-		for _, label := range s.jobLabels(ctx, tr, st.Extensions) {
+		labels = s.jobLabels(ctx, tr, st.Extensions)
+	}
+	_, known := s.packageIDsKnown()
+	ids = s.packageIDs(ctx, tr)
+	var second []string
+	for _, label := range labels {
+		second = append(second, launchdPrintLine(label))
+	}
+	for _, id := range ids {
+		if !known { // the known ones went in the first session
+			second = append(second, pkgInfoLine(id))
+		}
+	}
+	tr.batch(ctx, second)
+	if app.ExtensionBundleID != "" {
+		for _, label := range labels {
 			j := Job{Label: label}
-			if job, ok := capture(ctx, tr, launchdPrintFile+FileSafe(label), guest.Join("sudo", "launchctl", "print", "system/"+label), guest.ParseLaunchdJob); ok {
+			if job, ok := capture(ctx, tr, launchdPrintFile+FileSafe(label), launchdPrintLine(label), guest.ParseLaunchdJob); ok {
 				j.Job = &job
 			}
 			st.Jobs = append(st.Jobs, j)
 		}
 	}
-	for _, id := range s.packageIDs(ctx, tr) {
-		if info, ok := capture(ctx, tr, pkgInfoFile+FileSafe(id), guest.Join("pkgutil", "--pkg-info", id), guest.ParsePkgInfo); ok {
+	for _, id := range ids {
+		if info, ok := capture(ctx, tr, pkgInfoFile+FileSafe(id), pkgInfoLine(id), guest.ParsePkgInfo); ok {
 			st.Packages = append(st.Packages, info)
 		}
 	}
@@ -158,7 +191,7 @@ func mkdirs(base, sub string) error {
 func (s *session) jobLabels(ctx context.Context, tr *transcript, rows []guest.Extension) []string {
 	prefix := "NetworkExtension." + s.c.App.ExtensionBundleID + "."
 	var labels []string
-	if out, ok := tr.raw(ctx, launchdListFile, "sudo launchctl list"); ok {
+	if out, ok := tr.raw(ctx, launchdListFile, launchdListLine); ok {
 		for line := range strings.Lines(out) {
 			f := strings.Fields(line)
 			if len(f) > 0 && strings.HasPrefix(f[len(f)-1], prefix) {
@@ -178,15 +211,33 @@ func (s *session) jobLabels(ctx context.Context, tr *transcript, rows []guest.Ex
 // packageIDs are the configured package ids or, when none are, the
 // receipts whose id starts with the app's bundle id.
 func (s *session) packageIDs(ctx context.Context, tr *transcript) []string {
-	if len(s.c.App.Packages) > 0 || s.c.App.BundleID == "" {
-		return s.c.App.Packages
+	if ids, known := s.packageIDsKnown(); known {
+		return ids
 	}
-	res, ok := tr.run(ctx, "pkgutil-pkgs", guest.Join("pkgutil", "--pkgs=^"+regexp.QuoteMeta(s.c.App.BundleID)))
+	res, ok := tr.run(ctx, "pkgutil-pkgs", s.pkgsLine())
 	if !ok || res.Exit != 0 {
 		return nil
 	}
 	return strings.Fields(res.Stdout)
 }
+
+// packageIDsKnown are the package ids when no guest need be asked.
+func (s *session) packageIDsKnown() ([]string, bool) {
+	return s.c.App.Packages, len(s.c.App.Packages) > 0 || s.c.App.BundleID == ""
+}
+
+func (s *session) pkgsLine() string {
+	return guest.Join("pkgutil", "--pkgs=^"+regexp.QuoteMeta(s.c.App.BundleID))
+}
+
+// The snapshot's command lines.
+const launchdListLine = "sudo launchctl list"
+
+func launchdPrintLine(label string) string {
+	return guest.Join("sudo", "launchctl", "print", "system/"+label)
+}
+
+func pkgInfoLine(id string) string { return guest.Join("pkgutil", "--pkg-info", id) }
 
 // transcript is a snapshot's NAME.txt, appended to command by command,
 // its sum kept as it grows (Written.Appended).
@@ -196,6 +247,11 @@ type transcript struct {
 	rel    string // state/before.txt
 	f      *os.File
 	failed bool // a write failed: the manifest reads what is there
+	// ran holds what a batch brought back, by command line, for run to
+	// take instead of asking the guest again; hung, a command of a batch
+	// that did not end in time, with the reason.
+	ran  map[string]guest.Result
+	hung map[string]string
 }
 
 // transcript creates sub's transcript (and its folder) with its header;
@@ -240,13 +296,24 @@ func (tr *transcript) close() {
 // (sw_vers)".
 func (tr *transcript) what(name string) string { return tr.rel + " (" + name + ")" }
 
-// run runs line and adds it to the transcript with what it printed.
+// run runs line (or takes what its batch brought back) and adds it to
+// the transcript with what it printed.
 func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result, bool) {
-	res, ok := tr.s.run(ctx, tr.what(name), line, stateCmdTimeout)
+	res, done := tr.ran[line]
+	ok := done
+	switch reason, hung := tr.hung[line]; {
+	case done:
+		delete(tr.ran, line)
+	case hung:
+		delete(tr.hung, line)
+		tr.s.miss(tr.what(name), reason)
+	default:
+		res, ok = tr.s.run(ctx, tr.what(name), line, stateCmdTimeout)
+	}
 	var b strings.Builder
 	b.WriteString("\n$ " + line + "\n")
 	if !ok {
-		b.WriteString("# not run: " + tr.s.missing[len(tr.s.missing)-1].Reason + "\n")
+		b.WriteString("# no answer: " + tr.s.missing[len(tr.s.missing)-1].Reason + "\n")
 		tr.write(b.String())
 		return res, false
 	}
@@ -261,6 +328,87 @@ func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result,
 	fmt.Fprintf(&b, "# exit %d\n", res.Exit)
 	tr.write(b.String())
 	return res, true
+}
+
+// batch runs lines in one shell session, one round trip instead of one
+// per command: after each, a line of its own on stdout carries a marker,
+// the command's number and its exit status, and one on stderr the marker
+// and the number, so each command's output and status can be told apart
+// again (the marker is random per batch: no output contains it by
+// chance). What comes back whole is kept for run; a command whose part
+// is not whole (the batch timed out or the connection dropped under it,
+// or the output was over the capture limit) is left for run to send
+// alone — except the one a timeout stopped, which is not sent again.
+func (tr *transcript) batch(ctx context.Context, lines []string) {
+	if len(lines) < 2 || tr.s.gone != nil {
+		return
+	}
+	mark := "sxlab-" + randomHex(6)
+	var b strings.Builder
+	for i, line := range lines {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s; printf '\\n%%s %%s %%s\\n' %s %d $?; printf '\\n%%s %%s\\n' %s %d 1>&2", line, mark, i, mark, i)
+	}
+	all := b.String()
+	timeout := stateCmdTimeout
+	res, err := tr.s.g.Run(ctx, guest.Cmd{Line: all, Timeout: timeout})
+	if err == nil && res.Cut {
+		return // a head was dropped: every command runs alone
+	}
+	outs := splitMarked(res.Stdout, mark, true)
+	errs := splitMarked(res.Stderr, mark, false)
+	if tr.ran == nil {
+		tr.ran, tr.hung = map[string]guest.Result{}, map[string]string{}
+	}
+	n := min(len(outs), len(errs))
+	for i := range n {
+		tr.ran[lines[i]] = guest.Result{Line: lines[i], Exit: outs[i].exit, Stdout: outs[i].text, Stderr: errs[i].text, Started: res.Started}
+	}
+	if n < len(lines) && errors.Is(err, guest.ErrCommandTimeout) && ctx.Err() == nil {
+		tr.hung[lines[n]] = fmt.Sprintf("%s did not finish within %s (sent in one session with the snapshot's other commands)", lines[n], timeout)
+	}
+	if n > 0 {
+		tr.write(fmt.Sprintf("\n# the next %d commands were sent in one session, each followed by a marker line and its exit status (not shown)\n", len(lines)))
+	}
+}
+
+// marked is one command's part of a batch's output.
+type marked struct {
+	text string
+	exit int
+}
+
+// splitMarked cuts a batch's stdout (withExit: its marker lines end in
+// the exit status) or stderr at its marker lines, in order; it stops at
+// the first part that is not whole.
+func splitMarked(out, mark string, withExit bool) []marked {
+	var parts []marked
+	rest := out
+	for i := 0; ; i++ {
+		sep := "\n" + mark + " " + strconv.Itoa(i)
+		if withExit {
+			sep += " "
+		} else {
+			sep += "\n"
+		}
+		at := strings.Index(rest, sep)
+		if at < 0 {
+			return parts
+		}
+		p := marked{text: rest[:at]}
+		rest = rest[at+len(sep):]
+		if withExit {
+			end := strings.IndexByte(rest, '\n')
+			code, err := strconv.Atoi(rest[:max(end, 0)])
+			if end < 0 || err != nil {
+				return parts
+			}
+			p.exit, rest = code, rest[end+1:]
+		}
+		parts = append(parts, p)
+	}
 }
 
 // section adds out, ending it with a newline when it has none.
