@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sxlab/sxlab/guest"
+	"github.com/sxlab/sxlab/internal/gctune"
 	"github.com/sxlab/sxlab/vm"
 )
 
@@ -264,7 +266,11 @@ func runBench(b *testing.B, o RunOptions) (*RunResult, time.Duration) {
 // the state before the upgrade and each failing one also takes a
 // sysdiagnose, another snapshot and logs (guest calls), writing each
 // into a file and hashing them into its manifest (ours).
+//
+// The garbage collector is set as the sxlab binary sets it (gctune), so
+// the figures are the binary's.
 func BenchmarkOrchestratorOverhead(b *testing.B) {
+	defer gctune.Tune(os.LookupEnv)()
 	b.Run("simulated", benchOverhead)
 }
 

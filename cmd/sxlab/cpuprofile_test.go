@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -39,23 +38,3 @@ func TestCPUProfileIsWrittenEvenWhenTheCommandFails(t *testing.T) {
 	}
 }
 
-// GOGC and GOMEMLIMIT set by the user win over sxlab's own choice.
-func TestTuneGCLeavesWhatTheUserSet(t *testing.T) {
-	before := debug.SetGCPercent(-1)
-	debug.SetGCPercent(before)
-	limit := debug.SetMemoryLimit(-1)
-
-	restore := tuneGC(func(k string) (string, bool) { return "", true })
-	assert.Equal(t, before, debug.SetGCPercent(before), "GOGC set: untouched")
-	assert.Equal(t, limit, debug.SetMemoryLimit(-1), "GOMEMLIMIT set: untouched")
-	restore()
-
-	restore = tuneGC(func(string) (string, bool) { return "", false })
-	got := debug.SetGCPercent(runGCPercent)
-	gotLimit := debug.SetMemoryLimit(-1)
-	restore()
-	assert.Equal(t, runGCPercent, got)
-	assert.Equal(t, int64(runMemoryLimit), gotLimit)
-	assert.Equal(t, before, debug.SetGCPercent(before), "restored")
-	assert.Equal(t, limit, debug.SetMemoryLimit(-1), "restored")
-}

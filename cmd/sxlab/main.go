@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sxlab/sxlab/internal/gctune"
 	"github.com/sxlab/sxlab/lab"
 )
 
@@ -42,7 +43,7 @@ func usageError(format string, args ...any) error {
 }
 
 func main() {
-	tuneGC(os.LookupEnv)
+	gctune.Tune(os.LookupEnv)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -302,34 +301,3 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 	fmt.Fprintf(stderr, "sxlab: deleted the kept machine %s\n", k.Machine.Name())
 }
 
-// Garbage collection for sxlab (main calls it, tests keep Go's defaults),
-// unless GOGC or GOMEMLIMIT says otherwise.
-// A run's live heap is small (about 10 MB at 1,200 attempts) while every
-// attempt moves megabytes through short-lived buffers (packages, the
-// probe, evidence), so the default GOGC=100 collected three times per
-// attempt and took 12 % of the CPU (GODEBUG=gctrace=1). Collecting at
-// five times the live heap, but never letting the heap pass 80 MiB,
-// trades memory the run has for CPU it lacks (bench/README.md).
-const (
-	runGCPercent   = 400
-	runMemoryLimit = 80 << 20
-)
-
-// tuneGC returns what restores the previous settings.
-func tuneGC(lookup func(string) (string, bool)) (restore func()) {
-	percent, limit := -2, int64(-1)
-	if _, set := lookup("GOGC"); !set {
-		percent = debug.SetGCPercent(runGCPercent)
-	}
-	if _, set := lookup("GOMEMLIMIT"); !set {
-		limit = debug.SetMemoryLimit(runMemoryLimit)
-	}
-	return func() {
-		if percent != -2 {
-			debug.SetGCPercent(percent)
-		}
-		if limit >= 0 {
-			debug.SetMemoryLimit(limit)
-		}
-	}
-}
