@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // Files Write makes in the run folder.
@@ -23,11 +24,12 @@ const (
 )
 
 // Write rebuilds report.html, a page per cell, junit.xml and summary.md
-// in runDir from its journal. It reads one cell's attempt folders at a
-// time, renders that cell's page and JUnit suite, and lets them go, so
-// that its memory follows the largest cell, not the run. Each file is
-// replaced atomically: a reader (a CI step, a browser) sees the old file
-// or the new one, never half of one.
+// in runDir from its journal. It reads the cells' attempt folders and
+// renders their pages on cellWorkers goroutines, a cell each, and writes
+// their JUnit suites in order, letting each cell go once its suite is
+// written: its memory follows the largest cells in flight, not the run.
+// Each file is replaced atomically: a reader (a CI step, a browser) sees
+// the old file or the new one, never half of one.
 func Write(runDir string) error {
 	r, err := loadIndex(runDir)
 	if err != nil {
@@ -42,19 +44,19 @@ func Write(runDir string) error {
 	if err != nil {
 		return err
 	}
-	for _, c := range r.Cells {
+	if err := eachCellInOrder(r.Cells, cellWorkers, func(c Cell) (Cell, error) {
 		full, err := fillCell(runDir, c)
 		if err != nil {
-			return err
-		}
-		if err := jw.suite(full); err != nil {
-			return err
+			return c, err
 		}
 		if p, ok := cellPagePath(c.Cell); ok {
 			if err := writeFile(runDir, p, func(w io.Writer) error { return writeCellHTML(w, r, full) }); err != nil {
-				return err
+				return c, err
 			}
 		}
+		return full, nil
+	}, jw.suite); err != nil {
+		return err
 	}
 	if err := jw.close(); err != nil {
 		return err
@@ -69,6 +71,80 @@ func Write(runDir string) error {
 		_, err := w.Write(Markdown(r))
 		return err
 	})
+}
+
+// cellWorkers is how many cells Write reads and renders at once: the
+// report is written as the run ends, on a host whose cores the run has
+// just let go (two on the smallest CI machines).
+const cellWorkers = 2
+
+// eachCellInOrder runs fill on up to workers cells at once and hands
+// each result to use in the cells' order. A cell waits for use while
+// later ones are filled, but no more than workers cells are filled and
+// not yet used at any time. The first error (of fill, or of use) stops
+// what has not started; Write returns after every started fill ended.
+func eachCellInOrder(cells []Cell, workers int, fill func(Cell) (Cell, error), use func(Cell) error) error {
+	type result struct {
+		cell Cell
+		err  error
+		done chan struct{}
+	}
+	results := make([]result, len(cells))
+	for i := range results {
+		results[i].done = make(chan struct{})
+	}
+	slots := make(chan struct{}, max(workers, 1))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // starts the fills, each once a slot is free
+		defer wg.Done()
+		for i := range cells {
+			stopped := false
+			select {
+			case slots <- struct{}{}:
+				select {
+				case <-stop: // both were ready: stopping wins
+					stopped = true
+				default:
+				}
+			case <-stop:
+				stopped = true
+			}
+			if stopped {
+				for j := i; j < len(cells); j++ {
+					close(results[j].done)
+				}
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer close(results[i].done)
+				results[i].cell, results[i].err = fill(cells[i])
+			}()
+		}
+	}()
+	var err error
+	for i := range results {
+		<-results[i].done
+		if err == nil {
+			err = results[i].err
+			if err == nil {
+				err = use(results[i].cell)
+			}
+			if err != nil {
+				close(stop)
+			}
+		}
+		results[i].cell = Cell{} // let it go
+		select {
+		case <-slots:
+		default: // a cell stop kept from starting took no slot
+		}
+	}
+	wg.Wait()
+	return err
 }
 
 // writeFile replaces runDir/rel atomically with what render writes.
