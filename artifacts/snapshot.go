@@ -126,35 +126,41 @@ func (s *session) snapshot(ctx context.Context, sub string) *State {
 			st.VPNStatus = &v
 		}
 	}
-	var labels, ids []string
+	var labels []string
 	if app.ExtensionBundleID != "" {
 		labels = s.jobLabels(ctx, tr, st.Extensions)
 	}
-	_, known := s.packageIDsKnown()
-	ids = s.packageIDs(ctx, tr)
-	var second []string
+	readPackages := func(ids []string) {
+		for _, id := range ids {
+			if info, ok := capture(ctx, tr, pkgInfoFile+FileSafe(id), pkgInfoLine(id), guest.ParsePkgInfo); ok {
+				st.Packages = append(st.Packages, info)
+			}
+		}
+	}
+	// The transcript keeps the order the guest ran the commands in.
+	second := make([]string, 0, len(labels))
 	for _, label := range labels {
 		second = append(second, launchdPrintLine(label))
 	}
-	for _, id := range ids {
-		if !known { // the known ones went in the first session
+	ids, known := s.packageIDsKnown()
+	if known { // they went in the first session
+		readPackages(ids)
+	} else {
+		ids = s.packageIDs(ctx, tr)
+		for _, id := range ids {
 			second = append(second, pkgInfoLine(id))
 		}
 	}
 	tr.batch(ctx, second)
-	if app.ExtensionBundleID != "" {
-		for _, label := range labels {
-			j := Job{Label: label}
-			if job, ok := capture(ctx, tr, launchdPrintFile+FileSafe(label), launchdPrintLine(label), guest.ParseLaunchdJob); ok {
-				j.Job = &job
-			}
-			st.Jobs = append(st.Jobs, j)
+	for _, label := range labels {
+		j := Job{Label: label}
+		if job, ok := capture(ctx, tr, launchdPrintFile+FileSafe(label), launchdPrintLine(label), guest.ParseLaunchdJob); ok {
+			j.Job = &job
 		}
+		st.Jobs = append(st.Jobs, j)
 	}
-	for _, id := range ids {
-		if info, ok := capture(ctx, tr, pkgInfoFile+FileSafe(id), pkgInfoLine(id), guest.ParsePkgInfo); ok {
-			st.Packages = append(st.Packages, info)
-		}
+	if !known {
+		readPackages(ids)
 	}
 	b, err := plainjson.MarshalIndent(st, "", "  ")
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -117,6 +118,15 @@ func TestSnapshotInOneSessionThroughRealShells(t *testing.T) {
 			assert.Contains(t, transcript, "\n$ pkgutil --pkg-info com.example.vpn.pkg\n# stderr:\nNo receipt for 'com.example.vpn.pkg' found at '/'.\n# exit 1\n")
 			assert.Contains(t, transcript, "\n$ sudo launchctl print system/NetworkExtension.com.example.vpn.tunnel.3.0.300\nsystem/NetworkExtension.com.example.vpn.tunnel.3.0.300 = {\n\tstate = running\n}\n# exit 0\n")
 			assert.NotContains(t, transcript, "printf", "the markers are not the guest's output")
+			var ran []string
+			for _, line := range strings.Split(transcript, "\n") {
+				if cmd, ok := strings.CutPrefix(line, "$ "); ok {
+					f := strings.Fields(cmd)
+					ran = append(ran, strings.Join(f[:min(2, len(f))], " "))
+				}
+			}
+			assert.Equal(t, []string{"date -u", "sw_vers", "systemextensionsctl list", "scutil --nc", "scutil --nc", "sudo launchctl", "pkgutil --pkg-info", "sudo launchctl"}, ran,
+				"the transcript in the order the guest ran them")
 
 			st, err := artifacts.ReadState(dir, artifacts.BeforeDir)
 			require.NoError(t, err)
@@ -148,7 +158,7 @@ func TestSnapshotCommandThatHangsInItsSession(t *testing.T) {
 			require.Len(t, g.lines, 5, "%q", g.lines)
 			assert.Contains(t, g.lines[0], "; "+list+"; ", "the first session")
 			assert.Equal(t, []string{"scutil --nc status 'Example VPN' 2>&1", "sudo launchctl list",
-				"sudo launchctl print system/NetworkExtension.com.example.vpn.tunnel.3.0.300", "pkgutil --pkg-info com.example.vpn.pkg"}, g.lines[1:],
+				"pkgutil --pkg-info com.example.vpn.pkg", "sudo launchctl print system/NetworkExtension.com.example.vpn.tunnel.3.0.300"}, g.lines[1:],
 				"what the timeout cut off is sent alone, the command it stopped is not")
 			transcript := readFile(t, filepath.Join(dir, "state", "before.txt"))
 			assert.Contains(t, transcript, "\n$ "+list+"\n# no answer: "+list+" did not finish within 2m0s")
