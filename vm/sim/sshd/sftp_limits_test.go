@@ -14,6 +14,8 @@ import (
 	"github.com/pkg/sftp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sxlab/sxlab/vm/sim/shell"
 )
 
 // More SFTP packet types the tests send and read.
@@ -27,8 +29,9 @@ const (
 )
 
 // rawSFTP is the client's end of an SFTP session with pkg/sftp's request
-// server (in-memory files) behind the filter; served is what Serve
-// returned, once it has.
+// server behind the filter, serving a tree of its own as serveSFTP does
+// (pkg/sftp's InMemHandler sleeps a microsecond a byte written); served
+// is what Serve returned, once it has.
 type rawSFTP struct {
 	net.Conn
 	served chan error
@@ -37,7 +40,7 @@ type rawSFTP struct {
 func serveFiltered(t *testing.T) *rawSFTP {
 	t.Helper()
 	client, server := net.Pipe()
-	srv := sftp.NewRequestServer(newSFTPFilter(server), sftp.InMemHandler(), sftp.WithRSMaxTxPacket(sftpMaxRead))
+	srv := sftp.NewRequestServer(newSFTPFilter(server), sftpHandlers(shell.NewFS(), nil, nil), sftp.WithRSMaxTxPacket(sftpMaxRead))
 	c := &rawSFTP{Conn: client, served: make(chan error, 1)}
 	go func() {
 		err := srv.Serve()
