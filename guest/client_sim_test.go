@@ -3,11 +3,14 @@ package guest_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +33,12 @@ func simNoLeaks(t *testing.T) {
 // simGuest boots a simulated Mac and dials it the way the lab does.
 func simGuest(t *testing.T) *guest.Client {
 	t.Helper()
+	return simGuestLogging(t, t.Logf)
+}
+
+// simGuestLogging is simGuest with the client's notes going to logf.
+func simGuestLogging(t *testing.T, logf func(string, ...any)) *guest.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := sim.NewProvider(sim.Options{BaseDir: t.TempDir(), Seed: 1})
@@ -46,7 +55,7 @@ func simGuest(t *testing.T) *guest.Client {
 
 	c, err := guest.Dial(ctx, ep, guest.Options{
 		ConnectTimeout: 20 * time.Second, BackoffInitial: 10 * time.Millisecond,
-		BackoffMax: 100 * time.Millisecond, Logf: t.Logf,
+		BackoffMax: 100 * time.Millisecond, Logf: logf,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })
@@ -123,4 +132,37 @@ func TestSimTransfersAndReboot(t *testing.T) {
 	res, err = c.Run(ctx, guest.Cmd{Line: "ls " + guest.Quote("/tmp/Example VPN.pkg")})
 	require.NoError(t, err)
 	assert.NotEqual(t, 0, res.Exit, "a restart empties /tmp (docs/macos-behaviour.md rule 26)")
+}
+
+// TestSimTransfersUseOpenSSHsRequestSize: the sim's SFTP server offers
+// limits@openssh.com as a Mac's sftp-server does, so the lab's client
+// takes the path it takes against a Mac, 255 KiB requests (its own note
+// says which size it chose), and files of a few MB still cross intact
+// both ways (Upload and Download check the sim's shasum).
+func TestSimTransfersUseOpenSSHsRequestSize(t *testing.T) {
+	simNoLeaks(t)
+	var mu sync.Mutex
+	var notes []string
+	c := simGuestLogging(t, func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		notes = append(notes, fmt.Sprintf(format, args...))
+	})
+	ctx := context.Background()
+	dir := t.TempDir()
+	data := make([]byte, 5<<20+12345) // not a multiple of the request size
+	rand.NewChaCha8([32]byte{3}).Read(data)
+	local := filepath.Join(dir, "sxlab-probe")
+	require.NoError(t, os.WriteFile(local, data, 0o755))
+
+	require.NoError(t, c.Upload(ctx, local, "/Users/admin/sxlab-probe", nil))
+	back := filepath.Join(dir, "back")
+	require.NoError(t, c.Download(ctx, "/Users/admin/sxlab-probe", back, nil))
+	got, err := os.ReadFile(back)
+	require.NoError(t, err)
+	assert.Equal(t, sha256.Sum256(data), sha256.Sum256(got))
+
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, notes, "sftp: requests of up to 261120 bytes", "255 KiB, as against a Mac")
 }

@@ -249,6 +249,8 @@ func newSFTPClient(cl *ssh.Client, o *Options) (*sftp.Client, error) {
 	chunk, err := sftpChunkSize(cl)
 	if err != nil {
 		o.logf("sftp: %v; using %d KiB requests", err, chunk>>10)
+	} else {
+		o.logf("sftp: requests of up to %d bytes", chunk)
 	}
 	return sftp.NewClient(cl,
 		sftp.UseConcurrentReads(true),

@@ -111,8 +111,9 @@ func TestSFTPRequestSizeRejectsAMalformedVersionPacket(t *testing.T) {
 	assert.Contains(t, err.Error(), "malformed extension list")
 }
 
-// pkg/sftp's server (the sim's, and the test server's) offers no limits,
-// so requests stay at the 32 KiB every server takes.
+// pkg/sftp's server (the test server's) offers no limits, so requests
+// stay at the 32 KiB every server takes. (The sim's offers OpenSSH's:
+// TestSimTransfersUseOpenSSHsRequestSize.)
 func TestSFTPRequestSizeIs32KiBWithoutLimits(t *testing.T) {
 	noLeaks(t)
 	s := newTestServer(t)

@@ -66,12 +66,18 @@ func sha256File(t *testing.T, name string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-func TestOpenSSHClientInterop(t *testing.T) {
-	sshBin, sftpBin := openSSHTools(t)
-	noLeaks(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// openSSHTarget is a simulated Mac that OpenSSH's ssh and sftp reach
+// with a key and the advertised host key pinned, the way the lab pins it.
+type openSSHTarget struct {
+	m               *testMachine
+	dir, host, port string
+	opts            []string // for both ssh and sftp
+	sshBin, sftpBin string
+}
 
+func newOpenSSHTarget(t *testing.T) *openSSHTarget {
+	t.Helper()
+	sshBin, sftpBin := openSSHTools(t)
 	signer, pemKey := newClientKey(t)
 	dir := t.TempDir()
 	key := filepath.Join(dir, "id_ed25519")
@@ -79,26 +85,47 @@ func TestOpenSSHClientInterop(t *testing.T) {
 	m := startMachine(t, func(o *Options, _ *vm.Image, _ *fakeModel) { o.AuthorizedKeys = []ssh.PublicKey{signer.PublicKey()} })
 	host, port, err := net.SplitHostPort(m.ep.Addr)
 	require.NoError(t, err)
-
-	// the advertised host key, pinned the way the lab pins it
 	knownHosts := filepath.Join(dir, "known_hosts")
 	require.NoError(t, os.WriteFile(knownHosts, []byte("["+host+"]:"+port+" "+m.ep.HostKey+"\n"), 0o600))
-	opts := []string{
-		"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + knownHosts,
-		"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "LogLevel=ERROR",
-		"-F", "/dev/null",
+	return &openSSHTarget{
+		m: m, dir: dir, host: host, port: port, sshBin: sshBin, sftpBin: sftpBin,
+		opts: []string{
+			"-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=" + knownHosts,
+			"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "LogLevel=ERROR",
+			"-F", "/dev/null",
+		},
 	}
-	sshCmd := func(args ...string) *exec.Cmd {
-		all := append(append(append([]string{}, opts...), "-p", port, m.ep.User+"@"+host), args...)
-		return exec.CommandContext(ctx, sshBin, all...)
-	}
+}
 
-	out, err := sshCmd("uname -sr; id -un").CombinedOutput()
+func (o *openSSHTarget) ssh(ctx context.Context, args ...string) *exec.Cmd {
+	all := append(append(append([]string{}, o.opts...), "-p", o.port, o.m.ep.User+"@"+o.host), args...)
+	return exec.CommandContext(ctx, o.sshBin, all...)
+}
+
+// sftp runs the batch of sftp commands in o.dir.
+func (o *openSSHTarget) sftp(t *testing.T, ctx context.Context, batch string, flags ...string) *exec.Cmd {
+	t.Helper()
+	name := filepath.Join(o.dir, "batch")
+	require.NoError(t, os.WriteFile(name, []byte(batch), 0o600))
+	all := append(append(append([]string{}, o.opts...), flags...), "-P", o.port, "-b", name, o.m.ep.User+"@"+o.host)
+	cmd := exec.CommandContext(ctx, o.sftpBin, all...)
+	cmd.Dir = o.dir
+	return cmd
+}
+
+func TestOpenSSHClientInterop(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := newOpenSSHTarget(t)
+	m, dir := o.m, o.dir
+
+	out, err := o.ssh(ctx, "uname -sr; id -un").CombinedOutput()
 	require.NoError(t, err, string(out))
 	assert.Equal(t, "Darwin 24.3.0\nadmin\n", string(out))
 
 	var stderr bytes.Buffer
-	cmd := sshCmd("frobnicate")
+	cmd := o.ssh(ctx, "frobnicate")
 	cmd.Stderr = &stderr
 	err = cmd.Run()
 	var ee *exec.ExitError
@@ -107,7 +134,7 @@ func TestOpenSSHClientInterop(t *testing.T) {
 	assert.Equal(t, "zsh: command not found: frobnicate\n", stderr.String())
 
 	tricky := `it's a "test" $HOME \ ; & | 中`
-	out, err = sshCmd("printf", "%s", posixQuote(tricky)).Output()
+	out, err = o.ssh(ctx, "printf", "%s", posixQuote(tricky)).Output()
 	require.NoError(t, err)
 	assert.Equal(t, tricky, string(out), "ssh joins its arguments; the quoting survives")
 
@@ -115,13 +142,8 @@ func TestOpenSSHClientInterop(t *testing.T) {
 	const size = 100 << 20
 	big := filepath.Join(dir, "big.bin")
 	want := writeRandomFile(t, big, size)
-	batch := filepath.Join(dir, "batch")
-	require.NoError(t, os.WriteFile(batch, []byte("put big.bin\nget big.bin back.bin\n"), 0o600))
-	all := append(append([]string{}, opts...), "-P", port, "-b", batch, m.ep.User+"@"+host)
-	sftpCmd := exec.CommandContext(ctx, sftpBin, all...)
-	sftpCmd.Dir = dir
 	start := time.Now()
-	out, err = sftpCmd.CombinedOutput()
+	out, err = o.sftp(t, ctx, "put big.bin\nget big.bin back.bin\n").CombinedOutput()
 	require.NoError(t, err, string(out))
 	t.Logf("sftp put+get of 100 MiB: %v", time.Since(start))
 
@@ -129,10 +151,39 @@ func TestOpenSSHClientInterop(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, want, fmt.Sprintf("%x", sha256.Sum256(inTree)), "uploaded into the home folder")
 	assert.Equal(t, want, sha256File(t, filepath.Join(dir, "back.bin")), "downloaded intact")
-	out, err = sshCmd("shasum -a 256 big.bin").Output()
+	out, err = o.ssh(ctx, "shasum -a 256 big.bin").Output()
 	require.NoError(t, err)
 	assert.Equal(t, want+"  big.bin\n", string(out), "the sim's shasum agrees")
-	out, err = sshCmd("stat -f %z big.bin").Output()
+	out, err = o.ssh(ctx, "stat -f %z big.bin").Output()
 	require.NoError(t, err)
 	assert.Equal(t, "104857600", strings.TrimSpace(string(out)))
+}
+
+// TestOpenSSHSFTPUsesTheLimits: OpenSSH's sftp, which we did not write,
+// finds limits@openssh.com on the sim as on a Mac and sizes its requests
+// from it (its debug output, sftp-client.c do_init, says so), and a put
+// and get of a few MB that are not a multiple of that size round-trip.
+func TestOpenSSHSFTPUsesTheLimits(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := newOpenSSHTarget(t)
+	want := writeRandomFile(t, filepath.Join(o.dir, "probe.bin"), 6<<20+777)
+
+	out, err := o.sftp(t, ctx, "put probe.bin\nget probe.bin back.bin\n", "-vvv").CombinedOutput()
+	require.NoError(t, err, string(out))
+	// what sftp says of the server's extensions and its request sizes
+	var said []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "Server supports extension") || strings.Contains(line, "buffer sizes") {
+			said = append(said, strings.TrimSpace(line))
+		}
+	}
+	assert.Contains(t, said, `debug2: Server supports extension "limits@openssh.com" revision 1`)
+	assert.Contains(t, said, "debug3: server upload/download buffer sizes 261120 / 261120; using 261120 / 261120",
+		"255 KiB both ways, as against a Mac's sftp-server")
+	assert.Equal(t, want, sha256File(t, filepath.Join(o.dir, "back.bin")), "downloaded intact")
+	inTree, err := o.m.FS().ReadFile("/Users/admin/probe.bin")
+	require.NoError(t, err)
+	assert.Equal(t, want, fmt.Sprintf("%x", sha256.Sum256(inTree)), "uploaded intact")
 }

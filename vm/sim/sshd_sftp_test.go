@@ -10,6 +10,7 @@ import (
 	"github.com/pkg/sftp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
 )
 
 func sftpClient(t *testing.T, m *testMachine) *sftp.Client {
@@ -124,4 +125,53 @@ func TestSFTPCannotLeaveTheTree(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, os.ModeSymlink, fi.Mode()&os.ModeSymlink)
 	})
+}
+
+// A client that breaks sftp-server's rules sees what a Mac's sftp-server
+// does: the sftp session ends with its exit status (11 for a packet over
+// 256 KiB, 255 for an extended request it cannot parse), and the SSH
+// connection goes on.
+func TestSFTPSessionEndsAsSFTPServerDoes(t *testing.T) {
+	noLeaks(t)
+	m := startMachine(t)
+	c := dial(t, m.ep)
+	initPkt := []byte{0, 0, 0, 5, 1, 0, 0, 0, 3}
+	for _, tc := range []struct {
+		name   string
+		pkt    []byte
+		status int
+	}{
+		{"packet over max-packet-length", []byte{0, 4, 0, 1, 200}, 11},
+		// an extended request whose name claims 99 bytes of 6
+		{"malformed extended request", []byte{0, 0, 0, 15, 200, 0, 0, 0, 1, 0, 0, 0, 99, 'l', 'i', 'm', 'i', 't', 's'}, 255},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch, reqs, err := c.OpenChannel("session", nil)
+			require.NoError(t, err)
+			defer ch.Close()
+			ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"}))
+			require.NoError(t, err)
+			require.True(t, ok)
+			_, err = ch.Write(initPkt)
+			require.NoError(t, err)
+			var head [5]byte
+			_, err = io.ReadFull(ch, head[:])
+			require.NoError(t, err)
+			require.Equal(t, byte(2), head[4], "VERSION")
+			_, err = ch.Write(tc.pkt)
+			require.NoError(t, err)
+			_, err = io.Copy(io.Discard, ch) // the rest of VERSION, then the end
+			require.NoError(t, err)
+			status := -1
+			for req := range reqs { // until the server closes the channel
+				var x struct{ Status uint32 }
+				if req.Type == "exit-status" && ssh.Unmarshal(req.Payload, &x) == nil {
+					status = int(x.Status)
+				}
+			}
+			assert.Equal(t, tc.status, status, "sftp-server's exit status")
+		})
+	}
+	_, _, code := run(t, c, "true")
+	assert.Equal(t, 0, code, "the connection outlives the sftp session")
 }

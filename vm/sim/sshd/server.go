@@ -412,18 +412,27 @@ func (s *Server) stdin(ctx context.Context, ch ssh.Channel) (io.Reader, func()) 
 	}
 }
 
-// serveSFTP serves the sftp subsystem on ch; cut drops the connection
-// (for a sabotaged transfer).
+// serveSFTP serves the sftp subsystem on ch with OpenSSH's sftp-server
+// limits (see sftpFilter); cut drops the connection (for a sabotaged
+// transfer). The session ends with sftp-server's exit status: 0, or what
+// it exits with on a packet it refuses.
 func (s *Server) serveSFTP(ctx context.Context, ch ssh.Channel, cut func()) {
-	srv := sftp.NewRequestServer(ch, sftpHandlers(s.root, s.cutter, cut), sftp.WithStartDirectory(s.home))
+	srv := sftp.NewRequestServer(newSFTPFilter(ch), sftpHandlers(s.root, s.cutter, cut),
+		sftp.WithStartDirectory(s.home), sftp.WithRSMaxTxPacket(sftpMaxRead))
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
 	err := srv.Serve()
-	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+	status := 0
+	var refused *sftpRefusal
+	switch {
+	case errors.As(err, &refused):
+		status = refused.exit
+		s.logf("sim: sftp: %v: ending the session with status %d, as sftp-server does", refused, status)
+	case err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil:
 		s.logf("sim: sftp: %v", err)
 	}
 	if ctx.Err() == nil {
-		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
+		_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(status)}))
 	}
 	srv.Close()
 }
