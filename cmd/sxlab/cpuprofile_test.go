@@ -37,4 +37,3 @@ func TestCPUProfileIsWrittenEvenWhenTheCommandFails(t *testing.T) {
 		})
 	}
 }
-

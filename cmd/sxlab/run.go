@@ -300,4 +300,3 @@ func holdKept(ctx context.Context, stdout, stderr io.Writer, res *lab.RunResult)
 	}
 	fmt.Fprintf(stderr, "sxlab: deleted the kept machine %s\n", k.Machine.Name())
 }
-
