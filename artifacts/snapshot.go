@@ -255,9 +255,9 @@ type transcript struct {
 	failed bool // a write failed: the manifest reads what is there
 	// ran holds what a batch brought back, by command line, for run to
 	// take instead of asking the guest again; hung, a command of a batch
-	// that did not end in time, with the reason.
+	// that did not end in time, with the reason and what it printed.
 	ran  map[string]guest.Result
-	hung map[string]string
+	hung map[string]stopped
 }
 
 // transcript creates sub's transcript (and its folder) with its header;
@@ -307,12 +307,13 @@ func (tr *transcript) what(name string) string { return tr.rel + " (" + name + "
 func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result, bool) {
 	res, done := tr.ran[line]
 	ok := done
-	switch reason, hung := tr.hung[line]; {
+	switch st, hung := tr.hung[line]; {
 	case done:
 		delete(tr.ran, line)
 	case hung:
 		delete(tr.hung, line)
-		tr.s.miss(tr.what(name), reason)
+		tr.s.miss(tr.what(name), st.reason)
+		res = st.partial
 	default:
 		res, ok = tr.s.run(ctx, tr.what(name), line, stateCmdTimeout)
 	}
@@ -320,6 +321,14 @@ func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result,
 	b.WriteString("\n$ " + line + "\n")
 	if !ok {
 		b.WriteString("# no answer: " + tr.s.missing[len(tr.s.missing)-1].Reason + "\n")
+		if res.Stdout != "" || res.Stderr != "" {
+			b.WriteString("# what it printed before it was stopped:\n")
+			section(&b, res.Stdout)
+			if res.Stderr != "" {
+				b.WriteString("# stderr:\n")
+				section(&b, res.Stderr)
+			}
+		}
 		tr.write(b.String())
 		return res, false
 	}
@@ -363,21 +372,35 @@ func (tr *transcript) batch(ctx context.Context, lines []string) {
 	if err == nil && res.Cut {
 		return // a head was dropped: every command runs alone
 	}
-	outs := splitMarked(res.Stdout, mark, true)
-	errs := splitMarked(res.Stderr, mark, false)
+	outs, outRest := splitMarked(res.Stdout, mark, true)
+	errs, errRest := splitMarked(res.Stderr, mark, false)
 	if tr.ran == nil {
-		tr.ran, tr.hung = map[string]guest.Result{}, map[string]string{}
+		tr.ran, tr.hung = map[string]guest.Result{}, map[string]stopped{}
 	}
 	n := min(len(outs), len(errs))
 	for i := range n {
 		tr.ran[lines[i]] = guest.Result{Line: lines[i], Exit: outs[i].exit, Stdout: outs[i].text, Stderr: errs[i].text, Started: res.Started}
 	}
 	if n < len(lines) && errors.Is(err, guest.ErrCommandTimeout) && ctx.Err() == nil {
-		tr.hung[lines[n]] = fmt.Sprintf("%s did not finish within %s (sent in one session with the snapshot's other commands)", lines[n], timeout)
+		// What it printed is kept, when the parts before it split evenly.
+		var partial guest.Result
+		if len(outs) == n && len(errs) == n {
+			partial = guest.Result{Line: lines[n], Exit: -1, Stdout: outRest, Stderr: errRest, Started: res.Started}
+		}
+		tr.hung[lines[n]] = stopped{
+			reason:  fmt.Sprintf("%s did not finish within %s (sent in one session with the snapshot's other commands)", lines[n], timeout),
+			partial: partial,
+		}
 	}
 	if n > 0 {
 		tr.write(fmt.Sprintf("\n# the next %d commands were sent in one session, each followed by a marker line and its exit status (not shown)\n", len(lines)))
 	}
+}
+
+// stopped is a command of a batch a timeout stopped.
+type stopped struct {
+	reason  string
+	partial guest.Result // what it printed until then
 }
 
 // marked is one command's part of a batch's output.
@@ -388,10 +411,10 @@ type marked struct {
 
 // splitMarked cuts a batch's stdout (withExit: its marker lines end in
 // the exit status) or stderr at its marker lines, in order; it stops at
-// the first part that is not whole.
-func splitMarked(out, mark string, withExit bool) []marked {
-	var parts []marked
-	rest := out
+// the first part that is not whole and returns what follows the last
+// whole one.
+func splitMarked(out, mark string, withExit bool) (parts []marked, rest string) {
+	rest = out
 	for i := 0; ; i++ {
 		sep := "\n" + mark + " " + strconv.Itoa(i)
 		if withExit {
@@ -401,19 +424,19 @@ func splitMarked(out, mark string, withExit bool) []marked {
 		}
 		at := strings.Index(rest, sep)
 		if at < 0 {
-			return parts
+			return parts, rest
 		}
 		p := marked{text: rest[:at]}
-		rest = rest[at+len(sep):]
+		tail := rest[at+len(sep):]
 		if withExit {
-			end := strings.IndexByte(rest, '\n')
-			code, err := strconv.Atoi(rest[:max(end, 0)])
+			end := strings.IndexByte(tail, '\n')
+			code, err := strconv.Atoi(tail[:max(end, 0)])
 			if end < 0 || err != nil {
-				return parts
+				return parts, rest
 			}
-			p.exit, rest = code, rest[end+1:]
+			p.exit, tail = code, tail[end+1:]
 		}
-		parts = append(parts, p)
+		parts, rest = append(parts, p), tail
 	}
 }
 

@@ -162,6 +162,7 @@ func TestSnapshotCommandThatHangsInItsSession(t *testing.T) {
 				"what the timeout cut off is sent alone, the command it stopped is not")
 			transcript := readFile(t, filepath.Join(dir, "state", "before.txt"))
 			assert.Contains(t, transcript, "\n$ "+list+"\n# no answer: "+list+" did not finish within 2m0s")
+			assert.Contains(t, transcript, "\n# what it printed before it was stopped:\nAvailable network connection services\n\n$ ", "what the stopped command printed is kept")
 			assert.Contains(t, transcript, "\n$ sw_vers\nProductName:", "what came back before it is kept")
 			assert.Contains(t, transcript, "\n$ sudo launchctl list\nPID\tStatus\tLabel\n")
 			var whats []string
