@@ -323,11 +323,7 @@ func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result,
 		b.WriteString("# no answer: " + tr.s.missing[len(tr.s.missing)-1].Reason + "\n")
 		if res.Stdout != "" || res.Stderr != "" {
 			b.WriteString("# what it printed before it was stopped:\n")
-			section(&b, res.Stdout)
-			if res.Stderr != "" {
-				b.WriteString("# stderr:\n")
-				section(&b, res.Stderr)
-			}
+			output(&b, res)
 		}
 		tr.write(b.String())
 		return res, false
@@ -335,11 +331,7 @@ func (tr *transcript) run(ctx context.Context, name, line string) (guest.Result,
 	if res.Cut {
 		b.WriteString("# over the capture limit: only the output's tail is here\n")
 	}
-	section(&b, res.Stdout)
-	if strings.TrimSpace(res.Stderr) != "" {
-		b.WriteString("# stderr:\n")
-		section(&b, res.Stderr)
-	}
+	output(&b, res)
 	fmt.Fprintf(&b, "# exit %d\n", res.Exit)
 	tr.write(b.String())
 	return res, true
@@ -437,6 +429,16 @@ func splitMarked(out, mark string, withExit bool) (parts []marked, rest string) 
 			p.exit, tail = code, tail[end+1:]
 		}
 		parts, rest = append(parts, p), tail
+	}
+}
+
+// output adds what a command printed: stdout, then any stderr under its
+// own heading.
+func output(b *strings.Builder, res guest.Result) {
+	section(b, res.Stdout)
+	if strings.TrimSpace(res.Stderr) != "" {
+		b.WriteString("# stderr:\n")
+		section(b, res.Stderr)
 	}
 }
 

@@ -485,7 +485,8 @@ func newFeedback(r *Run, c *Cell, a *Attempt, workDir string) *feedback {
 		fb.miss("steps", a.StepsProblem)
 	}
 
-	fb.Guest = fb.guestOS(attemptDir, c.Axes[imageAxis])
+	snaps := readSnapshots(attemptDir)
+	fb.Guest = fb.guestOS(snaps, c.Axes[imageAxis])
 	fb.Machine = fb.machine()
 
 	if p, ok := c.Axes[pathAxis]; !ok {
@@ -495,7 +496,7 @@ func newFeedback(r *Run, c *Cell, a *Attempt, workDir string) *feedback {
 	} else {
 		fb.From = fb.appVersion(from, r, workDir)
 		fb.To = fb.appVersion(to, r, workDir)
-		fb.guestVersions(attemptDir)
+		fb.guestVersions(snaps)
 		fb.packageFiles()
 	}
 
@@ -524,12 +525,25 @@ func (fb *feedback) miss(what, reason string) {
 	fb.Missing = append(fb.Missing, artifacts.Missing{What: what, Reason: reason})
 }
 
+// readSnapshots reads the attempt's state snapshots once, by name
+// (artifacts.BeforeDir, AfterDir); one not taken, or not readable, is
+// absent.
+func readSnapshots(attemptDir string) map[string]*artifacts.State {
+	snaps := map[string]*artifacts.State{}
+	for _, sub := range []string{artifacts.BeforeDir, artifacts.AfterDir} {
+		if st, err := artifacts.ReadState(attemptDir, sub); err == nil {
+			snaps[sub] = st
+		}
+	}
+	return snaps
+}
+
 // guestOS is the guest's macOS as sw_vers printed it after the failure
 // (before the upgrade when that is all there is), else the image's
 // configured version, said to be so.
-func (fb *feedback) guestOS(attemptDir, image string) guestOS {
+func (fb *feedback) guestOS(snaps map[string]*artifacts.State, image string) guestOS {
 	for _, sub := range []string{artifacts.AfterDir, artifacts.BeforeDir} {
-		if st, err := artifacts.ReadState(attemptDir, sub); err == nil && st.SwVers != nil && st.SwVers.ProductVersion != "" {
+		if st := snaps[sub]; st != nil && st.SwVers != nil && st.SwVers.ProductVersion != "" {
 			v := st.SwVers
 			ver := v.ProductVersion
 			if v.ProductVersionExtra != "" {
@@ -725,14 +739,14 @@ func readJSONFile(p string, v any) error {
 // guestVersions adds what the guest showed of the extension before the
 // upgrade (version N) and after it (N+1): the guest's own word on which
 // build ran, for real packages whose manifest the lab cannot read.
-func (fb *feedback) guestVersions(attemptDir string) {
+func (fb *feedback) guestVersions(snaps map[string]*artifacts.State) {
 	ext := fb.App.Extension.BundleID
 	for _, side := range []struct {
 		sub string
 		v   *appVersion
 	}{{artifacts.BeforeDir, fb.From}, {artifacts.AfterDir, fb.To}} {
-		st, err := artifacts.ReadState(attemptDir, side.sub)
-		if err != nil {
+		st := snaps[side.sub]
+		if st == nil {
 			continue
 		}
 		if st.Extensions != nil {
