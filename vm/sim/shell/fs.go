@@ -1057,11 +1057,19 @@ func (c *content) equal(d *content) bool {
 	return true
 }
 
+// hash is intern's bucket key: the size and the first and last chunks,
+// not every byte. equal decides; a key shared by different files costs
+// a comparison, while hashing all of a 2.5 MB upload cost 3 % of a
+// 600-attempt run's CPU.
 func (c *content) hash(seed maphash.Seed) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
-	for _, ch := range c.chunks {
-		h.Write(ch)
+	maphash.WriteComparable(&h, c.size)
+	if n := len(c.chunks); n > 0 {
+		h.Write(c.chunks[0])
+		if n > 1 {
+			h.Write(c.chunks[n-1])
+		}
 	}
 	return h.Sum64()
 }

@@ -463,6 +463,36 @@ func TestTreesShareTheBytesOfIdenticalLargeFiles(t *testing.T) {
 	assert.Len(t, got, len(probe), "truncating one copy leaves the other")
 }
 
+// Files that differ only in the middle have the same bucket key
+// (size, first and last chunk) and must still keep their own bytes.
+func TestLargeFilesThatDifferInTheMiddleAreNotShared(t *testing.T) {
+	blobs := NewBlobs()
+	a, b := NewSharedFS(blobs), NewSharedFS(blobs)
+	base := make([]byte, 4*chunkSize)
+	for i := range base {
+		base[i] = byte(i % 253)
+	}
+	other := slices.Clone(base)
+	other[2*chunkSize+17] ^= 0xff
+	require.NoError(t, a.WriteFile("/probe", base, 0o755))
+	require.NoError(t, b.WriteFile("/probe", other, 0o755))
+	gotA, err := a.ReadFile("/probe")
+	require.NoError(t, err)
+	gotB, err := b.ReadFile("/probe")
+	require.NoError(t, err)
+	assert.Equal(t, base, gotA)
+	assert.Equal(t, other, gotB, "the second file keeps its own middle")
+	sum := func(f *FS) []byte {
+		r, err := f.Open("/probe")
+		require.NoError(t, err)
+		defer r.Close()
+		d, err := r.Sum("sha256", sha256.New)
+		require.NoError(t, err)
+		return d
+	}
+	assert.NotEqual(t, sum(a), sum(b))
+}
+
 func TestLargeFilesReadAndWriteAcrossChunks(t *testing.T) {
 	f := NewFS()
 	want := make([]byte, 3*chunkSize+123)

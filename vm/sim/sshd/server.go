@@ -441,9 +441,15 @@ func (s *Server) stdin(ctx context.Context, ch ssh.Channel) (io.Reader, func()) 
 // limits (see sftpFilter); cut drops the connection (for a sabotaged
 // transfer). The session ends with sftp-server's exit status: 0, or what
 // it exits with on a packet it refuses.
+//
+// The allocator (pkg/sftp calls it experimental) reuses a session's
+// packet buffers instead of allocating 255 KiB per write request: a
+// 2.5 MB upload went from 8.5 to 6.0 MB allocated and a quarter less
+// CPU. It is safe as long as no handler keeps a request's bytes, and
+// none does: the tree copies what WriteAt is given.
 func (s *Server) serveSFTP(ctx context.Context, ch ssh.Channel, cut func()) {
 	srv := sftp.NewRequestServer(newSFTPFilter(ch), sftpHandlers(s.root, s.cutter, cut),
-		sftp.WithStartDirectory(s.home), sftp.WithRSMaxTxPacket(sftpMaxRead))
+		sftp.WithStartDirectory(s.home), sftp.WithRSMaxTxPacket(sftpMaxRead), sftp.WithRSAllocator())
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
 	err := srv.Serve()
