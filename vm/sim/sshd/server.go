@@ -119,22 +119,23 @@ type Config struct {
 // reboots. It starts booting: it accepts and drops connections until
 // SetBooting(false).
 type Server struct {
-	ctx  context.Context // the machine's run; cancelled by Stop
-	ln   net.Listener
-	host *bufconn.Listener // DialHost's connections: the same NAT path, in memory
+	ctx    context.Context // the machine's run; cancelled by Stop
+	ln     net.Listener
+	host   *bufconn.Listener // DialHost's connections: the same NAT path, in memory
+	config *ssh.ServerConfig
+	sh     Shell
+	root   *shell.FS
+	home   string // where sftp starts
+	wg     *sync.WaitGroup
+	logf   func(string, ...any)
+	hang   *regexp.Regexp
+	cutter *Cutter
+	route  *Route
+
 	// stdinBufs are the copy buffers of commands' stdin: io.Copy's own
 	// 32 KiB per command was 2 % of a simulated run's CPU, nearly all of
 	// it zeroing memory no command read into.
 	stdinBufs sync.Pool
-	config    *ssh.ServerConfig
-	sh        Shell
-	root      *shell.FS
-	home      string // where sftp starts
-	wg        *sync.WaitGroup
-	logf      func(string, ...any)
-	hang      *regexp.Regexp
-	cutter    *Cutter
-	route     *Route
 
 	mu      sync.Mutex
 	booting bool // accept and close at once, as a Mac that is not up yet
