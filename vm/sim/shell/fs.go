@@ -976,6 +976,10 @@ func (c *content) readAt(p []byte, off int64) int {
 }
 
 func (c *content) writeAt(p []byte, off int64) {
+	if off == c.size { // in order, as an upload writes: no zeros to overwrite
+		c.extend(int64(len(p)), p)
+		return
+	}
 	if end := off + int64(len(p)); end > c.size {
 		c.grow(end)
 	}
@@ -986,32 +990,45 @@ func (c *content) writeAt(p []byte, off int64) {
 	}
 }
 
-// grow extends c with zeros to size bytes. The first chunk grows as a
-// slice does (most files are small); a file past it is large, and gets
-// whole chunks.
+// grow extends c with zeros to size bytes.
 func (c *content) grow(size int64) {
-	for c.size < size {
+	if size > c.size {
+		c.extend(size-c.size, nil)
+	}
+}
+
+// extend adds n bytes at the end: src's when it is given, else zeros.
+// The first chunk grows as a slice does (most files are small); a file
+// past it is large, and gets whole chunks.
+func (c *content) extend(n int64, src []byte) {
+	for n > 0 {
 		last := len(c.chunks) - 1
 		if last < 0 || len(c.chunks[last]) == chunkSize {
 			capacity := chunkSize
 			if last < 0 {
-				capacity = int(min(size, chunkSize))
+				capacity = int(min(n, chunkSize))
 			}
 			c.chunks = append(c.chunks, make([]byte, 0, capacity))
 			last++
 		}
 		ch := c.chunks[last]
-		add := int(min(int64(chunkSize-len(ch)), size-c.size))
-		if len(ch)+add <= cap(ch) {
-			ch = ch[:len(ch)+add]
-			clear(ch[len(ch)-add:])
-		} else {
-			nc := make([]byte, len(ch)+add, min(chunkSize, max(2*cap(ch), len(ch)+add)))
+		add := int(min(int64(chunkSize-len(ch)), n))
+		if len(ch)+add > cap(ch) {
+			nc := make([]byte, len(ch), min(chunkSize, max(2*cap(ch), len(ch)+add)))
 			copy(nc, ch)
 			ch = nc
 		}
+		if src != nil {
+			ch = append(ch, src[:add]...)
+			src = src[add:]
+		} else {
+			// A truncated chunk keeps its old bytes past its length.
+			ch = ch[:len(ch)+add]
+			clear(ch[len(ch)-add:])
+		}
 		c.chunks[last] = ch
 		c.size += int64(add)
+		n -= int64(add)
 	}
 }
 

@@ -1,6 +1,7 @@
 package shell
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -491,6 +492,26 @@ func TestLargeFilesThatDifferInTheMiddleAreNotShared(t *testing.T) {
 		return d
 	}
 	assert.NotEqual(t, sum(a), sum(b))
+}
+
+// A write past the end leaves zeros in the gap, also where a truncated
+// file's old bytes still sit in memory; a write at the end appends.
+func TestWritesAfterATruncateSeeZerosNotOldBytes(t *testing.T) {
+	f := NewFS()
+	w, err := f.OpenFile("/f", os.O_RDWR|os.O_CREATE, 0o644)
+	require.NoError(t, err)
+	_, err = w.WriteAt(bytes.Repeat([]byte("x"), 200), 0)
+	require.NoError(t, err)
+	require.NoError(t, w.Truncate(50))
+	_, err = w.WriteAt([]byte("ab"), 50) // at the end
+	require.NoError(t, err)
+	_, err = w.WriteAt([]byte("yy"), 100) // past it
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	got, err := f.ReadFile("/f")
+	require.NoError(t, err)
+	want := slices.Concat(bytes.Repeat([]byte("x"), 50), []byte("ab"), make([]byte, 48), []byte("yy"))
+	assert.Equal(t, want, got)
 }
 
 func TestLargeFilesReadAndWriteAcrossChunks(t *testing.T) {
