@@ -436,12 +436,20 @@ func (s RunProbes) Run(ctx context.Context, env *Env) error {
 		}
 		sortStrings(names)
 	}
+	// Probes that only read share one systemextensionsctl listing; one
+	// that acts on the guest (runs sxlab-probe or a command, which can
+	// start the extension) makes the next ask again.
+	env.inProbes = true
+	defer func() { env.inProbes, env.probeListing = false, nil }()
 	for _, n := range names {
 		p, ok := env.Probes[n]
 		if !ok {
 			return fmt.Errorf("%s: probe %q is not configured", s.Label, n)
 		}
 		res, err := p.Check(ctx, env)
+		if p.Kind != "extension-state" && p.Kind != "mach-endpoint" {
+			env.probeListing = nil
+		}
 		if err != nil {
 			return fmt.Errorf("%s: probe %s: %w", s.Label, n, err)
 		}

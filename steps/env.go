@@ -83,6 +83,10 @@ type Env struct {
 	probeRemote, consoleUID string
 	// staged: remoteDir exists in the guest (since its last boot).
 	staged bool
+	// inProbes: a probe step is running; probeListing is the listing its
+	// probes that only read have seen (nil: none yet).
+	inProbes     bool
+	probeListing []guest.Extension
 }
 
 // Entry is one line of steps.jsonl.

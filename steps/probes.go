@@ -257,17 +257,27 @@ func (p Probe) command(ctx context.Context, env *Env) (ProbeResult, error) {
 }
 
 // listExtensions returns the rows of the app's extension.
+// Within one probe step, probes that only read (see RunProbes) judge
+// the same listing instead of each asking again.
 func listExtensions(ctx context.Context, env *Env, step string) ([]guest.Extension, error) {
-	res, err := env.run(ctx, step, "query", "systemextensionsctl list")
-	if err != nil {
-		return nil, err
-	}
-	if res.Exit != 0 {
-		return nil, fmt.Errorf("%s: systemextensionsctl list exited %d: %s", step, res.Exit, firstLine(res.Stderr, res.Stdout))
-	}
-	all, err := guest.ParseExtensions(strings.NewReader(res.Stdout))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", step, err)
+	all := env.probeListing
+	if all == nil {
+		res, err := env.run(ctx, step, "query", "systemextensionsctl list")
+		if err != nil {
+			return nil, err
+		}
+		if res.Exit != 0 {
+			return nil, fmt.Errorf("%s: systemextensionsctl list exited %d: %s", step, res.Exit, firstLine(res.Stderr, res.Stdout))
+		}
+		if all, err = guest.ParseExtensions(strings.NewReader(res.Stdout)); err != nil {
+			return nil, fmt.Errorf("%s: %w", step, err)
+		}
+		if env.inProbes && all == nil {
+			all = []guest.Extension{} // nothing installed is an answer too
+		}
+		if env.inProbes {
+			env.probeListing = all
+		}
 	}
 	var rows []guest.Extension
 	for _, r := range all {

@@ -225,6 +225,36 @@ func TestCommandProbeAndProbeStep(t *testing.T) {
 	assert.ErrorContains(t, err, `"nope" is not configured`)
 }
 
+// Probes that only read, one after another in a step, judge one
+// listing; a probe that acts in the guest makes the next one ask again,
+// and the next step asks anew.
+func TestReadingProbesOfAStepShareOneListing(t *testing.T) {
+	xpcLine := `"/Applications/Example VPN.app/Contents/MacOS/Example VPN" --check-xpc`
+	g := newFake().on("systemextensionsctl list", ok(afterUpgrade)).on(printLine, ok(jobWithEndpoint)).on(xpcLine, ok("ok\n"))
+	env := testEnv(g)
+	env.Probes = map[string]Probe{
+		"extension-state": {Kind: "extension-state", Old: "gone-or-pending-reboot"},
+		"mach-endpoint":   {Kind: "mach-endpoint"},
+		"xpc":             {Kind: "xpc", Line: `"{{.App.Path}}/Contents/MacOS/Example VPN" --check-xpc`},
+	}
+	lists := func() int {
+		n := 0
+		for _, l := range g.ran {
+			if l == "systemextensionsctl list" {
+				n++
+			}
+		}
+		return n
+	}
+	require.NoError(t, RunProbes{Label: "probe", Names: []string{"extension-state", "mach-endpoint"}}.Run(context.Background(), env))
+	assert.Equal(t, 1, lists(), "two reading probes, one listing")
+	for _, r := range env.Results {
+		assert.True(t, r.Held, r.Message)
+	}
+	require.NoError(t, RunProbes{Label: "probe", Names: []string{"extension-state", "xpc", "mach-endpoint"}}.Run(context.Background(), env))
+	assert.Equal(t, 3, lists(), "a new step lists again, and so does a probe after one that acts")
+}
+
 func TestShellStep(t *testing.T) {
 	g := newFake().on("sw_vers", ok("ProductName:\t\tmacOS\nProductVersion:\t\t15.3\n"))
 	env := testEnv(g)
