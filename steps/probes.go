@@ -256,8 +256,8 @@ func (p Probe) command(ctx context.Context, env *Env) (ProbeResult, error) {
 	return ProbeResult{Held: true, Message: firstLine(res.Stdout, "exit 0"), Observations: obs}, nil
 }
 
-// listExtensions returns the rows of the app's extension.
-// Within one probe step, probes that only read (see RunProbes) judge
+// listExtensions returns the rows of the app's extension. Within one
+// probe step, probes that only read (see RunProbes) judge
 // the same listing instead of each asking again.
 func listExtensions(ctx context.Context, env *Env, step string) ([]guest.Extension, error) {
 	all := env.probeListing
@@ -272,10 +272,10 @@ func listExtensions(ctx context.Context, env *Env, step string) ([]guest.Extensi
 		if all, err = guest.ParseExtensions(strings.NewReader(res.Stdout)); err != nil {
 			return nil, fmt.Errorf("%s: %w", step, err)
 		}
-		if env.inProbes && all == nil {
-			all = []guest.Extension{} // nothing installed is an answer too
-		}
 		if env.inProbes {
+			if all == nil {
+				all = []guest.Extension{} // nothing installed is an answer too
+			}
 			env.probeListing = all
 		}
 	}

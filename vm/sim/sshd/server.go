@@ -161,7 +161,8 @@ func New(ctx context.Context, cfg Config) *Server {
 }
 
 // hostConnBuffer is what each direction of a DialHost connection holds
-// before its writer waits: two of x/crypto/ssh's largest packets.
+// before its writer waits, as for a full TCP window: four of
+// x/crypto/ssh's 32 KiB channel data packets.
 const hostConnBuffer = 128 << 10
 
 type sshdConn struct {
