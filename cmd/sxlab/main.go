@@ -44,9 +44,34 @@ func usageError(format string, args ...any) error {
 
 func main() {
 	gctune.Tune(os.LookupEnv)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := notifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// signalled is why main's context ended: a signal arrived. sxlab run
+// handles the same signals itself and words them (stopper), so it tells
+// this cause apart from a caller's cancel.
+type signalled struct{ sig os.Signal }
+
+func (s signalled) Error() string { return "signal " + s.sig.String() }
+
+// notifyContext is signal.NotifyContext with signalled as the cause.
+func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sigs...)
+	go func() {
+		select {
+		case sig := <-ch:
+			cancel(signalled{sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(context.Canceled)
+	}
 }
 
 // run executes one command line and returns its exit code; tests call it

@@ -170,8 +170,18 @@ func newRunCmd() *cobra.Command {
 		// The first interrupt stops the run in order (cleanups still run,
 		// then the journal, reports and summary); only one after
 		// stopGrace exits at once (see stopper).
-		ctx, cancel := context.WithCancel(c.Context())
+		// main's context ends on the same signals, and ending the run
+		// from there raced the stopper: the run could stop and exit
+		// before it said why. So only an end for another reason (a
+		// caller's cancel) is passed on.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(c.Context()))
 		defer cancel()
+		relay := context.AfterFunc(c.Context(), func() {
+			if _, bySignal := errors.AsType[signalled](context.Cause(c.Context())); !bySignal {
+				cancel()
+			}
+		})
+		defer relay()
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sigs)
