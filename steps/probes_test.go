@@ -259,15 +259,7 @@ func TestStagingFolderOncePerBoot(t *testing.T) {
 	require.NoError(t, Install{Label: "upgrade", Version: "3"}.Run(ctx, env))
 	_, err := Probe{Kind: "mach-lookup"}.Check(ctx, env)
 	require.NoError(t, err)
-	mkdirs := func() int {
-		n := 0
-		for _, l := range g.ran {
-			if l == "mkdir -p /tmp/sxlab" {
-				n++
-			}
-		}
-		return n
-	}
+	mkdirs := func() int { return g.count("mkdir -p /tmp/sxlab") }
 	assert.Equal(t, 1, mkdirs(), "one mkdir before the first upload: %q", g.ran)
 	assert.Len(t, g.uploads, 3)
 

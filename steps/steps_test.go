@@ -57,6 +57,19 @@ func (f *fakeGuest) Run(ctx context.Context, c guest.Cmd) (guest.Result, error) 
 	return r, nil
 }
 
+// count is how many times line was run.
+func (f *fakeGuest) count(line string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, l := range f.ran {
+		if l == line {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fakeGuest) Upload(ctx context.Context, local, remote string, p guest.Progress) error {
 	f.uploads = append(f.uploads, local+" -> "+remote)
 	return f.uploadEr
@@ -237,15 +250,7 @@ func TestReadingProbesOfAStepShareOneListing(t *testing.T) {
 		"mach-endpoint":   {Kind: "mach-endpoint"},
 		"xpc":             {Kind: "xpc", Line: `"{{.App.Path}}/Contents/MacOS/Example VPN" --check-xpc`},
 	}
-	lists := func() int {
-		n := 0
-		for _, l := range g.ran {
-			if l == "systemextensionsctl list" {
-				n++
-			}
-		}
-		return n
-	}
+	lists := func() int { return g.count("systemextensionsctl list") }
 	require.NoError(t, RunProbes{Label: "probe", Names: []string{"extension-state", "mach-endpoint"}}.Run(context.Background(), env))
 	assert.Equal(t, 1, lists(), "two reading probes, one listing")
 	for _, r := range env.Results {

@@ -154,6 +154,7 @@ func New(ctx context.Context, cfg Config) *Server {
 		ctx: ctx, ln: cfg.Listener, config: cfg.SSH, sh: cfg.Shell, root: cfg.FS, home: cfg.Home,
 		wg: cfg.WG, logf: logf, hang: cfg.Hang, cutter: cfg.Cutter, route: cfg.Route,
 		booting: true, conns: map[*sshdConn]struct{}{},
+		stdinBufs: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
 	}
 }
 
@@ -407,11 +408,7 @@ func (s *Server) stdin(ctx context.Context, ch ssh.Channel) (io.Reader, func()) 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		buf, _ := s.stdinBufs.Get().(*[]byte)
-		if buf == nil {
-			b := make([]byte, 32<<10)
-			buf = &b
-		}
+		buf := s.stdinBufs.Get().(*[]byte)
 		_, err := io.CopyBuffer(pw, ch, *buf)
 		s.stdinBufs.Put(buf)
 		pw.CloseWithError(err) // nil: EOF
