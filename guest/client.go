@@ -345,13 +345,21 @@ func (cn *conn) lost(err error) error {
 	if cause := cn.getCause(); cause != nil {
 		return cause
 	}
+	if cn.endsSoon() {
+		return cn.getCause()
+	}
+	return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+}
+
+// endsSoon waits briefly for the transport to end; true if it did.
+func (cn *conn) endsSoon() bool {
 	t := time.NewTimer(250 * time.Millisecond)
 	defer t.Stop()
 	select {
 	case <-cn.done:
-		return cn.getCause()
+		return true
 	case <-t.C:
-		return fmt.Errorf("%w: %v", ErrConnectionLost, err)
+		return false
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -162,19 +163,21 @@ func (cn *conn) startSession(ctx context.Context, cmd Cmd, stdout, stderr *tailB
 	}
 }
 
-// startErr tells a refused exec from a dead transport.
+// startErr tells a refused exec from a dead transport. A transport that
+// is failing shows in NewSession or Start a moment before the connection
+// ends, as io.EOF or the socket's own error (x/crypto v0.59.0 returns the
+// failed write of a channel open); anything else counts as lost only if
+// the connection ends right after it.
 func (cn *conn) startErr(err error) error {
 	if cause := cn.getCause(); cause != nil {
 		return cause
 	}
-	select {
-	case <-cn.done:
+	var netErr *net.OpError
+	if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.As(err, &netErr) {
 		return cn.lost(err)
-	default:
 	}
-	// x/crypto reports a closed transport as io.EOF from NewSession/Start.
-	if errors.Is(err, io.EOF) {
-		return cn.lost(err)
+	if cn.endsSoon() {
+		return cn.getCause()
 	}
 	return fmt.Errorf("start: %w", err)
 }

@@ -322,3 +322,46 @@ func TestQuoteRoundTripsThroughTheServer(t *testing.T) {
 		require.Equal(t, strings.Join(words, "\x00")+"\x00", res.Stdout, "line %s", line)
 	}
 }
+
+// x/crypto/ssh before v0.59.0 could lose a session open that raced the
+// end of the transport: the channel was added after the mux dropped its
+// channels, the failed write of its open was reported as success, and
+// NewSession waited for ever (and Close with it, waiting for the open).
+// Commands started while the guest drops the connection must all end.
+func TestCommandsStartedAsTheConnectionDropsAllEnd(t *testing.T) {
+	noLeaks(t)
+	s := newTestServer(t)
+	o := testOptions(t)
+	for i := range 150 {
+		c, err := Dial(context.Background(), s.endpoint(), o)
+		require.NoError(t, err)
+		ended := make(chan error, 3)
+		for range 3 {
+			go func() {
+				for {
+					if _, err := c.Run(context.Background(), Cmd{Line: "echo x"}); err != nil {
+						ended <- err
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Duration(i%10) * 100 * time.Microsecond)
+		s.dropAll()
+		for range 3 {
+			select {
+			case err := <-ended:
+				assert.ErrorIs(t, err, ErrConnectionLost)
+			case <-time.After(promptly):
+				require.FailNow(t, "a command started as the connection dropped never ended", "dial %d", i)
+			}
+		}
+		closed := make(chan struct{})
+		go func() { _ = c.Close(); close(closed) }()
+		select {
+		case <-closed:
+		case <-time.After(promptly):
+			require.FailNow(t, "Close waited for ever after the connection dropped", "dial %d", i)
+		}
+	}
+}
