@@ -48,16 +48,34 @@ var quick = guest.Options{ConnectTimeout: 2 * time.Second, HandshakeTimeout: 500
 	Keepalive: 200 * time.Millisecond, KeepaliveTimeout: 500 * time.Millisecond,
 	BackoffInitial: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}
 
+// natPaths are the two ways the host's TCP reaches sshd: the Endpoint's
+// in-memory stream (what the lab dials) and the listener's address
+// (OpenSSH, sim serve). Both must behave the same.
+var natPaths = map[string]func(guest.Endpoint) guest.Endpoint{
+	"in memory": func(ep guest.Endpoint) guest.Endpoint { return ep },
+	"over the listener": func(ep guest.Endpoint) guest.Endpoint {
+		ep.Stream = nil
+		return ep
+	},
+}
+
 func TestCapturedRouteStallsTCPButNotTheAgentsChannel(t *testing.T) {
+	for name, path := range natPaths {
+		t.Run(name, func(t *testing.T) { testCapturedRoute(t, path) })
+	}
+}
+
+func testCapturedRoute(t *testing.T, path func(guest.Endpoint) guest.Endpoint) {
 	noLeaks(t)
 	m := startTunnelMachine(t, true)
 	ctx := context.Background()
-	ep, err := m.Endpoint(ctx)
+	vmEP, err := m.Endpoint(ctx)
 	require.NoError(t, err)
+	ep := path(vmEP)
 	overTCP, err := guest.Dial(ctx, ep, quick)
 	require.NoError(t, err)
 	defer overTCP.Close()
-	vep := ep
+	vep := vmEP
 	vep.Stream = func(ctx context.Context) (net.Conn, error) { return m.DialGuest(ctx, vm.AgentPort) }
 	overVsock, err := guest.Dial(ctx, vep, quick)
 	require.NoError(t, err)
@@ -93,6 +111,33 @@ func TestCapturedRouteStallsTCPButNotTheAgentsChannel(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "hello from admin\n", res.Stdout)
 	require.NoError(t, back.Close())
+}
+
+func TestNATPathsAreRefusedWhileTheMachineIsStopped(t *testing.T) {
+	noLeaks(t)
+	m := startTunnelMachine(t, false)
+	ctx := context.Background()
+	ep, err := m.Endpoint(ctx)
+	require.NoError(t, err)
+	require.NoError(t, m.Stop(ctx))
+	brief := quick
+	brief.ConnectTimeout = 300 * time.Millisecond
+	for name, path := range natPaths {
+		_, err := guest.Dial(ctx, path(ep), brief)
+		require.ErrorIs(t, err, guest.ErrConnectTimeout, name)
+		assert.ErrorContains(t, err, "connect: connection refused", name)
+	}
+	require.NoError(t, m.Start(ctx))
+	ep, err = m.Endpoint(ctx)
+	require.NoError(t, err)
+	for name, path := range natPaths {
+		c, err := guest.Dial(ctx, path(ep), quick)
+		require.NoError(t, err, name+": after a restart")
+		res, err := c.Run(ctx, guest.Cmd{Line: "hello"})
+		require.NoError(t, err, name)
+		assert.Equal(t, "hello from admin\n", res.Stdout, name)
+		require.NoError(t, c.Close())
+	}
 }
 
 func TestGuestChannelNeedsTheAgent(t *testing.T) {

@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -464,7 +466,39 @@ func (m *Machine) Endpoint(ctx context.Context) (guest.Endpoint, error) {
 		KeyFile:   m.keyFile,
 		HostKey:   strings.TrimSpace(string(ssh.MarshalAuthorizedKey(m.signer.PublicKey()))),
 		Simulated: true,
+		Stream:    m.dialHost,
 	}, nil
+}
+
+// dialHost is the lab's TCP connection to sshd over the guest's NAT
+// network, made in memory (sshd.Server.DialHost): the same sshd, route
+// and rules as a connection to Addr, which stays open for clients
+// outside this process. Like TCP, it is refused while the machine is
+// not running.
+func (m *Machine) dialHost(ctx context.Context) (net.Conn, error) {
+	m.mu.Lock()
+	srv, addr := m.srv, dialAddr(m.addr)
+	m.mu.Unlock()
+	if srv != nil {
+		c, err := srv.DialHost(ctx)
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: tcpAddr(addr), Err: context.Cause(ctx)}
+		}
+	}
+	return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: tcpAddr(addr), Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+}
+
+// tcpAddr is addr as a net.Addr for an error message; nil when it is
+// not host:port.
+func tcpAddr(addr string) net.Addr {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(ap)
 }
 
 // Now is the guest clock.

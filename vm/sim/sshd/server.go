@@ -19,6 +19,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/sxlab/sxlab/guest"
 	"github.com/sxlab/sxlab/vm/sim/shell"
@@ -120,6 +121,7 @@ type Config struct {
 type Server struct {
 	ctx    context.Context // the machine's run; cancelled by Stop
 	ln     net.Listener
+	host   *bufconn.Listener // DialHost's connections: the same NAT path, in memory
 	config *ssh.ServerConfig
 	sh     Shell
 	root   *shell.FS
@@ -155,21 +157,45 @@ func New(ctx context.Context, cfg Config) *Server {
 		wg: cfg.WG, logf: logf, hang: cfg.Hang, cutter: cfg.Cutter, route: cfg.Route,
 		booting: true, conns: map[*sshdConn]struct{}{},
 		stdinBufs: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
+		host: bufconn.Listen(hostConnBuffer),
 	}
 }
+
+// hostConnBuffer is what each direction of a DialHost connection holds
+// before its writer waits, as for a full TCP window: four of
+// x/crypto/ssh's 32 KiB channel data packets.
+const hostConnBuffer = 128 << 10
 
 type sshdConn struct {
 	net.Conn
 	cancel context.CancelCauseFunc
 }
 
-// Serve accepts connections until the listener closes; WG must count it.
+// Serve accepts connections, on the listener and from DialHost, until
+// Close; WG must count it.
 func (s *Server) Serve() {
+	s.wg.Add(1)
+	go s.serve(s.host)
+	s.serve(s.ln)
+}
+
+// DialHost is a connection from the host to sshd over the guest's NAT
+// network, the path a connection to the listener's address takes (the
+// route, booting, MaxStartups), made in memory for a client in this
+// process: a CPU profile of 600 simulated attempts put 18 % of the run
+// in the loopback's read and write calls under both ends of SSH. It
+// fails once the server is closed.
+func (s *Server) DialHost(ctx context.Context) (net.Conn, error) {
+	return s.host.DialContext(ctx)
+}
+
+// serve accepts ln's connections until it closes; WG counts it.
+func (s *Server) serve(ln net.Listener) {
 	defer s.wg.Done()
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil {
+			if errors.Is(err, net.ErrClosed) || s.ctx.Err() != nil || s.isClosed() {
 				return
 			}
 			s.logf("sim: accept: %v", err)
@@ -515,5 +541,12 @@ func (s *Server) Close() {
 	s.closed = true
 	s.mu.Unlock()
 	s.ln.Close()
+	s.host.Close()
 	s.DropAll(errStopped)
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
 }
