@@ -157,7 +157,7 @@ func New(ctx context.Context, cfg Config) *Server {
 		wg: cfg.WG, logf: logf, hang: cfg.Hang, cutter: cfg.Cutter, route: cfg.Route,
 		booting: true, conns: map[*sshdConn]struct{}{},
 		stdinBufs: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }},
-		host: bufconn.Listen(hostConnBuffer),
+		host:      bufconn.Listen(hostConnBuffer),
 	}
 }
 
