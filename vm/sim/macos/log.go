@@ -308,9 +308,28 @@ func writeJSONValue(b *bytes.Buffer, v any, pretty bool, indent string) {
 }
 
 func writeJSONString(b *bytes.Buffer, s string) {
+	if plainJSON(s) {
+		// Most keys and messages need no escape; encoding each through
+		// a json.Encoder was 3 % of a 2,400-attempt run's CPU.
+		b.WriteByte('"')
+		b.WriteString(s)
+		b.WriteByte('"')
+		return
+	}
 	var tmp bytes.Buffer
 	enc := json.NewEncoder(&tmp)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	b.WriteString(strings.ReplaceAll(strings.TrimSuffix(tmp.String(), "\n"), "/", `\/`))
+}
+
+// plainJSON reports whether s encodes as itself between quotes: printable
+// ASCII without '"', '\\' or the '/' that writeJSONString escapes.
+func plainJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '/' {
+			return false
+		}
+	}
+	return true
 }
