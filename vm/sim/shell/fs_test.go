@@ -584,3 +584,108 @@ func TestShasumOfSharedBytesIsTheirDigest(t *testing.T) {
 	copy(changed, "changed")
 	assert.Equal(t, fmt.Sprintf("%x  /tmp/probe\n", sha256.Sum256(changed)), shasum(shells[1], "256"), "a write in place")
 }
+
+// An upload that repeats a shared file borrows its bytes as it goes;
+// one that then differs, stops short, runs past its end or arrives out
+// of order still ends up with exactly the bytes it was sent, and the
+// shared file and the other machines' copies keep theirs.
+func TestUploadsThatRepeatASharedFileKeepTheirOwnBytes(t *testing.T) {
+	probe := make([]byte, minShared+3*chunkSize+999)
+	for i := range probe {
+		probe[i] = byte(i * 7 / 3)
+	}
+	const piece = 32 << 10 // as SFTP writes it
+	diverged := slices.Clone(probe)
+	diverged[len(probe)/2] ^= 0x5a
+	longer := append(slices.Clone(probe), "and then some"...)
+	shorter := probe[:len(probe)-piece-5]
+	inOrder := func(n int) []int {
+		var offs []int
+		for off := 0; off < n; off += piece {
+			offs = append(offs, off)
+		}
+		return offs
+	}
+	swapped := inOrder(len(probe))
+	swapped[3], swapped[4] = swapped[4], swapped[3]
+	cases := []struct {
+		name string
+		want []byte
+		offs []int
+	}{
+		{"the same bytes", probe, inOrder(len(probe))},
+		{"differs in the middle", diverged, inOrder(len(diverged))},
+		{"runs past the end", longer, inOrder(len(longer))},
+		{"stops short", shorter, inOrder(len(shorter))},
+		{"out of order", probe, swapped},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			blobs := NewBlobs()
+			first, other := NewSharedFS(blobs), NewSharedFS(blobs)
+			require.NoError(t, first.WriteFile("/probe", probe, 0o755))
+			require.NoError(t, other.WriteFile("/probe", probe, 0o755))
+			f := NewSharedFS(blobs)
+			w, err := f.OpenFile("/probe", os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o755)
+			require.NoError(t, err)
+			for i, off := range tc.offs {
+				_, err := w.WriteAt(tc.want[off:min(off+piece, len(tc.want))], int64(off))
+				require.NoError(t, err)
+				if i == 2 {
+					got := make([]byte, 3*piece)
+					n, err := w.ReadAt(got, 0)
+					require.NoError(t, err)
+					assert.Equal(t, tc.want[:3*piece], got[:n], "the bytes written so far read back mid-upload")
+					fi, err := f.Stat("/probe")
+					require.NoError(t, err)
+					assert.EqualValues(t, 3*piece, fi.Size())
+				}
+			}
+			require.NoError(t, w.Close())
+			got, err := f.ReadFile("/probe")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+			for _, tree := range []*FS{first, other} {
+				got, err := tree.ReadFile("/probe")
+				require.NoError(t, err)
+				assert.Equal(t, probe, got, "the shared file is unchanged")
+			}
+			// Changing the upload afterwards leaves the shared file too.
+			_, err = f.OpenFile("/probe", os.O_WRONLY, 0)
+			require.NoError(t, err)
+			require.NoError(t, f.Truncate("/probe", 10))
+			got, err = f.ReadFile("/probe")
+			require.NoError(t, err)
+			assert.Equal(t, tc.want[:10], got)
+			got, err = other.ReadFile("/probe")
+			require.NoError(t, err)
+			assert.Equal(t, probe, got)
+		})
+	}
+}
+
+// The repeat of a shared file holds no bytes of its own, while it is
+// being written and after.
+func TestAnUploadThatRepeatsASharedFileCopiesNothing(t *testing.T) {
+	blobs := NewBlobs()
+	probe := make([]byte, minShared+5*chunkSize)
+	for i := range probe {
+		probe[i] = byte(i * 11)
+	}
+	first, f := NewSharedFS(blobs), NewSharedFS(blobs)
+	require.NoError(t, first.WriteFile("/probe", probe, 0o755))
+	shared, err := first.resolve("t", "/probe", true)
+	require.NoError(t, err)
+	w, err := f.OpenFile("/probe", os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
+	require.NoError(t, err)
+	n, err := f.resolve("t", "/probe", true)
+	require.NoError(t, err)
+	for off := 0; off < len(probe); off += 32 << 10 {
+		_, err := w.WriteAt(probe[off:min(off+32<<10, len(probe))], int64(off))
+		require.NoError(t, err)
+		last := len(n.n.data.chunks) - 1
+		assert.Same(t, &shared.n.data.chunks[last][0], &n.n.data.chunks[last][0], "at %d the bytes are borrowed", off)
+	}
+	require.NoError(t, w.Close())
+	assert.Same(t, shared.n.blob, n.n.blob)
+}
