@@ -28,11 +28,12 @@ import (
 // before it sleeps (host.Sleep) or writes output, so a slow SSH client
 // or a long sysdiagnose never stalls the rest of the machine.
 type Mac struct {
-	cfg    Config
-	host   Host
-	fs     *shell.FS
-	dur    durations
-	faults faultSet
+	cfg      Config
+	commands map[string]shell.Command // by name; see Commands
+	host     Host
+	fs       *shell.FS
+	dur      durations
+	faults   faultSet
 	// faultRand makes fault draws only; detailRand everything cosmetic
 	// (pids, ports, addresses, UUIDs, log timing). Split so that printing
 	// one more log line never changes whether a fault strikes.
@@ -151,6 +152,7 @@ func New(cfg Config, host Host, fs *shell.FS) *Mac {
 		staged:     map[string]bool{},
 		persist:    map[string]bool{},
 	}
+	mac.commands = mac.commandTable()
 	mac.installGolden()
 	return mac
 }
@@ -173,8 +175,13 @@ func (m *Mac) installGolden() {
 	_ = m.writeFile("/dev/console", "")
 }
 
-// Commands returns the programs of the simulated Mac by name.
-func (m *Mac) Commands() map[string]shell.Command {
+// Commands returns the programs of the simulated Mac by name. The map is
+// the Mac's own, made once: callers only read it.
+func (m *Mac) Commands() map[string]shell.Command { return m.commands }
+
+// commandTable is Commands' map. Made per lookup, its 20 method values
+// were 20 allocations for every command a machine ran.
+func (m *Mac) commandTable() map[string]shell.Command {
 	return map[string]shell.Command{
 		"sw_vers":             m.cmdSwVers,
 		"systemextensionsctl": m.cmdSystemExtensionsCtl,
