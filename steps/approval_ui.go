@@ -19,14 +19,16 @@ import (
 //   - approved;
 //   - no approval control (System Events answers -1728 "Can't get …"
 //     for every control while System Settings' window is titled after
-//     the pane the script opened): macOS offers nothing to click, the
-//     product/OS problem of the field report approval-dialog-missing. It
-//     is noted and the scenario goes on, so the probes record the state
-//     it leaves;
+//     the pane the script opened, and nothing in that window names the
+//     control, the app or the extension): macOS offers nothing to click,
+//     the product/OS problem of the field report approval-dialog-missing.
+//     It is noted and the scenario goes on, so the probes record the
+//     state it leaves;
 //   - a script that does not match this macOS (the clicks answer -1728
-//     but the window is another pane, or none): the lab's error, never
-//     "no approval control", or every pending cell on that version would
-//     read as a product failure;
+//     but the window is another pane, or none, or it shows the control
+//     or the app somewhere the script's references do not reach): the
+//     lab's error, never "no approval control", or every pending cell on
+//     that version would read as a product failure;
 //   - cannot script (-1719, -1743, -609, no GUI session, a sheet that
 //     does not come up or does not take the password): the lab's error,
 //     naming the grant or setting the golden lacks.
@@ -43,9 +45,9 @@ type uiScript struct {
 	// approval control, paneName what System Settings calls it: the
 	// name of its window while it shows the pane (the landmark).
 	pane, paneName string
-	// controls are the references to try, in order, for the app's
+	// controls are the elements to try, in order, for the app's
 	// extension: the first that exists is clicked.
-	controls func(app App) []string
+	controls func(app App) []control
 	// sheetButton confirms the administrator password sheet.
 	sheetButton string
 }
@@ -56,7 +58,7 @@ type uiScript struct {
 func privacySecurity(major int) uiScript {
 	return uiScript{
 		major: major, pane: "x-apple.systempreferences:com.apple.preference.security?Security", paneName: "Privacy & Security",
-		controls:    func(App) []string { return []string{`button "Allow"`} },
+		controls:    func(App) []control { return []control{{"button", "Allow"}} },
 		sheetButton: "Modify Settings",
 	}
 }
@@ -68,11 +70,27 @@ func privacySecurity(major int) uiScript {
 func loginItems(major int) uiScript {
 	return uiScript{
 		major: major, pane: "x-apple.systempreferences:com.apple.LoginItems-Settings.extension", paneName: "Login Items & Extensions",
-		controls: func(app App) []string {
-			return []string{fmt.Sprintf("checkbox %s", appleString(app.Name)), fmt.Sprintf("checkbox %s", appleString(app.Extension.BundleID))}
+		controls: func(app App) []control {
+			return []control{{"checkbox", app.Name}, {"checkbox", app.Extension.BundleID}}
 		},
 		sheetButton: "Modify Settings",
 	}
+}
+
+// control is a UI element by its class and name, as System Events
+// addresses it: checkbox "Example VPN".
+type control struct{ class, name string }
+
+// ref is the control's reference as a script's click names it.
+func (c control) ref() string { return c.class + " " + appleString(c.name) }
+
+// refs are the references of controls, joined with " or ".
+func refs(cs []control) string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.ref()
+	}
+	return strings.Join(out, " or ")
 }
 
 // uiScripts are the built-in scripts by macOS major version.
@@ -90,7 +108,7 @@ func UIScriptNote(major int) string {
 		return ""
 	}
 	return fmt.Sprintf("approve: ui on macOS %d opens %s (%s) and clicks %s: unverified on macOS %d",
-		major, sc.paneName, sc.pane, strings.Join(sc.controls(App{Name: "APP", Extension: Extension{BundleID: "EXTENSION"}}), " or "), major)
+		major, sc.paneName, sc.pane, refs(sc.controls(App{Name: "APP", Extension: Extension{BundleID: "EXTENSION"}})), major)
 }
 
 // Approval targets of the ui strategy.
@@ -201,7 +219,9 @@ func approveUI(ctx context.Context, env *Env, label, what string) error {
 	// The control.
 	clicked := ""
 	var missing []string
-	for _, ref := range sc.controls(env.App) {
+	controls := sc.controls(env.App)
+	for _, c := range controls {
+		ref := c.ref()
 		res, err := runAsUser(ctx, env, label, "approve", "osascript", "-e", settingsClick(ref))
 		if err != nil {
 			return err
@@ -225,12 +245,16 @@ func approveUI(ctx context.Context, env *Env, label, what string) error {
 		if err := settingsLandmark(ctx, env, label, sc, missing); err != nil {
 			return err
 		}
+		elements, err := settingsUnreached(ctx, env, label, sc, controls, missing, unverified)
+		if err != nil {
+			return err
+		}
 		// macOS offers nothing to click for the waiting copy: the
 		// product/OS problem of approval-dialog-missing. The probes
 		// record the state it leaves.
 		env.record(Entry{Step: label, Kind: "approve", Started: time.Now(), Note: fmt.Sprintf(
-			"no approval control: %s shows no %s for %s %s (%s, -1728; its window is %q); %s; the extension stays %q",
-			sc.paneName, strings.Join(missing, " or "), waiting.BundleID, rowVersion(*waiting), sc.pane, sc.paneName, unverified, waiting.State)})
+			"no approval control: %s shows no %s for %s %s (%s, -1728; its window is %q, and none of its %d elements names %s); %s; the extension stays %q",
+			sc.paneName, strings.Join(missing, " or "), waiting.BundleID, rowVersion(*waiting), sc.pane, sc.paneName, elements, mentionNames(env.App, controls), unverified, waiting.State)})
 		return nil
 	}
 
@@ -323,6 +347,170 @@ func settingsLandmark(ctx context.Context, env *Env, label string, sc uiScript, 
 		"the built-in macOS %d script may not match this macOS's UI (unverified on macOS %d), so this is the lab's error, not a missing approval control. "+
 		"Compare the element names with the accessibility tree scripts/mac-acceptance.sh saves for the pane (figures.txt), or approve with approve: command",
 		label, strings.Join(missing, " or "), found, sc.paneName, sc.pane, sc.major, sc.major)
+}
+
+// settingsContents is the script that lists every element of System
+// Settings' front window, one line each: its class, name, description
+// and value, tab-separated ("" for none, "?" for one that cannot be
+// read). A click on `checkbox "X" of window 1` finds only a direct child
+// of the window, while System Settings nests its controls in groups and
+// scroll areas (public scripts click `checkbox 1 of row 9 of table 1 of
+// scroll area 1 of group 1 of window "Sharing"`, NightMachinery/.shells
+// network_sharing_enable.as), so a miss alone does not show that macOS
+// offers nothing. Walking `entire contents of window 1` for a checkbox
+// by name is how public scripts find an app's switch in System Settings
+// (mac-grant-accessibility.sh, for Privacy & Security > Accessibility);
+// it indexes the list, as others warn that `repeat with e in (entire
+// contents …)` yields references whose name does not resolve. The
+// script and its output are unverified on macOS;
+// scripts/mac-acceptance.sh saves the same properties of every element
+// of each pane (walking `UI elements`), which settles what a pane holds.
+var settingsContents = []string{
+	"on t(x)",
+	"try",
+	`if x is missing value then return ""`,
+	"return x as text",
+	"on error",
+	`return "?"`,
+	"end try",
+	"end t",
+	`tell application "System Events" to tell process "System Settings"`,
+	"set out to {}",
+	"set els to entire contents of window 1",
+	"repeat with i from 1 to count of els",
+	"set el to item i of els",
+	`set {c, n, d, v} to {"?", "", "", ""}`,
+	"try",
+	"set c to my t(class of el)",
+	"end try",
+	"try",
+	"set n to my t(name of el)",
+	"end try",
+	"try",
+	"set d to my t(description of el)",
+	"end try",
+	"try",
+	"set v to my t(value of el)",
+	"end try",
+	"set end of out to c & tab & n & tab & d & tab & v",
+	"end repeat",
+	"set AppleScript's text item delimiters to linefeed",
+	"return out as text",
+	"end tell",
+}
+
+// uiElement is one line of settingsContents' output.
+type uiElement struct{ class, name, description, value string }
+
+func (e uiElement) String() string {
+	s := e.class
+	if e.name != "" {
+		s += " " + appleString(e.name)
+	}
+	for _, x := range []struct{ what, v string }{{"description", e.description}, {"value", e.value}} {
+		if x.v != "" && x.v != e.name {
+			if len(x.v) > 100 {
+				x.v = x.v[:100] + "…"
+			}
+			s += fmt.Sprintf(" (%s %s)", x.what, appleString(x.v))
+		}
+	}
+	return s
+}
+
+// mentionNames are the names whose mention in the pane means the
+// script's control, or something about the app, is there: the app's
+// name, the extension's bundle ID, and the controls' own names.
+func mentionNames(app App, controls []control) string {
+	var names []string
+	seen := map[string]bool{}
+	for _, n := range append([]string{app.Name, app.Extension.BundleID}, controlNames(controls)...) {
+		if n != "" && !seen[strings.ToLower(n)] {
+			seen[strings.ToLower(n)] = true
+			names = append(names, appleString(n))
+		}
+	}
+	return strings.Join(names, " or ")
+}
+
+func controlNames(cs []control) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
+
+// mentions says whether e is one of the controls (its class and name,
+// wherever it sits in the window) or names the app or the extension in
+// its name, description or value.
+func (e uiElement) mentions(app App, controls []control) bool {
+	for _, c := range controls {
+		if strings.EqualFold(e.class, c.class) && strings.EqualFold(e.name, c.name) {
+			return true
+		}
+	}
+	for _, n := range []string{app.Name, app.Extension.BundleID} {
+		n = strings.ToLower(n)
+		if n == "" {
+			continue
+		}
+		for _, text := range []string{e.name, e.description, e.value} {
+			if strings.Contains(strings.ToLower(text), n) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// settingsUnreached reads every element of System Settings' window (on
+// the pane the script opened, every click having missed) and returns how
+// many there are when none of them is the control or names the app or
+// the extension: then macOS offers nothing to approve. When something
+// does, the control is there and the script's references do not reach
+// it, which is the lab's error; so is a window that cannot be read.
+func settingsUnreached(ctx context.Context, env *Env, label string, sc uiScript, controls []control, missing []string, unverified string) (int, error) {
+	args := []string{"osascript"}
+	for _, l := range settingsContents {
+		args = append(args, "-e", l)
+	}
+	res, err := runAsUser(ctx, env, label, "query", args...)
+	if err != nil {
+		return 0, err
+	}
+	if why := scriptError(res.Stderr); why != "" {
+		return 0, fmt.Errorf("%s: cannot script System Settings: %s", label, why)
+	}
+	if res.Exit != 0 {
+		return 0, fmt.Errorf("%s: System Settings has no %s (-1728), and listing what its %s window holds failed (exit %d: %s), so a missing approval control cannot be told from one the script does not reach: the lab's error (%s)",
+			label, strings.Join(missing, " or "), sc.paneName, res.Exit, firstLine(res.Stderr, res.Stdout), unverified)
+	}
+	var all, found []uiElement
+	for _, line := range strings.Split(strings.TrimRight(res.Stdout, "\n"), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := append(strings.SplitN(line, "\t", 4), "", "", "")
+		e := uiElement{class: f[0], name: f[1], description: f[2], value: f[3]}
+		all = append(all, e)
+		if e.mentions(env.App, controls) {
+			found = append(found, e)
+		}
+	}
+	if len(found) == 0 {
+		return len(all), nil
+	}
+	shown := make([]string, 0, 3)
+	for _, e := range found[:min(3, len(found))] {
+		shown = append(shown, e.String())
+	}
+	if len(found) > 3 {
+		shown = append(shown, fmt.Sprintf("and %d more", len(found)-3))
+	}
+	return 0, fmt.Errorf("%s: System Settings > %s shows %s, but %s found nothing (-1728): the control may be there where the built-in macOS %d script's references do not reach (%s), so this is the lab's error, not a missing approval control. "+
+		"Correct the script from the accessibility tree scripts/mac-acceptance.sh saves for the pane (figures.txt), or approve with approve: command",
+		label, sc.paneName, strings.Join(shown, "; "), strings.Join(missing, " and "), sc.major, unverified)
 }
 
 // vpnAlertProcess shows "“App” Would Like to Add VPN Configurations" after

@@ -147,6 +147,19 @@ const (
 	windowName = userPrefix + `osascript -e 'tell application "System Events" to get name of window 1 of process "System Settings"'`
 )
 
+// contentsLine is the listing of System Settings' window, as the user.
+var contentsLine = func() string {
+	args := []string{"osascript"}
+	for _, l := range settingsContents {
+		args = append(args, "-e", l)
+	}
+	return userPrefix + guest.Join(args...)
+}()
+
+// loginItemsWithoutApp is a Login Items & Extensions window that names
+// neither the app nor its extension.
+const loginItemsWithoutApp = "static text\t\t\tLogin Items & Extensions\nstatic text\t\t\tOpen at Login\ncheckbox\tOther VPN\t\t1\n"
+
 func uiFake() *fakeGuest {
 	return userFake().on("sw_vers -productVersion", ok("15.3\n")).on(loginPane, ok(""))
 }
@@ -180,12 +193,14 @@ func TestApproveUIApproves(t *testing.T) {
 func TestApproveUIWithNoControlGoesOn(t *testing.T) {
 	g := uiFake().on(listLine, ok(waitingRow)).
 		on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing}).
-		on(windowName, ok("Login Items & Extensions\n"))
+		on(windowName, ok("Login Items & Extensions\n")).on(contentsLine, ok(loginItemsWithoutApp))
 	env, entries := uiEnv(g)
 	require.NoError(t, Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env), "no control is the product's state: the probes judge it")
 	last := (*entries)[len(*entries)-1]
 	assert.Contains(t, last.Note, "no approval control")
 	assert.Contains(t, last.Note, `its window is "Login Items & Extensions"`)
+	assert.Contains(t, last.Note, `none of its 3 elements names "Example VPN" or "com.example.vpn.tunnel"`)
+	assert.Contains(t, g.ran, contentsLine, "the window's elements are read as the user")
 	assert.Contains(t, last.Note, "activated waiting for user")
 	assert.Contains(t, g.ran, windowName, "the landmark is read as the user")
 	assert.NotContains(t, g.ran, sheetLine)
@@ -231,6 +246,83 @@ func TestApproveUIOnTheWrongPaneIsTheLabsError(t *testing.T) {
 	require.Error(t, err)
 	assert.False(t, IsProductFailure(err))
 	assert.ErrorContains(t, err, "needs the Accessibility grant", "-1719 on the landmark stays the cannot-script error")
+}
+
+// TestApproveUIWithTheAppOutOfReachIsTheLabsError: every click misses on
+// the right pane, but something in the window is the control or names the
+// app or its extension: the script's references do not reach it (a
+// control nested in groups, a renamed or re-labelled switch), which is
+// the lab's error, never "no approval control".
+func TestApproveUIWithTheAppOutOfReachIsTheLabsError(t *testing.T) {
+	for name, tt := range map[string]struct{ contents, shown string }{
+		"a nested switch":             {"group\t\t\t\ncheckbox\tExample VPN\t\t0\n", `checkbox "Example VPN" (value "0")`},
+		"named by its description":    {"checkbox\t\tExample VPN switch\t0\n", `checkbox (description "Example VPN switch") (value "0")`},
+		"the bundle ID in a text":     {"static text\t\t\tcom.example.vpn.tunnel wants to run\n", `static text (value "com.example.vpn.tunnel wants to run")`},
+		"the app, not as a switch":    {"static text\tEXAMPLE VPN\t\t\nbutton\tinfo\t\t\n", `static text "EXAMPLE VPN"`},
+		"a line with missing columns": {"checkbox\tExample VPN\n", `checkbox "Example VPN"`},
+	} {
+		g := uiFake().on(listLine, ok(waitingRow)).
+			on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing}).
+			on(windowName, ok("Login Items & Extensions\n")).on(contentsLine, ok(loginItemsWithoutApp+tt.contents))
+		env, entries := uiEnv(g)
+		err := Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env)
+		require.Error(t, err, name)
+		assert.False(t, IsProductFailure(err), "%s: a control the script does not reach is the lab's problem", name)
+		assert.ErrorContains(t, err, "System Settings > Login Items & Extensions shows "+tt.shown, name)
+		assert.ErrorContains(t, err, "do not reach", name)
+		assert.ErrorContains(t, err, "unverified on macOS 15", name)
+		assert.ErrorContains(t, err, "scripts/mac-acceptance.sh", name)
+		assert.ErrorContains(t, err, "approve: command", name)
+		assert.NotContains(t, err.Error(), "Other VPN", "%s: another app's switch is not named", name)
+		for _, e := range *entries {
+			assert.NotContains(t, e.Note, "no approval control", name)
+		}
+	}
+
+	for name, tt := range map[string]struct {
+		answer guest.Result
+		want   string
+	}{
+		"the listing fails": {guest.Result{Exit: 1, Stderr: "0:88: execution error: System Events got an error: AppleEvent timed out. (-1712)\n"},
+			"listing what its Login Items & Extensions window holds failed (exit 1: 0:88: execution error: System Events got an error: AppleEvent timed out. (-1712))"},
+		"no Accessibility": {guest.Result{Exit: 1, Stderr: noAssist}, "needs the Accessibility grant"},
+	} {
+		g := uiFake().on(listLine, ok(waitingRow)).
+			on(clickApp, guest.Result{Exit: 1, Stderr: missing}).on(clickExt, guest.Result{Exit: 1, Stderr: missing}).
+			on(windowName, ok("Login Items & Extensions\n")).on(contentsLine, tt.answer)
+		env, _ := uiEnv(g)
+		err := Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env)
+		require.Error(t, err, name)
+		assert.False(t, IsProductFailure(err), name)
+		assert.ErrorContains(t, err, tt.want, name)
+	}
+}
+
+// TestApproveUIOnPrivacySecurityTellsAllowFromAllowText: on 13 and 14 the
+// control is the Allow button, and Privacy & Security has other texts
+// that start with "Allow": only a button named Allow, or the app's name,
+// keeps the miss from being macOS offering nothing.
+func TestApproveUIOnPrivacySecurityTellsAllowFromAllowText(t *testing.T) {
+	security := userPrefix + "open 'x-apple.systempreferences:com.apple.preference.security?Security'"
+	allow := userPrefix + `osascript -e 'tell application "System Events" to tell process "System Settings" to click button "Allow" of window 1'`
+	missingAllow := "76:103: execution error: System Events got an error: Can’t get button \"Allow\" of window 1 of process \"System Settings\". (-1728)\n"
+	pane := "static text\t\t\tPrivacy & Security\nstatic text\t\t\tAllow applications from\npop up button\t\t\tApp Store and identified developers\n"
+	run := func(contents string) (error, []Entry) {
+		g := userFake().on("sw_vers -productVersion", ok("14.7.1\n")).on(security, ok("")).on(listLine, ok(waitingRow)).
+			on(allow, guest.Result{Exit: 1, Stderr: missingAllow}).on(windowName, ok("Privacy & Security\n")).on(contentsLine, ok(contents))
+		env, entries := uiEnv(g)
+		err := Approve{Label: "approve", Strategy: "ui"}.Run(context.Background(), env)
+		return err, *entries
+	}
+
+	err, entries := run(pane)
+	require.NoError(t, err, "texts that merely start with Allow are not the control")
+	assert.Contains(t, entries[len(entries)-1].Note, `none of its 3 elements names "Example VPN" or "com.example.vpn.tunnel" or "Allow"`)
+
+	err, _ = run(pane + "static text\t\t\tSystem software from application “Example VPN” was blocked from loading.\nbutton\tAllow\t\t\n")
+	require.Error(t, err)
+	assert.False(t, IsProductFailure(err))
+	assert.ErrorContains(t, err, `shows static text (value "System software from application “Example VPN” was blocked from loading."); button "Allow", but button "Allow" found nothing`)
 }
 
 func TestApproveUICannotScript(t *testing.T) {

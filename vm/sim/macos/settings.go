@@ -96,10 +96,14 @@ func (m *Mac) approvalRow() *extRow {
 }
 
 var (
-	clickTarget  = regexp.MustCompile(`(?i)\bclick\s+((?:button|checkbox|switch|toggle)\s+"([^"]*)"[^\n]*?)(?:\s+of\s+(?:process|application)\s+"[^"]*")?\s*(?:\n|$|\bend\b)`)
-	anyClick     = regexp.MustCompile(`(?i)\bclick\b`)
-	windowQuery  = regexp.MustCompile(`(?i)\bname\s+of\s+(?:window\s+1|front\s+window|first\s+window)\b`)
-	passwordText = regexp.MustCompile(`(?i)\b(?:set\s+value\s+of\s+text\s+field\s+[^\n]*?\bto\s+|keystroke\s+)"([^"]*)"`)
+	clickTarget   = regexp.MustCompile(`(?i)\bclick\s+((?:button|checkbox|switch|toggle)\s+"([^"]*)"[^\n]*?)(?:\s+of\s+(?:process|application)\s+"[^"]*")?\s*(?:\n|$|\bend\b)`)
+	anyClick      = regexp.MustCompile(`(?i)\bclick\b`)
+	windowQuery   = regexp.MustCompile(`(?i)\bname\s+of\s+(?:window\s+1|front\s+window|first\s+window)\b`)
+	contentsQuery = regexp.MustCompile(`(?i)\bentire\s+contents\s+of\s+window\s+1\b`)
+	// the walk approve: ui sends (steps.settingsContents) prints each
+	// element's class, name, description and value, tab-separated
+	contentsColumns = regexp.MustCompile(`(?i)\b(class|name|description|value)\s+of\s+el\b|\btab\b`)
+	passwordText    = regexp.MustCompile(`(?i)\b(?:set\s+value\s+of\s+text\s+field\s+[^\n]*?\bto\s+|keystroke\s+)"([^"]*)"`)
 )
 
 // settingsScript runs a UI script against System Settings: a click on the
@@ -122,6 +126,18 @@ func (m *Mac) settingsScript(ctx context.Context, p *shell.Proc, script string) 
 		m.mu.Unlock()
 		fmt.Fprintf(stderr(p), "sim: unsupported: a click in System Settings the sim does not understand (it understands click button|checkbox|switch \"NAME\" [of …])\n")
 		return 127
+	}
+	if contentsQuery.MatchString(script) {
+		lines := m.settingsElements()
+		m.mu.Unlock()
+		if len(clicks) > 0 || !printsColumns(script) {
+			fmt.Fprintf(stderr(p), "sim: unsupported: the sim lists the entire contents of System Settings' window only as a script of its own that prints each element's class, name, description and value\n")
+			return 127
+		}
+		for _, l := range lines {
+			fmt.Fprintln(stdout(p), l)
+		}
+		return exitOK
 	}
 	if windowQuery.MatchString(script) {
 		name := m.windowName()
@@ -172,6 +188,51 @@ func (m *Mac) settingsScript(ctx context.Context, p *shell.Proc, script string) 
 		m.mu.Unlock()
 	}
 	return exitOK
+}
+
+// printsColumns says whether a walk of the window's entire contents
+// prints what settingsElements answers: class, name, description and
+// value of each element, with tabs between them.
+func printsColumns(script string) bool {
+	seen := map[string]bool{}
+	for _, m := range contentsColumns.FindAllStringSubmatch(script, -1) {
+		seen[strings.ToLower(m[1])] = true // "" for tab
+	}
+	return len(seen) == 5
+}
+
+// settingsElements is what a script that walks the entire contents of
+// System Settings' window and prints each element's class, name,
+// description and value (tab-separated) reads: the pane's title, and on
+// the approval pane the approval control when there is one (on 13 and 14
+// with the message that names the app). A real pane holds far more; the
+// sim models only what approving reads, and a click finds the control
+// whatever path its reference gives, so `click checkbox "App" of window
+// 1` reaches it; where a Mac puts it is unverified (docs/macos-behaviour.md
+// rules 14 and 29). Callers hold mu.
+func (m *Mac) settingsElements() []string {
+	lines := []string{"static text\t\t\t" + m.windowName()}
+	row := m.approvalRow()
+	switch {
+	case row == nil:
+	case m.approvalPane() == panePrivacySecurity:
+		lines = append(lines, "static text\t\t\tSystem software from application “"+m.controlName(row)+"” was blocked from loading.", "button\tAllow\t\t")
+	default:
+		lines = append(lines, "checkbox\t"+m.controlName(row)+"\t\t0")
+	}
+	return lines
+}
+
+// controlName is what the approval pane calls row's extension: its app's
+// name, or its bundle ID when no app of the machine ships it. Callers
+// hold mu.
+func (m *Mac) controlName(row *extRow) string {
+	for _, app := range m.apps {
+		if app.pkg.Extension.BundleID == row.ext.BundleID && app.pkg.App.Name != "" {
+			return app.pkg.App.Name
+		}
+	}
+	return row.ext.BundleID
 }
 
 // isApprovalControl says whether name is the control that approves row

@@ -74,3 +74,61 @@ func TestCoalescedCopyOnTheRightPane(t *testing.T) {
 	assert.Equal(t, "Login Items & Extensions\n", s.ok(false, "osascript -e '"+windowNameQuery+"'"))
 	assert.Equal(t, []string{"3.0/300 activated waiting for user"}, s.extStates())
 }
+
+// contentsWalk lists System Settings' window one element a line (class,
+// name, description, value), as approve: ui does when every click missed.
+const contentsWalk = `on t(x)
+if x is missing value then return ""
+return x as text
+end t
+tell application "System Events" to tell process "System Settings"
+set out to {}
+set els to entire contents of window 1
+repeat with i from 1 to count of els
+set el to item i of els
+set end of out to my t(class of el) & tab & my t(name of el) & tab & my t(description of el) & tab & my t(value of el)
+end repeat
+set AppleScript's text item delimiters to linefeed
+return out as text
+end tell`
+
+// TestSystemSettingsListsTheApprovalControl: the walk of the window's
+// elements finds the switch (15+) or the Allow button and its message
+// (13/14) only while the pane offers them; for a coalesced copy it finds
+// nothing that names the app, which is what makes "no approval control".
+func TestSystemSettingsListsTheApprovalControl(t *testing.T) {
+	walk := func(s *simMac) string {
+		t.Helper()
+		r := s.execArgs(false, "osascript", "-e", contentsWalk)
+		require.Equal(t, 0, r.code, r.err)
+		return r.out
+	}
+
+	s := newSimMac(t) // 15.3
+	s.install(1)
+	s.launch()
+	s.ok(false, `open "`+loginItemsURL+`"`)
+	assert.Equal(t, "static text\t\t\tLogin Items & Extensions\ncheckbox\tExample VPN\t\t0\n", walk(s))
+	s.ok(false, `open "`+securityURL+`"`)
+	assert.Equal(t, "static text\t\t\tPrivacy & Security\n", walk(s), "15 has no Allow button in Privacy & Security")
+
+	old := newSimMac(t, withVersion("14.7", "23H124"))
+	old.install(1)
+	old.launch()
+	old.ok(false, `open "`+securityURL+`"`)
+	assert.Equal(t, "static text\t\t\tPrivacy & Security\nstatic text\t\t\tSystem software from application “Example VPN” was blocked from loading.\nbutton\tAllow\t\t\n", walk(old))
+
+	c := newSimMac(t, faultCoalesced)
+	c.pendingUpgrade(2, 3)
+	c.ok(false, `open "`+loginItemsURL+`"`)
+	assert.Equal(t, "static text\t\t\tLogin Items & Extensions\n", walk(c), "the copy whose request was never presented has no switch")
+
+	bare := s.run(`osascript -e 'tell application "System Events" to tell process "System Settings" to get entire contents of window 1'`)
+	assert.Equal(t, 127, bare.code, "a Mac prints references there, which the sim does not model: beyond the sim, not a made-up answer")
+
+	noAX := newSimMac(t, withGolden(func(g *Golden) { g.Accessibility = []string{"/usr/bin/osascript"} }))
+	noAX.ok(false, `open "`+loginItemsURL+`"`)
+	r := noAX.execArgs(false, "osascript", "-e", contentsWalk)
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.err, "(-1719)", "the walk is UI scripting: it needs the Accessibility grant")
+}
