@@ -3,8 +3,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,18 +45,90 @@ func newSignalWorkspace(t *testing.T) signalWorkspace {
 	return w
 }
 
+// proc is a started sxlab process. Its stderr is a pipe the test keeps
+// a write end of, so that settle can tell when everything the process
+// wrote has been read (see settle).
+type proc struct {
+	*exec.Cmd
+	stdout, stderr *syncBuffer
+	errW           *os.File      // the test's copy of the stderr pipe's write end
+	copied         chan struct{} // closed when the stderr copy reads EOF
+	marks          int
+}
+
 // start runs the sxlab binary in w, in a process group of its own (as a
 // CI job's shell would), with $TMPDIR pointing at w.tmp.
-func (w signalWorkspace) start(t *testing.T, ctx context.Context, bin string, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func (w signalWorkspace) start(t *testing.T, ctx context.Context, bin string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = w.root
 	cmd.Env = append(os.Environ(), "TMPDIR="+w.tmp, "CI=", "BUILDKITE_PARALLEL_JOB=", "BUILDKITE_PARALLEL_JOB_COUNT=", "CI_NODE_INDEX=", "CI_NODE_TOTAL=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = stdout, stderr
+	r, wr, err := os.Pipe()
+	require.NoError(t, err)
+	p := &proc{Cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, errW: wr, copied: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.stdout, wr
+	go func() {
+		defer close(p.copied)
+		_, _ = io.Copy(p.stderr, r)
+		r.Close()
+	}()
+	t.Cleanup(func() { p.errW.Close() }) // a test that stopped early
 	require.NoError(t, cmd.Start())
-	return cmd, stdout, stderr
+	return p
+}
+
+// wait waits for the process and for the last of its stderr to be read.
+func (p *proc) wait() error {
+	err := p.Cmd.Wait()
+	p.errW.Close()
+	<-p.copied
+	return err
+}
+
+// settle returns once the test has read everything the process wrote to
+// stderr before now: it writes a marker line into the pipe behind the
+// process's output and waits to read it back. With the process frozen
+// (SIGSTOP) that is exactly what it wrote before the freeze; a pause
+// instead would be a guess that fails on a loaded machine.
+func (p *proc) settle(t *testing.T) {
+	t.Helper()
+	p.marks++
+	mark := fmt.Sprintf("sxlab-test: stderr read up to here (%d)\n", p.marks)
+	_, err := p.errW.WriteString(mark)
+	require.NoError(t, err)
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(p.stderr.String(), mark) {
+		require.True(t, time.Now().Before(deadline), "the marker never came back through stderr")
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// frozen waits until every thread of pid is stopped (SIGSTOP is
+// delivered to each thread as it next runs). On systems without /proc it
+// waits 100 ms instead.
+func frozen(t *testing.T, pid int) {
+	t.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		time.Sleep(100 * time.Millisecond)
+		return
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, task := range tasks {
+		for {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			if err != nil {
+				break // the thread is gone
+			}
+			// pid (comm) S ...: the state follows the last ')'.
+			if st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(st) > 0 && (st[0] == "T" || st[0] == "t") {
+				break
+			}
+			require.True(t, time.Now().Before(deadline), "thread %s of %d never stopped", task.Name(), pid)
+			time.Sleep(time.Millisecond)
+		}
+	}
 }
 
 // machinesDir is where the process keeps its simulated Macs.
@@ -142,14 +217,15 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 		args []string
 		// interrupt signals the run and says whether the second signal
 		// (if any) came while the stop was still under way.
-		interrupt func(t *testing.T, pid int, stderr *syncBuffer) (during bool)
+		interrupt func(t *testing.T, p *proc) (during bool)
 		absorbed  bool // the second signal must be seen and absorbed
 	}{
 		// The process is frozen between the two, so it cannot finish its
 		// orderly stop before the second arrives: that one is always
 		// seen, 100 ms (and a little polling) after the first.
 		"two SIGINTs 100 ms apart": {
-			interrupt: func(t *testing.T, pid int, stderr *syncBuffer) bool {
+			interrupt: func(t *testing.T, p *proc) bool {
+				pid, stderr := p.Process.Pid, p.stderr
 				require.NoError(t, syscall.Kill(pid, syscall.SIGINT))
 				// Freeze it the moment it says so: the orderly stop of
 				// in-memory machines can be over in milliseconds.
@@ -159,7 +235,8 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 					runtime.Gosched()
 				}
 				require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
-				time.Sleep(100 * time.Millisecond) // what it wrote before the freeze arrives
+				frozen(t, pid)
+				p.settle(t) // what it wrote before the freeze
 				finished := strings.Contains(stderr.String(), stopFinished)
 				require.NoError(t, syscall.Kill(pid, syscall.SIGINT))
 				require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
@@ -191,7 +268,8 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 		w := newSignalWorkspace(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
-		cmd, _, stderr := w.start(t, ctx, bin, "run", "--config", "slow.yaml", "--progress", "plain", "--only", "vpn=running")
+		cmd := w.start(t, ctx, bin, "run", "--config", "slow.yaml", "--progress", "plain", "--only", "vpn=running", "--skip-image-check")
+		stderr := cmd.stderr
 		deadline := time.Now().Add(2 * time.Minute)
 		for bootingSlots(stderr) < 4 {
 			require.True(t, time.Now().Before(deadline), "the run's 4 slots did not get their machines; stderr:\n%s", stderr)
@@ -200,7 +278,7 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 		// An exit at once runs no cleanups, but the machines' trees were
 		// in the process's memory: nothing of them is left on disk.
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-		_ = cmd.Wait()
+		_ = cmd.wait()
 		assert.Empty(t, w.machines(t), "a killed run leaves no machine folders")
 		// What a killed older sxlab left, which kept each machine in a
 		// locked folder: in the machines' folder, and in bare $TMPDIR.
@@ -211,9 +289,10 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Join(legacy, "root"), 0o755))
 		require.NoError(t, os.WriteFile(filepath.Join(legacy, ".lock"), nil, 0o644))
 
-		next, stdout, stderr := w.start(t, ctx, bin, "run", "--config", "instant.yaml", "--progress", "none",
+		next := w.start(t, ctx, bin, "run", "--config", "instant.yaml", "--progress", "none",
 			"--only", "macos=macos-15.3,path=2->3,vpn=stopped,approval=approved", "--repeat", "1")
-		code := exitCode(t, next.Wait())
+		code := exitCode(t, next.wait())
+		stdout, stderr := next.stdout, next.stderr
 		assert.Equal(t, exitOK, code, "%s\n%s", stdout, stderr)
 		assert.Empty(t, w.machines(t), "the next run reaps the older sxlab's machines")
 		assert.Empty(t, w.tmpLeft(t), "files left in $TMPDIR")
@@ -228,24 +307,28 @@ const stopFinished = "sxlab: attempts were left without a verdict"
 // as timeout, or none), interrupts it and checks the orderly stop. It
 // returns false, having checked nothing about absorption, when the
 // second signal came after the stop had finished.
-func interruptOnce(t *testing.T, bin string, pre []string, interrupt func(*testing.T, int, *syncBuffer) bool, absorbed bool) bool {
+func interruptOnce(t *testing.T, bin string, pre []string, interrupt func(*testing.T, *proc) bool, absorbed bool) bool {
 	t.Helper()
 	w := newSignalWorkspace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	args := append(slices.Clone(pre), bin, "run", "--config", "slow.yaml", "--progress", "plain", "--only", "vpn=running")
+	// --skip-image-check: in real time the image check boots each of the
+	// three goldens (30 s apiece) before the first attempt; the signals
+	// are meant for attempts under way.
+	args := append(slices.Clone(pre), bin, "run", "--config", "slow.yaml", "--progress", "plain", "--only", "vpn=running", "--skip-image-check")
 	if pre != nil {
 		if _, err := exec.LookPath(pre[0]); err != nil {
 			t.Skipf("%s is not installed", pre[0])
 		}
 	}
-	cmd, stdout, stderr := w.start(t, ctx, args[0], args[1:]...)
+	cmd := w.start(t, ctx, args[0], args[1:]...)
+	stdout, stderr := cmd.stdout, cmd.stderr
 	during := true
 	if interrupt != nil {
 		w.waitForMachines(t, stderr)
-		during = interrupt(t, cmd.Process.Pid, stderr)
+		during = interrupt(t, cmd)
 	}
-	code := exitCode(t, cmd.Wait())
+	code := exitCode(t, cmd.wait())
 	require.NoError(t, ctx.Err(), "the run did not stop")
 
 	assert.Equal(t, exitIncomplete, code, "interrupted attempts are left without a verdict\n%s\n%s", stdout, stderr)
