@@ -185,9 +185,12 @@ func newRunCmd() *cobra.Command {
 		sigs := make(chan os.Signal, 4)
 		signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 		defer signal.Stop(sigs)
-		done := make(chan struct{})
-		defer close(done)
-		go stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
+		done, watched := make(chan struct{}), make(chan struct{})
+		defer func() { close(done); <-watched }() // what the watcher received is answered before the exit
+		go func() {
+			defer close(watched)
+			stopper{grace: stopGrace, log: prog.Log, stop: cancel, exit: func() { os.Exit(exitIncomplete) }}.watch(done, sigs)
+		}()
 
 		reapBareTempDir(ctx, l.Config.Hosts, prog.Log)
 		var created string

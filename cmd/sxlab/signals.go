@@ -25,28 +25,47 @@ type stopper struct {
 }
 
 // watch handles sigs until done is closed (the command returned). It
-// must outlive the run's context, which its first signal cancels.
+// must outlive the run's context, which its first signal cancels. A
+// signal already received when done closes is still answered, so the
+// caller, which waits for watch to return before exiting, never drops
+// one silently.
 func (s stopper) watch(done <-chan struct{}, sigs <-chan os.Signal) {
 	now := s.now
 	if now == nil {
 		now = time.Now
 	}
 	var first time.Time
+	// handle answers sig and says whether the process exits at once.
+	handle := func(sig os.Signal) bool {
+		switch {
+		case first.IsZero():
+			first = now()
+			s.log(fmt.Sprintf("sxlab: %s: stopping: no new attempts; cleaning up, then writing the journal, reports and summary (interrupt again after %s to exit at once)", sigName(sig), s.grace))
+			s.stop()
+		case now().Sub(first) < s.grace:
+			s.log(fmt.Sprintf("sxlab: %s again within %s of the first: taken as the same request; still stopping", sigName(sig), s.grace))
+		default:
+			s.log(fmt.Sprintf("sxlab: %s again: exiting at once; attempts without a verdict stay so (--resume runs them), and the next run removes the machines and files left behind", sigName(sig)))
+			s.exit()
+			return true
+		}
+		return false
+	}
 	for {
 		select {
 		case <-done:
-			return
+			for {
+				select {
+				case sig := <-sigs:
+					if handle(sig) {
+						return
+					}
+				default:
+					return
+				}
+			}
 		case sig := <-sigs:
-			switch {
-			case first.IsZero():
-				first = now()
-				s.log(fmt.Sprintf("sxlab: %s: stopping: no new attempts; cleaning up, then writing the journal, reports and summary (interrupt again after %s to exit at once)", sigName(sig), s.grace))
-				s.stop()
-			case now().Sub(first) < s.grace:
-				s.log(fmt.Sprintf("sxlab: %s again within %s of the first: taken as the same request; still stopping", sigName(sig), s.grace))
-			default:
-				s.log(fmt.Sprintf("sxlab: %s again: exiting at once; attempts without a verdict stay so (--resume runs them), and the next run removes the machines and files left behind", sigName(sig)))
-				s.exit()
+			if handle(sig) {
 				return
 			}
 		}

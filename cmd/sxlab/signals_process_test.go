@@ -237,7 +237,9 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 				require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
 				frozen(t, pid)
 				p.settle(t) // what it wrote before the freeze
-				finished := strings.Contains(stderr.String(), stopFinished)
+				// The summary (stdout) comes just before the watcher
+				// stops listening, the last line (stderr) after it.
+				finished := strings.Contains(stderr.String(), stopFinished) || strings.Contains(p.stdout.String(), "run folder:")
 				require.NoError(t, syscall.Kill(pid, syscall.SIGINT))
 				require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 				return !finished
@@ -253,13 +255,17 @@ func TestSignalsStopARunInOrder(t *testing.T) {
 	for name, tc := range interrupts {
 		t.Run(name, func(t *testing.T) {
 			// A second signal that came after the stop had finished tests
-			// nothing (the freeze came too late): such a try is run again.
+			// nothing (the freeze came too late), and neither does one the
+			// process had no time to answer before it exited (on resume
+			// the signal reaches the watcher through two goroutines while
+			// the run finishes its last lines): such a try is run again.
+			// A watcher that never answers fails every try.
 			for try := 1; ; try++ {
 				if interruptOnce(t, bin, tc.args, tc.interrupt, tc.absorbed) {
 					return
 				}
-				require.Less(t, try, 3, "in %d tries the run was never frozen before its stop finished", try)
-				t.Logf("try %d: the stop had finished before the second signal; again", try)
+				require.Less(t, try, 3, "in %d tries the second signal was never answered while the run was stopping", try)
+				t.Logf("try %d: the second signal came after the stop had finished, or was not answered before the exit; again", try)
 			}
 		})
 	}
@@ -334,11 +340,8 @@ func interruptOnce(t *testing.T, bin string, pre []string, interrupt func(*testi
 	assert.Equal(t, exitIncomplete, code, "interrupted attempts are left without a verdict\n%s\n%s", stdout, stderr)
 	assert.NotContains(t, stderr.String(), "exiting at once")
 	assert.Regexp(t, `sxlab: (interrupted|terminated): stopping`, stderr.String(), "the signal came during the run")
-	if absorbed && !during {
+	if absorbed && (!during || !strings.Contains(stderr.String(), "interrupted again within 1s of the first: taken as the same request")) {
 		return false
-	}
-	if absorbed {
-		assert.Contains(t, stderr.String(), "interrupted again within 1s of the first: taken as the same request")
 	}
 	m := regexp.MustCompile(`run folder: (\S+)`).FindStringSubmatch(stdout.String())
 	require.NotNil(t, m, "the summary is printed\nstdout:\n%s\nstderr:\n%s", stdout, stderr)

@@ -87,3 +87,24 @@ func TestASignalAfterTheGraceExitsAtOnce(t *testing.T) {
 	assert.Contains(t, f.lines[len(f.lines)-1], "exiting at once")
 	assert.Contains(t, f.lines[len(f.lines)-1], "the next run removes the machines and files left behind")
 }
+
+// TestSignalsReceivedBeforeTheEndAreAnswered: signals already received
+// when the command returns (done closed) are still answered, in order,
+// before watch returns; the run waits for it, so none is dropped without
+// a word. Repeated because a select between two ready cases picks one
+// at random.
+func TestSignalsReceivedBeforeTheEndAreAnswered(t *testing.T) {
+	for range 20 {
+		f, s := newFakeStop()
+		sigs, done := make(chan os.Signal, 4), make(chan struct{})
+		sigs <- syscall.SIGTERM
+		sigs <- syscall.SIGTERM
+		close(done)
+		s.watch(done, sigs)
+		require.Len(t, f.lines, 2, "both signals answered")
+		assert.Contains(t, f.lines[0], "sxlab: terminated: stopping")
+		assert.Contains(t, f.lines[1], "terminated again within 1s of the first: taken as the same request")
+		assert.Equal(t, 1, f.stops)
+		assert.Empty(t, sigs)
+	}
+}
