@@ -145,10 +145,12 @@ func probe(req request, open func() (system, error)) schema.Report {
 	}
 
 	// The connection is tried even when the lookup failed: what libxpc
-	// says then (connection-invalid) is evidence for the report.
+	// says then (connection-invalid) is evidence for the report. The
+	// clock starts before the deadline is set, so a timed-out send never
+	// reports less than its timeout.
+	started = time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), req.timeout)
 	defer cancel()
-	started = time.Now()
 	ev, desc, err := sys.Send(ctx, req.service, req.privileged)
 	if err != nil {
 		return fail(fmt.Errorf("xpc connection to %s: %w", req.service, err))
