@@ -228,10 +228,6 @@ func (f *fake) ip(args []string) int {
 	}
 	wait, _ := strconv.Atoi(opts["--wait"])
 	s := f.script()
-	if s.IPTimeout {
-		fmt.Fprintln(os.Stderr, "no IP address found")
-		return 1
-	}
 	deadline := time.Now().Add(time.Duration(wait) * time.Second)
 	for f.pid(name) == 0 {
 		if time.Now().After(deadline) {
@@ -239,6 +235,13 @@ func (f *fake) ip(args []string) int {
 			return 1
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if s.IPTimeout {
+		// The VM runs but gets no lease. Real tart waits out --wait;
+		// the fake gives up at once, but only once the VM is up, or a
+		// stop that followed could find tart run not yet started.
+		fmt.Fprintln(os.Stderr, "no IP address found")
+		return 1
 	}
 	fmt.Println(s.IP)
 	return 0
