@@ -105,8 +105,8 @@ func (p *proc) settle(t *testing.T) {
 }
 
 // frozen waits until every thread of pid is stopped (SIGSTOP is
-// delivered to each thread as it next runs). On systems without /proc it
-// waits 100 ms instead.
+// delivered to each thread as it next runs) or gone. On systems without
+// /proc it waits 100 ms instead.
 func frozen(t *testing.T, pid int) {
 	t.Helper()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
@@ -121,8 +121,10 @@ func frozen(t *testing.T, pid int) {
 			if err != nil {
 				break // the thread is gone
 			}
-			// pid (comm) S ...: the state follows the last ')'.
-			if st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(st) > 0 && (st[0] == "T" || st[0] == "t") {
+			// pid (comm) S ...: the state follows the last ')'. Stopped
+			// (T, t), or already exited (Z, X: the stop was faster than
+			// the freeze); either way it writes nothing more.
+			if st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(st) > 0 && strings.Contains("TtZX", st[0]) {
 				break
 			}
 			require.True(t, time.Now().Before(deadline), "thread %s of %d never stopped", task.Name(), pid)
