@@ -410,7 +410,7 @@ func (e uiElement) String() string {
 	for _, x := range []struct{ what, v string }{{"description", e.description}, {"value", e.value}} {
 		if x.v != "" && x.v != e.name {
 			if len(x.v) > 100 {
-				x.v = x.v[:100] + "…"
+				x.v = strings.ToValidUTF8(x.v[:100], "") + "…" // a long text, cut on a rune
 			}
 			s += fmt.Sprintf(" (%s %s)", x.what, appleString(x.v))
 		}
@@ -422,23 +422,19 @@ func (e uiElement) String() string {
 // script's control, or something about the app, is there: the app's
 // name, the extension's bundle ID, and the controls' own names.
 func mentionNames(app App, controls []control) string {
+	candidates := []string{app.Name, app.Extension.BundleID}
+	for _, c := range controls {
+		candidates = append(candidates, c.name)
+	}
 	var names []string
 	seen := map[string]bool{}
-	for _, n := range append([]string{app.Name, app.Extension.BundleID}, controlNames(controls)...) {
+	for _, n := range candidates {
 		if n != "" && !seen[strings.ToLower(n)] {
 			seen[strings.ToLower(n)] = true
 			names = append(names, appleString(n))
 		}
 	}
 	return strings.Join(names, " or ")
-}
-
-func controlNames(cs []control) []string {
-	out := make([]string, len(cs))
-	for i, c := range cs {
-		out[i] = c.name
-	}
-	return out
 }
 
 // mentions says whether e is one of the controls (its class and name,
@@ -486,20 +482,20 @@ func settingsUnreached(ctx context.Context, env *Env, label string, sc uiScript,
 		return 0, fmt.Errorf("%s: System Settings has no %s (-1728), and listing what its %s window holds failed (exit %d: %s), so a missing approval control cannot be told from one the script does not reach: the lab's error (%s)",
 			label, strings.Join(missing, " or "), sc.paneName, res.Exit, firstLine(res.Stderr, res.Stdout), unverified)
 	}
-	var all, found []uiElement
+	elements := 0
+	var found []uiElement
 	for _, line := range strings.Split(strings.TrimRight(res.Stdout, "\n"), "\n") {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
+		elements++
 		f := append(strings.SplitN(line, "\t", 4), "", "", "")
-		e := uiElement{class: f[0], name: f[1], description: f[2], value: f[3]}
-		all = append(all, e)
-		if e.mentions(env.App, controls) {
+		if e := (uiElement{class: f[0], name: f[1], description: f[2], value: f[3]}); e.mentions(env.App, controls) {
 			found = append(found, e)
 		}
 	}
 	if len(found) == 0 {
-		return len(all), nil
+		return elements, nil
 	}
 	shown := make([]string, 0, 3)
 	for _, e := range found[:min(3, len(found))] {
